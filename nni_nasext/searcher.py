@@ -1,0 +1,104 @@
+"""The one interface of sample-based strategies: an ask/tell searcher.
+
+A searcher proposes samples (``ask``) and learns from their results (``tell``); it never
+knows whether it runs inside ``NasExperiment`` (:class:`nni_nasext.adapters.SearcherStrategy`)
+or behind ``nnictl`` (:class:`nni_nasext.adapters.SearcherTuner`). Values are maximised;
+``value=None`` means the trial failed. The interface follows the spirit of Syne Tune's
+searchers (Salinas et al., 2022).
+"""
+from __future__ import annotations
+
+import random
+from typing import Any, Dict, List, Optional, Sequence
+
+from nni_nasext.space_spec import SpaceSpec
+
+__all__ = ['Searcher', 'Observation']
+
+Sample = Dict[str, Any]
+
+
+class Observation(dict):
+    """One told result: ``{'sample', 'value', 'intermediates', 'cost'}``."""
+
+
+class Searcher:
+    """Base class. Subclasses implement :meth:`_ask` and may extend :meth:`_tell`.
+
+    Parameters
+    ----------
+    seed
+        Seed of the searcher's own random generator: the same seed and the same told
+        values give the same sequence of samples.
+    """
+
+    def __init__(self, *, seed: Optional[int] = None):
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.space: Optional[SpaceSpec] = None
+        self.history: List[Observation] = []
+        self.num_asked = 0
+        self.num_failed = 0
+
+    # ------------------------------------------------------------------ public API
+    def configure(self, space: SpaceSpec) -> 'Searcher':
+        """Attach the search space (the adapters call this)."""
+        if not isinstance(space, SpaceSpec):
+            space = SpaceSpec.from_space(space)
+        if len(space) == 0:
+            raise ValueError('The search space has no decisions to search')
+        self.space = space
+        return self
+
+    def ask(self) -> Sample:
+        if self.space is None:
+            raise RuntimeError(f'{type(self).__name__} has no search space: call configure(space) first')
+        sample = self._ask()
+        self.num_asked += 1
+        return sample
+
+    def tell(self, sample: Sample, value: Optional[float], *, intermediates: Sequence[float] = (),
+             cost: Optional[float] = None) -> None:
+        if value is not None:
+            value = float(value)
+            if value != value:  # NaN counts as a failure, never as a score
+                value = None
+        obs = Observation(sample=sample, value=value, intermediates=list(intermediates), cost=cost)
+        self.history.append(obs)
+        if value is None:
+            self.num_failed += 1
+        self._tell(obs)
+
+    def best(self) -> Optional[Observation]:
+        done = [o for o in self.history if o['value'] is not None]
+        return max(done, key=lambda o: o['value']) if done else None
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {'rng': self.rng.getstate(), 'history': [dict(o) for o in self.history],
+                'num_asked': self.num_asked, 'num_failed': self.num_failed}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.rng.setstate(_as_rng_state(state['rng']))
+        self.history = [Observation(o) for o in state['history']]
+        self.num_asked, self.num_failed = state['num_asked'], state['num_failed']
+        self._rebuild()
+
+    # ------------------------------------------------------------------ for subclasses
+    def _ask(self) -> Sample:
+        raise NotImplementedError
+
+    def _tell(self, obs: Observation) -> None:
+        """Update internal state with one observation (failures included)."""
+
+    def _rebuild(self) -> None:
+        """Recompute derived state from ``self.history`` after :meth:`load_state_dict`."""
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(seed={self.seed})'
+
+
+def _as_rng_state(state):
+    # JSON turns the tuple state of random.Random into lists; accept both.
+    if isinstance(state, list):
+        return (state[0], tuple(state[1]), state[2])
+    return state

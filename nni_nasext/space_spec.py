@@ -1,0 +1,216 @@
+"""A search space as a flat list of decisions, and its nnictl search-space JSON.
+
+:class:`SpaceSpec` is what every searcher sees: the space's simplified mutables
+(``model_space.simplify()``) as an ordered dict ``label -> Dimension``. It samples, mutates,
+validates and hashes samples, and converts to and from nnictl's search-space JSON:
+
+===========================  =====================================================================
+NNI mutable                  JSON
+===========================  =====================================================================
+``Categorical``              ``{"_type": "choice", "_value": [v, ...]}`` (NNI's legacy format)
+``CategoricalMultiple``      ``{"_type": "choice_multiple", "_value": [v, ...], "n_chosen": k}``
+                             (``n_chosen`` null = any subset); NNI's own TPE cannot read it, ours can
+``Numerical``                ``uniform``/``quniform``/``loguniform``/``qloguniform`` ``[low, high(, q)]``
+                             or ``normal``/``qnormal`` ``[mu, sigma(, q)]`` (NNI's legacy formats)
+===========================  =====================================================================
+
+Round trip is exact: ``SpaceSpec.from_json(spec.to_json()) == spec``; values that JSON would
+change (tuples, objects) are refused when the spec is built, so nothing is lost silently.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+from typing import Any, Dict, List, Optional
+
+__all__ = ['Dimension', 'SpaceSpec', 'SampleError']
+
+
+class SampleError(ValueError):
+    """A sample that is not in the space (missing label, unknown value, extra label)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Dimension:
+    label: str
+    kind: str                       # 'choice' | 'choice_multiple' | 'numerical'
+    values: tuple = ()              # choice / choice_multiple
+    n_chosen: Optional[int] = None  # choice_multiple
+    dist: str = ''                  # numerical: uniform | loguniform | normal
+    low: float = 0.
+    high: float = 0.
+    quantize: Optional[float] = None
+
+    # ------------------------------------------------------------------ sampling
+    def random(self, rng: random.Random) -> Any:
+        if self.kind == 'choice':
+            return self.values[rng.randrange(len(self.values))]
+        if self.kind == 'choice_multiple':
+            k = self.n_chosen if self.n_chosen is not None else rng.randint(0, len(self.values))
+            idx = sorted(rng.sample(range(len(self.values)), k))
+            return [self.values[i] for i in idx]
+        if self.dist == 'uniform':
+            x = rng.uniform(self.low, self.high)
+        elif self.dist == 'loguniform':
+            x = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        else:
+            x = rng.gauss(self.low, self.high)
+        if self.quantize:
+            x = round(x / self.quantize) * self.quantize
+            if self.dist != 'normal':
+                x = min(max(x, self.low), self.high)
+        return x
+
+    def mutate(self, value: Any, rng: random.Random) -> Any:
+        """A value different from ``value`` where the dimension has more than one."""
+        for _ in range(100):
+            new = self.random(rng)
+            if new != value:
+                return new
+        return value
+
+    def contains(self, value: Any) -> Optional[str]:
+        if self.kind == 'choice':
+            return None if value in self.values else f'{value!r} is not one of {list(self.values)}'
+        if self.kind == 'choice_multiple':
+            if not isinstance(value, (list, tuple)):
+                return f'{value!r} must be a list of chosen values'
+            if any(v not in self.values for v in value) or len(set(map(json.dumps, value))) != len(value):
+                return f'{value!r} must be distinct values from {list(self.values)}'
+            if self.n_chosen is not None and len(value) != self.n_chosen:
+                return f'{value!r} must choose exactly {self.n_chosen}'
+            return None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return f'{value!r} is not a number'
+        if self.dist != 'normal' and not self.low <= value <= self.high:
+            return f'{value!r} is outside [{self.low}, {self.high}]'
+        return None
+
+    @property
+    def size(self) -> float:
+        if self.kind == 'choice':
+            return len(self.values)
+        if self.kind == 'choice_multiple':
+            n = len(self.values)
+            return math.comb(n, self.n_chosen) if self.n_chosen is not None else 2 ** n
+        if self.quantize and self.dist != 'normal':
+            return math.floor((self.high - self.low) / self.quantize) + 1
+        return math.inf
+
+    # ------------------------------------------------------------------ JSON
+    def to_json(self) -> Dict[str, Any]:
+        if self.kind == 'choice':
+            return {'_type': 'choice', '_value': list(self.values)}
+        if self.kind == 'choice_multiple':
+            return {'_type': 'choice_multiple', '_value': list(self.values), 'n_chosen': self.n_chosen}
+        name = ('q' if self.quantize else '') + self.dist
+        value = [self.low, self.high] + ([self.quantize] if self.quantize else [])
+        return {'_type': name, '_value': value}
+
+    @classmethod
+    def from_json(cls, label: str, spec: Dict[str, Any]) -> 'Dimension':
+        if not isinstance(spec, dict) or '_type' not in spec or '_value' not in spec:
+            raise ValueError(f'Search-space entry {label!r} needs "_type" and "_value": {spec!r}')
+        typ, val = spec['_type'], spec['_value']
+        if typ == 'choice':
+            return cls(label, 'choice', tuple(val))
+        if typ == 'choice_multiple':
+            return cls(label, 'choice_multiple', tuple(val), n_chosen=spec.get('n_chosen'))
+        base = typ[1:] if typ.startswith('q') else typ
+        if base not in ('uniform', 'loguniform', 'normal'):
+            raise ValueError(f'Search-space entry {label!r} has unsupported _type {typ!r}')
+        q = float(val[2]) if typ.startswith('q') else None
+        return cls(label, 'numerical', dist=base, low=float(val[0]), high=float(val[1]), quantize=q)
+
+
+def _json_exact(label: str, values) -> tuple:
+    for v in values:
+        if json.loads(json.dumps(v)) != v or type(json.loads(json.dumps(v))) is not type(v):
+            raise ValueError(f'Choice {label!r} has a value that JSON cannot carry exactly: {v!r}')
+    return tuple(values)
+
+
+class SpaceSpec:
+    """Ordered decisions of a search space (see module docstring)."""
+
+    def __init__(self, dims: List[Dimension]):
+        self.dims: Dict[str, Dimension] = {d.label: d for d in dims}
+        if len(self.dims) != len(dims):
+            raise ValueError('Duplicate labels in search space')
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_space(cls, space) -> 'SpaceSpec':
+        """From an NNI model space (or anything with ``simplify()``) or a dict of mutables."""
+        from nni.mutable import Categorical, CategoricalMultiple, MutableAnnotation, Numerical
+        mutables = space if isinstance(space, dict) else space.simplify()
+        dims = []
+        for label, m in mutables.items():
+            if isinstance(m, Categorical):
+                dims.append(Dimension(label, 'choice', _json_exact(label, m.values)))
+            elif isinstance(m, CategoricalMultiple):
+                dims.append(Dimension(label, 'choice_multiple', _json_exact(label, m.values), n_chosen=m.n_chosen))
+            elif isinstance(m, Numerical):
+                if m.mu is not None and m.sigma is not None and (m.low is None or m.high is None):
+                    dims.append(Dimension(label, 'numerical', dist='normal', low=float(m.mu),
+                                          high=float(m.sigma), quantize=m.quantize))
+                else:
+                    dims.append(Dimension(label, 'numerical', dist='loguniform' if m.log_distributed else 'uniform',
+                                          low=float(m.low), high=float(m.high), quantize=m.quantize))
+            elif isinstance(m, MutableAnnotation):
+                raise ValueError(f'Search space holds a constraint {label!r} ({type(m).__name__}); '
+                                 'sample-based searchers here support Categorical, CategoricalMultiple and Numerical')
+            else:
+                raise ValueError(f'Unsupported mutable {label!r}: {type(m).__name__}')
+        return cls(dims)
+
+    @classmethod
+    def from_json(cls, search_space: Dict[str, Any]) -> 'SpaceSpec':
+        if not isinstance(search_space, dict) or not search_space:
+            raise ValueError(f'Search space must be a non-empty JSON object, got {search_space!r}')
+        return cls([Dimension.from_json(k, v) for k, v in search_space.items()])
+
+    def to_json(self) -> Dict[str, Any]:
+        return {label: d.to_json() for label, d in self.dims.items()}
+
+    # ------------------------------------------------------------------ samples
+    def __eq__(self, other) -> bool:
+        return isinstance(other, SpaceSpec) and list(self.dims.values()) == list(other.dims.values())
+
+    def __len__(self) -> int:
+        return len(self.dims)
+
+    @property
+    def size(self) -> float:
+        return math.prod(d.size for d in self.dims.values())
+
+    def random(self, rng: random.Random) -> Dict[str, Any]:
+        return {label: d.random(rng) for label, d in self.dims.items()}
+
+    def mutate(self, sample: Dict[str, Any], rng: random.Random, num: int = 1) -> Dict[str, Any]:
+        """Change ``num`` decisions (chosen uniformly among those with >1 value) of a copy."""
+        child = dict(sample)
+        mutable = [label for label, d in self.dims.items() if d.size > 1]
+        for label in rng.sample(mutable, min(num, len(mutable))):
+            child[label] = self.dims[label].mutate(child[label], rng)
+        return child
+
+    def validate(self, sample: Dict[str, Any]) -> Dict[str, Any]:
+        if not isinstance(sample, dict):
+            raise SampleError(f'A sample must be a dict label -> value, got {type(sample).__name__}')
+        missing = [k for k in self.dims if k not in sample]
+        extra = [k for k in sample if k not in self.dims]
+        if missing or extra:
+            raise SampleError(f'Sample does not fit the space: missing {missing}, unknown {extra}')
+        for label, d in self.dims.items():
+            problem = d.contains(sample[label])
+            if problem:
+                raise SampleError(f'Sample value for {label!r}: {problem}')
+        return sample
+
+    @staticmethod
+    def key(sample: Dict[str, Any]) -> str:
+        """Canonical hashable form of a sample (for deduplication and lookup)."""
+        return json.dumps(sample, sort_keys=True)

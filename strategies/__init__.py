@@ -1,0 +1,10 @@
+"""Sample-based search strategies, one module each (``nni_nasext.strategies``).
+
+Each is a :class:`nni_nasext.searcher.Searcher`; wrap it with
+:class:`nni_nasext.adapters.SearcherStrategy` for ``NasExperiment`` or use it by its
+registered name behind ``nnictl`` (:mod:`nni_nasext.adapters.tuner`).
+"""
+from .random_search import RandomSearch
+from .regularized_evolution import RegularizedEvolution
+
+__all__ = ['RandomSearch', 'RegularizedEvolution']
