@@ -1,0 +1,171 @@
+"""``nasext``: the command line of nni-nasext.
+
+    nasext list [spaces|strategies|evaluators]
+    nasext space NAME [--json] [--arg key=value ...]
+    nasext register                     register our tuners with nnictl (builtin names)
+    nasext run CONFIG.yml [--port P]    nnictl create + wait + best architecture + export + stop
+    nasext quickstart [--port P]        nasext run experiments/quickstart.yml
+    nasext export EXP_ID [--experiment-dir DIR] [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import warnings
+from pathlib import Path
+from typing import List, Optional
+
+from nni_nasext import registry
+
+
+def _kv(items: List[str]) -> dict:
+    out = {}
+    for item in items or ():
+        key, sep, value = item.partition('=')
+        if not sep:
+            raise ValueError(f'--arg needs key=value, got {item!r}')
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def cmd_list(args) -> int:
+    kinds = {'spaces': 'space', 'strategies': 'strategy', 'evaluators': 'evaluator'}
+    for plural, kind in kinds.items():
+        if args.kind and args.kind != plural:
+            continue
+        print(f'{plural}:')
+        for e in registry.KINDS[kind].values():
+            extra = ''
+            if kind == 'space':
+                extra = f"  [{e.extra['size']:,} architectures; {e.extra['paper']}; benchmark: {e.extra.get('benchmark', '-')}]"
+            if kind == 'strategy':
+                extra = f"  [nnictl tuner: {e.extra['tuner']}]"
+            print(f'  {e.name:24s} {e.summary}{extra}')
+    return 0
+
+
+def cmd_space(args) -> int:
+    from nni_nasext.space_spec import SpaceSpec
+    space = registry.build('space', args.name, **_kv(args.arg))
+    spec = SpaceSpec.from_space(space)
+    if args.json:
+        print(json.dumps(spec.to_json(), indent=2))
+    else:
+        size = spec.size
+        print(f'{args.name}: {len(spec)} decisions, '
+              + (f'{size:,} architectures' if math.isfinite(size) else 'continuous'))
+        for label, d in spec.dims.items():
+            print(f'  {label}: {d.to_json()}')
+    return 0
+
+
+def cmd_register(args) -> int:
+    from nni_nasext.nnictl_tools import register_tuners
+    register_tuners()
+    return 0
+
+
+def cmd_run(args) -> int:
+    from nni_nasext import nnictl_tools as nt
+    config_path = Path(args.config)
+    config = nt.load_config(config_path)
+    nt.register_tuners()
+    port = args.port or nt.free_port()
+    exp_id = nt.create(config_path, port)
+    print(f'[nasext] experiment {exp_id}: web UI at http://127.0.0.1:{port} '
+          f'(watch trials there; `nnictl stop {exp_id}` to stop)', flush=True)
+    try:
+        return _finish(args, config, config_path, exp_id, port)
+    finally:
+        if args.keep:
+            print(f'[nasext] experiment left running for the web UI: nnictl stop {exp_id}')
+        else:
+            nt.stop(exp_id)
+            print(f'[nasext] experiment {exp_id} stopped; `nnictl view {exp_id}` shows it again')
+
+
+def _finish(args, config, config_path, exp_id, port) -> int:
+    from nni_nasext import nnictl_tools as nt
+    trials = nt.wait(port, timeout=args.timeout)
+    done = [t for t in trials if t['final'] is not None]
+    failed = [t for t in trials if t['status'] == 'FAILED']
+    print(f'[nasext] {len(trials)} trials: {len(done)} with a final result, {len(failed)} failed')
+    workdir = Path(config.get('experimentWorkingDirectory', '~/nni-experiments'))
+    if not workdir.expanduser().is_absolute():
+        workdir = config_path.parent / workdir
+    out = Path(args.export or f'exports/{exp_id}')
+    best = nt.export_best(nt.trials_dir(workdir, exp_id), out)
+    print(f'[nasext] best architecture (value {best["value"]:.4f}, trial {best["trial_id"]}):')
+    print(json.dumps(best['sample'], indent=1))
+    print(f'[nasext] exported to {best["export_dir"]} (best_sample.json, best_model.pt, best_result.json)')
+    return 0
+
+
+def cmd_quickstart(args) -> int:
+    args.config = args.config or 'experiments/quickstart.yml'
+    if not Path(args.config).exists():
+        print(f'error: {args.config} not found: run `nasext quickstart` from the nni-nasext repository root '
+              'or pass --config', file=sys.stderr)
+        return 2
+    return cmd_run(args)
+
+
+def cmd_export(args) -> int:
+    from nni_nasext import nnictl_tools as nt
+    best = nt.export_best(nt.trials_dir(Path(args.experiment_dir), args.experiment_id),
+                          Path(args.out or f'exports/{args.experiment_id}'))
+    print(json.dumps(best['sample'], indent=1))
+    print(f'[nasext] exported to {best["export_dir"]}')
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='nasext', description='nni-nasext: NAS methods for NNI 3.0')
+    sub = p.add_subparsers(dest='command', required=True)
+    s = sub.add_parser('list', help='list spaces, strategies and evaluators')
+    s.add_argument('kind', nargs='?', choices=['spaces', 'strategies', 'evaluators'])
+    s.set_defaults(func=cmd_list)
+    s = sub.add_parser('space', help='show a space, or its nnictl search-space JSON')
+    s.add_argument('name')
+    s.add_argument('--json', action='store_true')
+    s.add_argument('--arg', action='append', help='space argument key=value')
+    s.set_defaults(func=cmd_space)
+    s = sub.add_parser('register', help='register nasext tuners with nnictl')
+    s.set_defaults(func=cmd_register)
+    for name, func in (('run', cmd_run), ('quickstart', cmd_quickstart)):
+        s = sub.add_parser(name, help='launch an nnictl experiment, wait, export the best')
+        if name == 'run':
+            s.add_argument('config')
+        else:
+            s.add_argument('--config', default=None)
+        s.add_argument('--port', type=int, default=None, help='web UI port (default: a free one)')
+        s.add_argument('--timeout', type=float, default=900.)
+        s.add_argument('--export', default=None, help='export directory (default exports/<id>)')
+        s.add_argument('--keep', action='store_true', help='leave the experiment running after it is done')
+        s.set_defaults(func=func)
+    s = sub.add_parser('export', help='export the best architecture of an experiment')
+    s.add_argument('experiment_id')
+    s.add_argument('--experiment-dir', default='~/nni-experiments')
+    s.add_argument('--out', default=None)
+    s.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    warnings.filterwarnings('ignore', category=UserWarning)
+    warnings.filterwarnings('ignore', category=RuntimeWarning, module='nni')
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, TypeError, FileNotFoundError, RuntimeError, TimeoutError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

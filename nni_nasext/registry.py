@@ -1,0 +1,76 @@
+"""Names users type (in nnictl configs, the CLI, trial commands) -> the objects they mean.
+
+One line per part. A new sample-based strategy is one module under ``strategies/``, one
+line in :data:`STRATEGIES` and its tests; the adapters, the tuner registration and the
+CLI pick it up from here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any, Callable, Dict
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    name: str
+    target: str          # 'module:attribute'
+    summary: str
+    extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def load(self) -> Callable:
+        module, _, attr = self.target.partition(':')
+        return getattr(importlib.import_module(module), attr)
+
+
+def _table(*entries: Entry) -> Dict[str, Entry]:
+    return {e.name: e for e in entries}
+
+
+SPACES = _table(
+    Entry('nasbench201', 'nni_nasext.search_spaces.nasbench201:NasBench201Space',
+          'NAS-Bench-201 cell (6 edges x 5 ops) in the NB201 skeleton, N=5, C=16, 32x32 RGB',
+          {'size': 5 ** 6, 'paper': 'Dong & Yang, ICLR 2020', 'benchmark': 'nasbench201'}),
+    Entry('quickstart', 'nni_nasext.search_spaces.nasbench201:QuickstartSpace',
+          'NB201 cell at N=1, C=8 on 1-channel 8x8 images (scikit-learn digits)',
+          {'size': 5 ** 6, 'paper': 'Dong & Yang, ICLR 2020', 'benchmark': 'nasbench201'}),
+)
+
+STRATEGIES = _table(
+    Entry('random', 'nni_nasext.strategies.random_search:RandomSearch',
+          'uniform random search (Li & Talwalkar 2019)', {'tuner': 'NasextRandom'}),
+    Entry('regularized_evolution', 'nni_nasext.strategies.regularized_evolution:RegularizedEvolution',
+          'aging evolution with tournament selection (Real et al. 2019)', {'tuner': 'NasextEvolution'}),
+)
+
+EVALUATORS = _table(
+    Entry('classification', 'nni_nasext.evaluators.classification:ImageClassification',
+          'train with PyTorch Lightning on an image dataset (digits, mnist, fashion-mnist, cifar10, cifar100)'),
+    Entry('nb201', 'nni_nasext.evaluators.nb201_lookup:NasBench201Lookup',
+          'look up NAS-Bench-201 accuracy and simulated cost (12 or 200 epochs)'),
+)
+
+KINDS = {'space': SPACES, 'strategy': STRATEGIES, 'evaluator': EVALUATORS}
+
+
+class UnknownNameError(KeyError):
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return self.args[0]
+
+
+def lookup(kind: str, name: str) -> Entry:
+    table = KINDS[kind]
+    key = name.strip().lower().replace('-', '_')
+    if key not in table:
+        raise UnknownNameError(f'Unknown {kind} {name!r}. Known {kind} names: {", ".join(sorted(table))}')
+    return table[key]
+
+
+def build(kind: str, name: str, **kwargs) -> Any:
+    """Instantiate a registered part with keyword arguments; bad arguments name the part."""
+    entry = lookup(kind, name)
+    factory = entry.load()
+    try:
+        return factory(**kwargs)
+    except TypeError as err:
+        raise TypeError(f'Bad arguments for {kind} {name!r} ({entry.target}): {err}') from None

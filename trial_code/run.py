@@ -1,0 +1,88 @@
+"""One NAS trial: see the package docstring. Exit status 0 on success, 1 on failure
+(NNI then shows the trial as FAILED; the tuner is told and the search goes on)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+_logger = logging.getLogger('nni_nasext.trial')
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog='python -m nni_nasext.trial_code', description=__doc__)
+    p.add_argument('--space', required=True, help='registered space name (nasext list spaces)')
+    p.add_argument('--space-args', default='{}', help='JSON object of keyword arguments for the space')
+    p.add_argument('--evaluator', required=True, help='registered evaluator name (nasext list evaluators)')
+    p.add_argument('--evaluator-args', default='{}', help='JSON object of keyword arguments for the evaluator')
+    p.add_argument('--sample', default=None, help='JSON sample to use outside nnictl (default: from NNI)')
+    p.add_argument('--output-dir', default=None, help='where to write sample/result/model (default: NNI_OUTPUT_DIR)')
+    return p.parse_args(argv)
+
+
+def _json_arg(text: str, what: str) -> Dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f'{what} is not valid JSON ({err}): {text!r}') from None
+    if not isinstance(value, dict):
+        raise ValueError(f'{what} must be a JSON object, got {text!r}')
+    return value
+
+
+def run_trial(args: argparse.Namespace) -> float:
+    import nni
+    import torch
+    from nni.nas.benchmark import BenchmarkEvaluator
+
+    from nni_nasext import registry
+    from nni_nasext.space_spec import SpaceSpec
+
+    space = registry.build('space', args.space, **_json_arg(args.space_args, '--space-args'))
+    evaluator = registry.build('evaluator', args.evaluator, **_json_arg(args.evaluator_args, '--evaluator-args'))
+    sample = _json_arg(args.sample, '--sample') if args.sample else nni.get_next_parameter()
+    if not sample:
+        raise ValueError('No sample: run this under nnictl, or pass --sample')
+    SpaceSpec.from_space(space).validate(sample)
+    out = Path(args.output_dir or os.environ.get('NNI_OUTPUT_DIR') or '.')
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'sample.json').write_text(json.dumps(sample, indent=1))
+    print(f'[nasext] trial {nni.get_trial_id()} sample {json.dumps(sample)}', flush=True)
+
+    start = time.time()
+    if isinstance(evaluator, BenchmarkEvaluator):
+        value = evaluator.evaluate(sample)
+        model = None
+    else:
+        if os.environ.get('NNI_PLATFORM'):  # concurrent trials share the cores: one thread each
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get('NASEXT_CONCURRENCY', '2'))))
+        model = space.freeze(sample)
+        value = evaluator.evaluate(model)
+    if value is None or value != value:
+        raise RuntimeError(f'Evaluator {args.evaluator} returned no usable value ({value!r})')
+    result = {'sample': sample, 'value': float(value), 'space': args.space, 'space_args': json.loads(args.space_args),
+              'evaluator': args.evaluator, 'seconds': round(time.time() - start, 3), 'trial_id': nni.get_trial_id()}
+    if model is not None:
+        torch.save(model.state_dict(), out / 'model.pt')
+        result['params'] = sum(p.numel() for p in model.parameters())
+    (out / 'result.json').write_text(json.dumps(result, indent=1))
+    print(f'[nasext] final value {value}', flush=True)
+    return float(value)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format='[%(asctime)s] %(levelname)s %(name)s: %(message)s')
+    args = parse_args(argv)
+    try:
+        run_trial(args)
+    except Exception as err:  # the trial fails visibly; NNI and the tuner carry on
+        traceback.print_exc()
+        print(f'[nasext] TRIAL FAILED: {type(err).__name__}: {err}', file=sys.stderr, flush=True)
+        return 1
+    return 0
