@@ -1,0 +1,111 @@
+import itertools
+import random
+
+import pytest
+import torch
+
+from nni_nasext.benchmarks import NasBench201Table, to_cellstr, to_index, to_sample
+from nni_nasext.search_spaces.nasbench201 import (
+    EDGE_LABELS, OPS, NasBench201Space, QuickstartSpace, all_samples, cellstr_to_sample, sample_to_cellstr,
+)
+from nni_nasext.space_spec import SpaceSpec
+
+
+def test_space_has_six_edges_of_five_ops():
+    spec = SpaceSpec.from_space(NasBench201Space(num_cells=1, channels=4))
+    assert list(spec.dims) == EDGE_LABELS
+    assert all(list(d.values) == OPS for d in spec.dims.values())
+    assert spec.size == 15625
+
+
+def test_cellstr_bijection_over_all_cells():
+    seen = set()
+    for sample in all_samples():
+        cs = sample_to_cellstr(sample)
+        assert cellstr_to_sample(cs) == sample
+        seen.add(cs)
+    assert len(seen) == 15625
+
+
+def test_cellstr_format_matches_nb201():
+    sample = dict(zip(EDGE_LABELS, ['nor_conv_3x3', 'nor_conv_3x3', 'nor_conv_3x3', 'skip_connect',
+                                    'nor_conv_3x3', 'nor_conv_1x1']))
+    assert sample_to_cellstr(sample) == \
+        '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|'
+
+
+@pytest.mark.parametrize('bad', ['', '|none~0|', '|none~0|+|none~0|none~1|+|none~0|none~1|bogus~2|',
+                                 '|none~1|+|none~0|none~1|+|none~0|none~1|none~2|'])
+def test_bad_cellstr_is_refused(bad):
+    with pytest.raises(ValueError):
+        cellstr_to_sample(bad)
+
+
+def test_index_bijection_over_all_cells(nb12):
+    indices = set()
+    for sample in all_samples():
+        idx = to_index(sample)
+        assert to_sample(idx) == sample
+        indices.add(idx)
+    assert indices == set(range(15625))
+    # the paper's best CIFAR-10 cell, as the data README names it
+    assert to_cellstr(6111) == NasBench201Table().best('cifar10-valid', 200).cellstr
+
+
+def test_table_optimal_rows():
+    t = NasBench201Table()
+    assert t.best('cifar10-valid').accuracy == pytest.approx(91.61, abs=0.01)
+    assert t.best('cifar100').accuracy == pytest.approx(73.49, abs=0.01)
+    assert t.best('ImageNet16-120').accuracy == pytest.approx(46.73, abs=0.01)
+    with pytest.raises(ValueError, match='Unknown NB201 dataset'):
+        t.query(sample_to_cellstr(next(all_samples())), 'cifar11')
+
+
+def test_twelve_epoch_query_and_cost(nb12):
+    t = NasBench201Table()
+    r12, r200 = t.query(6111, 'cifar10-valid', 12), t.query(6111, 'cifar10-valid', 200)
+    assert r12.accuracy < r200.accuracy
+    assert r12.cost == pytest.approx(r200.cost * 12 / 200)
+
+
+def test_missing_12_epoch_table_names_where_it_looked(monkeypatch, tmp_path):
+    from nni_nasext import benchmarks
+    from nni_nasext.data_paths import DataNotFoundError
+    monkeypatch.setenv('NASEXT_DATA', str(tmp_path))
+    benchmarks._mini_bench.cache_clear()
+    try:
+        with pytest.raises(DataNotFoundError) as err:
+            NasBench201Table().query(next(all_samples()), 'cifar10-valid', 12)
+        assert str(tmp_path) in str(err.value) and '12-epoch' in str(err.value)
+    finally:
+        benchmarks._mini_bench.cache_clear()
+
+
+def test_frozen_network_parameter_count_matches_benchmark():
+    """Our network, in the paper's configuration, has the parameter count NB201 lists."""
+    t = NasBench201Table()
+    space = NasBench201Space(num_cells=5, channels=16, num_classes=10)
+    rng = random.Random(0)
+    for _ in range(3):
+        sample = {k: rng.choice(OPS) for k in EDGE_LABELS}
+        net = space.freeze(sample)
+        params = sum(p.numel() for p in net.parameters()) / 1e6
+        assert params == pytest.approx(t.query(sample, 'cifar10-valid', 200).params, abs=0.002)
+
+
+@pytest.mark.parametrize('ops', [('none',) * 6, ('nor_conv_3x3',) * 6, ('skip_connect', 'avg_pool_3x3', 'nor_conv_1x1',
+                                                                         'none', 'nor_conv_3x3', 'skip_connect')])
+def test_sampled_networks_run_forward_and_backward(ops):
+    torch.manual_seed(0)
+    net = QuickstartSpace().freeze(dict(zip(EDGE_LABELS, ops)))
+    out = net(torch.randn(4, 1, 8, 8))
+    assert out.shape == (4, 10)
+    out.sum().backward()
+    big = NasBench201Space(num_cells=1, channels=8).freeze(dict(zip(EDGE_LABELS, ops)))
+    assert big(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_sample_outside_space_is_refused():
+    space = QuickstartSpace()
+    with pytest.raises(Exception):
+        space.freeze({**dict.fromkeys(EDGE_LABELS, 'none'), '0_1': 'conv_9x9'})

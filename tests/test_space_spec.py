@@ -1,0 +1,92 @@
+import json
+import random
+
+import pytest
+
+import nni
+from nni.mutable import Categorical, CategoricalMultiple, Numerical
+from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace, MutableLinear
+from torch import nn
+
+from nni_nasext.search_spaces import QuickstartSpace
+from nni_nasext.space_spec import Dimension, SampleError, SpaceSpec
+
+
+class SpaceWithInputs(ModelSpace):
+    """A space with every kind of mutable: LayerChoice, InputChoice picking 2 of 3, nni.choice."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = MutableLinear(4, nni.choice('width', [8, 16, 32]))
+        self.op = LayerChoice([nn.Identity(), nn.ReLU()], label='op')
+        self.inputs = InputChoice(3, n_chosen=2, label='inputs')
+
+    def forward(self, x):
+        return sum(self.inputs([x, self.op(x), x * 2]))
+
+
+def test_all_mutable_kinds_round_trip_through_nnictl_json():
+    spec = SpaceSpec.from_space(SpaceWithInputs())
+    text = json.dumps(spec.to_json())
+    back = SpaceSpec.from_json(json.loads(text))
+    assert back == spec
+    assert spec.dims['inputs'].kind == 'choice_multiple' and spec.dims['inputs'].n_chosen == 2
+    rng = random.Random(0)
+    for _ in range(50):
+        sample = back.random(rng)
+        SpaceWithInputs().freeze(sample)  # NNI accepts what the JSON side samples
+        assert len(sample['inputs']) == 2
+
+
+def test_numerical_round_trip():
+    mutables = {'lr': Numerical(1e-4, 1e-1, log_distributed=True, label='lr'),
+                'drop': Numerical(0., 0.5, quantize=0.1, label='drop'),
+                'k': Categorical([3, 5, 7], label='k'),
+                'any': CategoricalMultiple(['a', 'b', 'c'], label='any')}
+    spec = SpaceSpec.from_space(mutables)
+    assert SpaceSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
+    assert spec.to_json()['lr'] == {'_type': 'loguniform', '_value': [1e-4, 1e-1]}
+    rng = random.Random(1)
+    for _ in range(100):
+        s = spec.random(rng)
+        spec.validate(s)
+        assert abs(round(s['drop'] / 0.1) * 0.1 - s['drop']) < 1e-9
+
+
+def test_quickstart_json_file_is_current():
+    from pathlib import Path
+    committed = json.loads((Path(__file__).parents[1] / 'experiments' / 'spaces' / 'quickstart.json').read_text())
+    assert committed == SpaceSpec.from_space(QuickstartSpace()).to_json()
+
+
+def test_values_json_would_change_are_refused():
+    with pytest.raises(ValueError, match='JSON cannot carry'):
+        SpaceSpec.from_space({'t': Categorical([(1, 2), (3, 4)], label='t')})
+
+
+@pytest.mark.parametrize('bad', [{}, {'x': 1}, {'_type': 'weird', '_value': [1]}])
+def test_bad_search_space_json(bad):
+    with pytest.raises(ValueError):
+        SpaceSpec.from_json({'x': bad} if bad else bad)
+
+
+def test_validate_names_the_problem():
+    spec = SpaceSpec.from_space(QuickstartSpace())
+    good = spec.random(random.Random(0))
+    spec.validate(good)
+    with pytest.raises(SampleError, match='missing'):
+        spec.validate({k: v for k, v in good.items() if k != '0_1'})
+    with pytest.raises(SampleError, match="'0_1'"):
+        spec.validate({**good, '0_1': 'conv_9x9'})
+    with pytest.raises(SampleError, match='unknown'):
+        spec.validate({**good, 'extra': 1})
+
+
+def test_mutate_changes_exactly_one_decision():
+    spec = SpaceSpec.from_space(QuickstartSpace())
+    rng = random.Random(3)
+    parent = spec.random(rng)
+    for _ in range(100):
+        child = spec.mutate(parent, rng)
+        assert sum(child[k] != parent[k] for k in parent) == 1
+        spec.validate(child)
