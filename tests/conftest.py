@@ -3,6 +3,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
 warnings.filterwarnings('ignore', category=RuntimeWarning, module='nni')
 
@@ -24,3 +25,22 @@ def nb12():
     if not path.exists():
         pytest.skip(f'NB201 12-epoch table absent: {path}')
     return path
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two torch threads stall badly when the other core is busy; tests use one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def private_experiment_registry(monkeypatch, tmp_path_factory):
+    """NasExperiment records every run in ~/nni-experiments/.experiment: keep tests out of it."""
+    import functools
+    import nni.nas.experiment.experiment as nas_exp
+    from nni.tools.nnictl.config_utils import Experiments
+    home = tmp_path_factory.mktemp('nni-home')
+    monkeypatch.setattr(nas_exp, 'Experiments', functools.partial(Experiments, home_dir=str(home)))

@@ -61,7 +61,7 @@ def run_trial(args: argparse.Namespace) -> float:
         model = None
     else:
         if os.environ.get('NNI_PLATFORM'):  # concurrent trials share the cores: one thread each
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get('NASEXT_CONCURRENCY', '2'))))
+            torch.set_num_threads(int(os.environ.get('NASEXT_TRIAL_THREADS', '1')))
         model = space.freeze(sample)
         value = evaluator.evaluate(model)
     if value is None or value != value:

@@ -1,0 +1,236 @@
+"""Train-and-validate evaluator for image classification, built on PyTorch Lightning.
+
+:class:`ImageClassification` is an ``nni.nas.evaluator.Evaluator``: ``NasExperiment`` (any
+execution engine) and the ``nnictl`` trial code call :meth:`ImageClassification.evaluate` on
+one concrete ``torch.nn.Module``. It trains the module with cross-entropy for
+``max_epochs`` epochs (SGD with Nesterov momentum or Adam, cosine-annealed learning rate),
+reports the validation accuracy after every epoch with ``nni.report_intermediate_result``
+and the last one with ``nni.report_final_result``, and returns it (a float in ``[0, 1]``).
+
+Choices that differ from NNI's own ``nni.nas.evaluator.pytorch.Classification``:
+
+* a fresh ``pytorch_lightning.Trainer`` for every model (NNI's evaluator reuses one and fails
+  on the second model in the sequential engine with ``KeyError: 'val_acc'``);
+* the datasets (:func:`nni_nasext.datasets.load_dataset`) are loaded once per evaluator
+  instance, lazily, so the evaluator is cheap to build and to send to a trial;
+* the model's weights are re-initialised from ``seed`` before training
+  (``reset_parameters=True``), and the data order is seeded too, so the accuracy is a
+  function of the architecture and the seed alone, whatever the global RNG did before;
+* a NaN or infinite training loss fails the trial with :class:`TrialFailed` instead of
+  reporting a number;
+* nothing is written to disk (no logger, no checkpoints);
+* Ctrl-C during training raises ``KeyboardInterrupt`` (Lightning would ``sys.exit``).
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import warnings
+from contextlib import contextmanager
+from typing import List, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+import nni
+import pytorch_lightning as pl
+from nni.nas.evaluator import Evaluator
+
+from nni_nasext.datasets import load_dataset
+
+__all__ = ['ImageClassification', 'TrialFailed']
+
+_OPTIMIZERS = ('sgd', 'adam')
+
+
+class TrialFailed(RuntimeError):
+    """The model cannot be scored (e.g. its training loss became NaN); the trial fails."""
+
+
+class _Classifier(pl.LightningModule):
+    """Wraps one model: cross-entropy training, validation accuracy reported to NNI per epoch."""
+
+    def __init__(self, model: nn.Module, hp: 'ImageClassification'):
+        super().__init__()
+        self.model, self.hp = model, hp
+        self.val_accuracies: List[float] = []
+        self._correct = self._seen = 0
+
+    def forward(self, x):
+        return self.model(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.cross_entropy(self(x), y)
+        if not torch.isfinite(loss):
+            raise TrialFailed(f'Training loss is {loss.item()} at epoch {self.current_epoch + 1}, '
+                              f'step {batch_idx + 1} (global step {self.global_step + 1}); '
+                              'the model cannot be scored.')
+        return loss
+
+    def on_validation_epoch_start(self):
+        self._correct = self._seen = 0
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self._correct += (self(x).argmax(dim=1) == y).sum().item()
+        self._seen += len(y)
+
+    def on_validation_epoch_end(self):
+        if self.trainer.sanity_checking:
+            return
+        accuracy = self._correct / max(self._seen, 1)
+        self.val_accuracies.append(accuracy)
+        nni.report_intermediate_result(accuracy)
+
+    def configure_optimizers(self):
+        hp = self.hp
+        if hp.optimizer == 'sgd':
+            opt = torch.optim.SGD(self.parameters(), lr=hp.learning_rate, momentum=hp.momentum,
+                                  weight_decay=hp.weight_decay, nesterov=hp.momentum > 0)
+        else:
+            opt = torch.optim.Adam(self.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=hp.max_epochs)
+        return {'optimizer': opt, 'lr_scheduler': sched}
+
+
+def _reset_parameters(model: nn.Module) -> None:
+    for module in model.modules():
+        if hasattr(module, 'reset_parameters') and callable(module.reset_parameters):
+            module.reset_parameters()
+
+
+@contextmanager
+def _quiet_lightning():
+    """Silence Lightning's per-Trainer banners ("GPU available ...") and hints that would repeat for
+    every model (``catch_warnings`` resets Python's once-per-location memory each time)."""
+    loggers = [logging.getLogger(n) for n in ('pytorch_lightning.utilities.rank_zero',
+                                             'pytorch_lightning.accelerators.cuda',
+                                             'lightning.pytorch.utilities.rank_zero')]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='.*does not have many workers.*')
+        warnings.filterwarnings('ignore', message='.*is smaller than the logging interval.*')
+        # Lightning 2.6 on torch 2.14: a deprecation inside Lightning, once per fit
+        warnings.filterwarnings('ignore', message=r'.*isinstance\(treespec, LeafSpec\).*')
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+
+
+@contextmanager
+def _interrupt_stays_interrupt():
+    """Lightning answers Ctrl-C with ``sys.exit(1)`` and ignores SIGINT from then on; NNI's
+    sequential engine would count that as one failed model and go on, deaf to Ctrl-C.
+    Give the caller a ``KeyboardInterrupt`` and its SIGINT handler back instead."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    except SystemExit as exc:
+        raise KeyboardInterrupt('training was interrupted') from exc
+    finally:
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
+
+
+class ImageClassification(Evaluator):
+    """Train a model on an image-classification dataset and score its validation accuracy.
+
+    Parameters
+    ----------
+    dataset
+        A name of :data:`nni_nasext.datasets.DATASETS` (``digits`` needs no data files).
+    max_epochs, batch_size, learning_rate, weight_decay, momentum
+        Training recipe; the learning rate follows a cosine schedule over ``max_epochs``.
+    optimizer
+        ``'sgd'`` (Nesterov momentum) or ``'adam'``.
+    num_workers
+        DataLoader worker processes (0: load in the main process).
+    limit_train_batches
+        Train on at most this many batches per epoch (an int), or this share (a float in (0, 1]).
+    limit
+        Keep at most this many training examples (see :func:`~nni_nasext.datasets.load_dataset`).
+    seed
+        Seeds the weight initialisation, the data order and the train/val split.
+    data_root
+        A directory searched for the dataset before ``NASEXT_DATA``.
+    accelerator
+        Lightning's accelerator; ``'auto'`` trains on a GPU when there is one.
+    reset_parameters
+        Re-initialise the model's weights from ``seed`` before training.
+    """
+
+    def __init__(self, dataset: str = 'digits', *, max_epochs: int = 3, batch_size: int = 64,
+                 learning_rate: float = 0.05, weight_decay: float = 5e-4, momentum: float = 0.9,
+                 optimizer: str = 'sgd', num_workers: int = 0, limit_train_batches: Union[int, float, None] = None,
+                 limit: Optional[int] = None, seed: int = 0, data_root: Optional[str] = None,
+                 accelerator: str = 'auto', reset_parameters: bool = True):
+        if optimizer not in _OPTIMIZERS:
+            raise ValueError(f'Unknown optimizer {optimizer!r}; expected one of {_OPTIMIZERS}')
+        if max_epochs < 1 or batch_size < 1:
+            raise ValueError(f'max_epochs and batch_size must be positive, got {max_epochs}, {batch_size}')
+        self._arguments = dict(
+            dataset=dataset, max_epochs=max_epochs, batch_size=batch_size, learning_rate=learning_rate,
+            weight_decay=weight_decay, momentum=momentum, optimizer=optimizer, num_workers=num_workers,
+            limit_train_batches=limit_train_batches, limit=limit, seed=seed, data_root=data_root,
+            accelerator=accelerator, reset_parameters=reset_parameters)
+        vars(self).update(self._arguments)  # self.dataset, self.max_epochs, ...
+        self._loaders = None
+        self.info = None
+
+    # NNI serialises an evaluator (nni.dump) with the model it sends to a trial: the arguments only.
+    def _dump(self) -> dict:
+        return dict(self._arguments)
+
+    @classmethod
+    def _load(cls, **arguments) -> 'ImageClassification':
+        return cls(**arguments)
+
+    def extra_repr(self) -> str:
+        return (f'{self.dataset!r}, max_epochs={self.max_epochs}, batch_size={self.batch_size}, '
+                f'optimizer={self.optimizer!r}, learning_rate={self.learning_rate}, seed={self.seed}')
+
+    def dataloaders(self):
+        """``(train_loader, val_loader)``, built on first use and kept for every later model."""
+        if self._loaders is None:
+            train_ds, val_ds, self.info = load_dataset(self.dataset, root=self.data_root, split_seed=self.seed,
+                                                       limit=self.limit)
+            self._generator = torch.Generator()
+            persistent = self.num_workers > 0
+            train = DataLoader(train_ds, batch_size=self.batch_size, shuffle=True, generator=self._generator,
+                               num_workers=self.num_workers, persistent_workers=persistent)
+            val = DataLoader(val_ds, batch_size=max(self.batch_size, 256), shuffle=False,
+                             num_workers=self.num_workers, persistent_workers=persistent)
+            self._loaders = (train, val)
+        self._generator.manual_seed(self.seed)  # every model sees the same data order
+        return self._loaders
+
+    def evaluate(self, model: nn.Module) -> float:
+        """Train ``model`` in place and return its final validation accuracy (also reported to NNI)."""
+        train_loader, val_loader = self.dataloaders()
+        pl.seed_everything(self.seed, workers=True, verbose=False)
+        if self.reset_parameters:
+            _reset_parameters(model)
+        module = _Classifier(model, self)
+        with _quiet_lightning():
+            trainer = pl.Trainer(
+                max_epochs=self.max_epochs, accelerator=self.accelerator, devices=1,
+                limit_train_batches=self.limit_train_batches, num_sanity_val_steps=0,
+                logger=False, enable_checkpointing=False, enable_model_summary=False,
+                enable_progress_bar=sys.stdout.isatty(),
+            )
+            with _interrupt_stays_interrupt():
+                trainer.fit(module, train_loader, val_loader)
+        if len(module.val_accuracies) != self.max_epochs:
+            raise TrialFailed(f'Training stopped after {len(module.val_accuracies)} of {self.max_epochs} epochs')
+        final = module.val_accuracies[-1]
+        nni.report_final_result(final)
+        return final

@@ -1,0 +1,95 @@
+"""A real ``nnictl create`` experiment: our tuner, our trial code, the NNI manager, REST API.
+
+Each experiment gets a free loopback port and its own experiment directory under tmp_path,
+is stopped at the end, and must leave no manager or trial process behind.
+"""
+import json
+import shutil
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from nni_nasext import nnictl_tools as nt
+from nni_nasext.search_spaces import QuickstartSpace
+from nni_nasext.space_spec import SpaceSpec
+
+pytestmark = pytest.mark.skipif(shutil.which('nnictl') is None, reason='nnictl is not on PATH')
+
+
+def processes_mentioning(text):
+    found = []
+    for p in psutil.process_iter(['cmdline']):
+        try:
+            if any(text in part for part in (p.info['cmdline'] or [])):
+                found.append(p)
+        except psutil.Error:
+            pass
+    return found
+
+
+def write_config(tmp_path, trials, evaluator_args, concurrency=2):
+    (tmp_path / 'space.json').write_text(json.dumps(SpaceSpec.from_space(QuickstartSpace()).to_json()))
+    config = {
+        'experimentName': 'nasext-integration-test',
+        'searchSpaceFile': 'space.json',
+        'trialCommand': 'python3 -m nni_nasext.trial_code --space quickstart --evaluator classification '
+                        f"--evaluator-args '{json.dumps(evaluator_args)}'",
+        'trialCodeDirectory': '.',
+        'trialConcurrency': concurrency,
+        'maxTrialNumber': trials,
+        'maxExperimentDuration': '5m',
+        'tuner': {'name': 'NasextEvolution', 'classArgs': {'population_size': 2, 'sample_size': 1, 'seed': 0}},
+        'trainingService': {'platform': 'local'},
+        'experimentWorkingDirectory': str(tmp_path / 'experiments'),
+    }
+    path = tmp_path / 'config.yml'
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run_experiment(config_path):
+    nt.register_tuners(verbose=False)
+    port = nt.free_port()
+    exp_id = nt.create(config_path, port)
+    try:
+        trials = nt.wait(port, timeout=240, poll=2, verbose=False)
+        details = nt.Rest(port).get('/experiment')
+    finally:
+        nt.stop(exp_id)
+    deadline = time.time() + 30
+    while processes_mentioning(exp_id) and time.time() < deadline:
+        time.sleep(1)
+    return exp_id, port, trials, details
+
+
+def test_nnictl_experiment_of_three_trials(tmp_path):
+    config = write_config(tmp_path, 3, {'dataset': 'digits', 'max_epochs': 2, 'limit_train_batches': 6})
+    exp_id, port, trials, details = run_experiment(config)
+    assert len(trials) == 3
+    for t in trials:
+        assert t['status'] == 'SUCCEEDED'
+        SpaceSpec.from_space(QuickstartSpace()).validate(t['sample'])   # the sample is the trial's parameters
+        assert len(t['intermediates']) == 2                               # per-epoch validation accuracy
+        assert 0 < t['final'] <= 1 and t['final'] == pytest.approx(t['intermediates'][-1])
+    assert details['params']['tuner']['name'] == 'NasextEvolution'
+    # the best trial is exported as sample JSON + state dict
+    best = nt.export_best(nt.trials_dir(tmp_path / 'experiments', exp_id), tmp_path / 'export')
+    assert best['value'] == pytest.approx(max(t['final'] for t in trials))
+    assert (tmp_path / 'export' / 'best_model.pt').exists()
+    assert json.loads((tmp_path / 'export' / 'best_sample.json').read_text()) == best['sample']
+    # stopped: no manager or trial process of this experiment is left
+    assert processes_mentioning(exp_id) == []
+    assert processes_mentioning(f'--port {port}') == [] and processes_mentioning(str(port)) == []
+
+
+def test_failing_trials_are_failed_and_experiment_ends(tmp_path):
+    # cifar100 is not on this machine (no download): every trial fails with a clear error
+    config = write_config(tmp_path, 2, {'dataset': 'cifar100', 'max_epochs': 1, 'data_root': str(tmp_path)})
+    exp_id, port, trials, _ = run_experiment(config)
+    assert [t['status'] for t in trials] == ['FAILED', 'FAILED']
+    stderr = list((tmp_path / 'experiments' / exp_id).glob('**/trials/*/trial.stderr'))
+    assert stderr and all('TRIAL FAILED' in p.read_text() and 'cifar100' in p.read_text() for p in stderr)
+    assert processes_mentioning(exp_id) == []
