@@ -31,6 +31,7 @@ import torch
 warnings.filterwarnings('ignore')
 import nni.nas.strategy as nni_strategy  # noqa: E402
 from nni.nas.experiment import NasExperiment, NasExperimentConfig  # noqa: E402
+from nni.nas.experiment.config.engine import SequentialEngineConfig  # noqa: E402
 
 from nni_nasext.adapters import SearcherStrategy  # noqa: E402
 from nni_nasext.evaluators import ImageClassification, NasBench201Lookup  # noqa: E402
@@ -39,7 +40,8 @@ from nni_nasext.strategies import RegularizedEvolution  # noqa: E402
 
 
 def run(space, evaluator, strategy, trials: int, workdir: Path):
-    config = NasExperimentConfig('sequential', 'raw', max_trial_number=trials,
+    # a model that fails (NaN loss, crash) is recorded as failed and the search goes on
+    config = NasExperimentConfig(SequentialEngineConfig(continue_on_failure=True), 'raw', max_trial_number=trials,
                                  experiment_working_directory=str(workdir))
     exp = NasExperiment(space, evaluator, strategy, config)
     start = time.time()
