@@ -39,7 +39,8 @@ class RegularizedEvolution(Searcher):
         return cls(population_size=10, sample_size=3, seed=seed)
 
     def _ask(self):
-        if self.num_asked < self.population_size or not self.population:
+        # (after a resume, the imported history counts as asked)
+        if max(self.num_asked, len(self.history)) < self.population_size or not self.population:
             return self.space.random(self.rng)
         contenders = self.rng.sample(list(self.population), min(self.sample_size, len(self.population)))
         parent = max(contenders, key=lambda o: o['value'])

@@ -129,6 +129,8 @@ def test_tuner_resume_through_import_data():
     assert [o['sample'] for o in resumed.searcher.population] == [r['parameter'] for r in records[-3:]]
     assert resumed.searcher.num_asked == 0 and resumed.searcher.best()['value'] == max(score(r['parameter'])
                                                                                      for r in records)
+    child = resumed.generate_parameters(5)  # evolution goes on: a mutation, not a new random phase
+    assert any(sum(child[k] != o['sample'][k] for k in child) == 1 for o in resumed.searcher.population)
 
 
 def test_tuner_minimize_and_bad_names():

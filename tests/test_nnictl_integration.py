@@ -4,6 +4,7 @@ Each experiment gets a free loopback port and its own experiment directory under
 is stopped at the end, and must leave no manager or trial process behind.
 """
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -92,4 +93,28 @@ def test_failing_trials_are_failed_and_experiment_ends(tmp_path):
     assert [t['status'] for t in trials] == ['FAILED', 'FAILED']
     stderr = list((tmp_path / 'experiments' / exp_id).glob('**/trials/*/trial.stderr'))
     assert stderr and all('TRIAL FAILED' in p.read_text() and 'cifar100' in p.read_text() for p in stderr)
+    assert processes_mentioning(exp_id) == []
+
+
+def test_nnictl_resume_continues_the_search(tmp_path):
+    config = write_config(tmp_path, 4, {'dataset': 'digits', 'max_epochs': 1, 'limit_train_batches': 4},
+                          concurrency=1)
+    nt.register_tuners(verbose=False)
+    port = nt.free_port()
+    exp_id = nt.create(config, port)
+    try:
+        rest, deadline = nt.Rest(port), time.time() + 120
+        while sum(t['status'] == 'SUCCEEDED' for t in rest.trials()) < 2 and time.time() < deadline:
+            time.sleep(1)
+        first = {t['id'] for t in rest.trials() if t['status'] == 'SUCCEEDED'}
+        nt.stop(exp_id)
+        nt.run_nnictl('resume', exp_id, '--port', str(port))
+        trials = nt.wait(port, timeout=240, poll=2, verbose=False)
+    finally:
+        nt.stop(exp_id)
+    assert len(first) >= 2
+    assert sum(t['status'] == 'SUCCEEDED' for t in trials) >= 4
+    log = (tmp_path / 'experiments' / exp_id / 'log' / 'dispatcher.log').read_text()
+    imported = [int(n) for n in re.findall(r'Imported (\d+) earlier trials', log)]
+    assert imported and imported[0] >= len(first)   # the tuner rebuilt its population from NNI's records
     assert processes_mentioning(exp_id) == []
