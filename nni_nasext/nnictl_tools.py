@@ -104,17 +104,21 @@ class Rest:
     def trials(self) -> List[Dict[str, Any]]:
         """Each trial with its id, status, sample, intermediate and final metrics."""
         metrics: Dict[str, Dict[str, list]] = {}
+        metric_param: Dict[str, str] = {}
         for m in self.get('/metric-data'):
+            metric_param[m['trialJobId']] = str(m['parameterId'])
             entry = metrics.setdefault(m['trialJobId'], {'PERIODICAL': [], 'FINAL': []})
             value = json.loads(m['data'])
             value = json.loads(value) if isinstance(value, str) else value
             entry.setdefault(m['type'], []).append(value)
         out = []
         for t in self.get('/trial-jobs'):
-            params = json.loads(t['hyperParameters'][0])['parameters'] if t.get('hyperParameters') else None
+            record = json.loads(t['hyperParameters'][0]) if t.get('hyperParameters') else {}
             m = metrics.get(t['trialJobId'], {'PERIODICAL': [], 'FINAL': []})
             final = m['FINAL'][-1] if m['FINAL'] else None
-            out.append({'id': t['trialJobId'], 'status': t['status'], 'sample': params,
+            out.append({'id': t['trialJobId'], 'status': t['status'], 'sample': record.get('parameters'),
+                        'parameter_id': str(record.get('parameter_id')),
+                        'metric_parameter_id': metric_param.get(t['trialJobId']),
                         'intermediates': m['PERIODICAL'], 'final': final})
         return out
 

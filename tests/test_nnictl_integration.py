@@ -76,6 +76,14 @@ def test_nnictl_experiment_of_three_trials(tmp_path):
         assert len(t['intermediates']) == 2                               # per-epoch validation accuracy
         assert 0 < t['final'] <= 1 and t['final'] == pytest.approx(t['intermediates'][-1])
     assert details['params']['tuner']['name'] == 'NasextEvolution'
+    # the web UI's parameters, the metrics' parameter id and the trial's own record agree
+    # (NNI 3.0 alone mixes them up under concurrency, microsoft/nni#5726)
+    results = {p.parent.name: json.loads(p.read_text())
+               for p in (tmp_path / 'experiments' / exp_id).glob('**/trials/*/result.json')}
+    assert set(results) == {t['id'] for t in trials}
+    for t in trials:
+        assert results[t['id']]['sample'] == t['sample']
+        assert t['metric_parameter_id'] == t['parameter_id']
     # the best trial is exported as sample JSON + state dict
     best = nt.export_best(nt.trials_dir(tmp_path / 'experiments', exp_id), tmp_path / 'export')
     assert best['value'] == pytest.approx(max(t['final'] for t in trials))

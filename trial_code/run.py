@@ -36,6 +36,41 @@ def _json_arg(text: str, what: str) -> Dict[str, Any]:
     return value
 
 
+def next_sample() -> Optional[Dict[str, Any]]:
+    """``nni.get_next_parameter()``, matched to the parameters NNI recorded for this trial.
+
+    NNI 3.0's local training service hands its queued parameters to whichever trial asks
+    first, so with ``trialConcurrency > 1`` a trial may run another trial's sample while the
+    web UI shows its own (microsoft/nni#5726). After taking a parameter as NNI requires, the
+    trial reads the record the manager keeps for it (REST ``/trial-jobs/<id>``) and, if they
+    differ, adopts the recorded one, parameter id included, so that the web UI, the reported
+    metrics and the tuner all agree. Any failure to read the record keeps what was received.
+    """
+    import urllib.request
+
+    import nni
+    import nni.trial
+
+    received = nni.get_next_parameter()
+    channel = os.environ.get('NNI_TRIAL_COMMAND_CHANNEL', '')
+    trial_id = os.environ.get('NNI_TRIAL_JOB_ID', '')
+    if '/env/' not in channel or not trial_id or nni.trial._params is None:
+        return received
+    url = f"{channel.split('/env/')[0]}/api/v1/nni/trial-jobs/{trial_id}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            record = json.loads(json.loads(resp.read().decode())['hyperParameters'][0])
+    except Exception as err:  # keep NNI's own behaviour
+        _logger.warning('Could not read the recorded parameters of trial %s (%s); using the received ones.',
+                        trial_id, err)
+        return received
+    if record.get('parameter_id') != nni.trial._params.get('parameter_id'):
+        _logger.info('NNI handed this trial parameter %s but recorded %s for it (nni#5726): using the recorded one.',
+                     nni.trial._params.get('parameter_id'), record.get('parameter_id'))
+        nni.trial._params = record
+    return record['parameters']
+
+
 def run_trial(args: argparse.Namespace) -> float:
     import nni
     import torch
@@ -46,7 +81,7 @@ def run_trial(args: argparse.Namespace) -> float:
 
     space = registry.build('space', args.space, **_json_arg(args.space_args, '--space-args'))
     evaluator = registry.build('evaluator', args.evaluator, **_json_arg(args.evaluator_args, '--evaluator-args'))
-    sample = _json_arg(args.sample, '--sample') if args.sample else nni.get_next_parameter()
+    sample = _json_arg(args.sample, '--sample') if args.sample else next_sample()
     if not sample:
         raise ValueError('No sample: run this under nnictl, or pass --sample')
     SpaceSpec.from_space(space).validate(sample)
