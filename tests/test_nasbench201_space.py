@@ -73,12 +73,14 @@ def test_missing_12_epoch_table_names_where_it_looked(monkeypatch, tmp_path):
     from nni_nasext.data_paths import DataNotFoundError
     monkeypatch.setenv('NASEXT_DATA', str(tmp_path))
     benchmarks._mini_bench.cache_clear()
+    benchmarks._table.cache_clear()
     try:
         with pytest.raises(DataNotFoundError) as err:
             NasBench201Table().query(next(all_samples()), 'cifar10-valid', 12)
         assert str(tmp_path) in str(err.value) and '12-epoch' in str(err.value)
     finally:
         benchmarks._mini_bench.cache_clear()
+        benchmarks._table.cache_clear()
 
 
 def test_frozen_network_parameter_count_matches_benchmark():
@@ -109,3 +111,41 @@ def test_sample_outside_space_is_refused():
     space = QuickstartSpace()
     with pytest.raises(Exception):
         space.freeze({**dict.fromkeys(EDGE_LABELS, 'none'), '0_1': 'conv_9x9'})
+
+
+def test_nni_database_is_used_first_when_the_user_has_it(monkeypatch, tmp_path):
+    """A small database in NNI's own schema stands in for the user's nasbench201 database."""
+    from playhouse.sqlite_ext import SqliteExtDatabase
+    import nni.nas.benchmark.constants as constants
+    import nni.nas.benchmark.utils as bench_utils
+    from nni.nas.benchmark.nasbench201.schema import Nb201TrialConfig, Nb201TrialStats, proxy
+    from nni_nasext import benchmarks
+
+    path = tmp_path / 'nasbench201-b2b60732.db'
+    db = SqliteExtDatabase(str(path))
+    old_proxy = proxy.obj
+    proxy.initialize(db)
+    db.create_tables([Nb201TrialConfig, Nb201TrialStats])
+    cell = dict(zip(EDGE_LABELS, ['conv_3x3', 'conv_3x3', 'conv_3x3', 'skip_connect', 'conv_3x3', 'conv_1x1']))
+    for epochs, accs, seconds in ((12, (80., 82.), 150.), (200, (91., 92.), 2500.)):
+        config = Nb201TrialConfig.create(arch=cell, num_epochs=epochs, num_channels=16, num_cells=5,
+                                         dataset='cifar10-valid')
+        for seed, acc in enumerate(accs):
+            Nb201TrialStats.create(config=config, seed=seed, train_acc=99., valid_acc=acc, test_acc=acc,
+                                   ori_test_acc=acc, parameters=1.07, latency=0.02, flops=150.,
+                                   training_time=seconds, valid_evaluation_time=1., test_evaluation_time=1.,
+                                   ori_test_evaluation_time=1.)
+    monkeypatch.setattr(constants, 'DATABASE_DIR', str(tmp_path))
+    monkeypatch.setitem(bench_utils._loaded_benchmarks, 'nasbench201', db)
+    benchmarks._table.cache_clear()
+    try:
+        table = NasBench201Table()
+        ours = {k: {'conv_3x3': 'nor_conv_3x3', 'conv_1x1': 'nor_conv_1x1'}.get(v, v) for k, v in cell.items()}
+        r12, r200 = table.query(ours, 'cifar10-valid', 12), table.query(ours, 'cifar10-valid', 200)
+        assert (r12.accuracy, r12.cost, r200.accuracy, r200.cost) == (81., 150., 91.5, 2500.)
+        assert 'NNI database' in table.source('cifar10-valid', 12)
+        with pytest.raises(KeyError, match='no 200-epoch record'):
+            table.query(next(all_samples()), 'cifar10-valid', 200)
+    finally:
+        benchmarks._table.cache_clear()
+        proxy.initialize(old_proxy)
