@@ -45,7 +45,7 @@ STRATEGIES = _table(
 
 EVALUATORS = _table(
     Entry('classification', 'nni_nasext.evaluators.classification:ImageClassification',
-          'train with PyTorch Lightning on an image dataset (digits, mnist, fashion-mnist, cifar10, cifar100)'),
+          'train with PyTorch Lightning on an image dataset (digits, mnist10k, mnist, fashion-mnist, cifar10, cifar100)'),
     Entry('nb201', 'nni_nasext.evaluators.nb201_lookup:NasBench201Lookup',
           'look up NAS-Bench-201 accuracy and simulated cost (12 or 200 epochs)'),
 )
