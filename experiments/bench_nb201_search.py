@@ -57,6 +57,12 @@ import numpy as np
 # NNI 3.0 warns at import about torch classes it does not know (torch 2.x); not our concern here.
 warnings.filterwarnings('ignore', message='.*is found to be not a nn.Module.*', category=RuntimeWarning)
 
+# NNI's PolicyBasedRL needs tianshou 0.4 + gym: experiments/setup_nni_policy_rl.sh puts them here.
+POLICY_RL_SITE = Path(__file__).resolve().parents[1] / 'build' / 'nni_policy_rl'
+if POLICY_RL_SITE.is_dir():
+    sys.path.append(str(POLICY_RL_SITE))
+    warnings.filterwarnings('ignore', message='.*Gym has been unmaintained.*')
+
 import nni  # noqa: E402
 from nni.nas.space import RawFormatModelSpace  # noqa: E402
 import nni.nas.strategy as nni_strategy  # noqa: E402
@@ -66,7 +72,7 @@ from nni_nasext.benchmarks import NB201_DATASETS, NasBench201Table  # noqa: E402
 from nni_nasext.data_paths import DataNotFoundError  # noqa: E402
 from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, SimulatedBudgetEngine  # noqa: E402
 from nni_nasext.search_spaces.nasbench201 import NasBench201Space  # noqa: E402
-from nni_nasext.strategies import RandomSearch, RegularizedEvolution  # noqa: E402
+from nni_nasext.strategies import RandomSearch, RegularizedEvolution, ReinforceController  # noqa: E402
 
 SEARCH_DATASET = 'cifar10-valid'
 SEARCH_EPOCHS = 12
@@ -80,6 +86,7 @@ NNI_MUTATION_PROB = 1 / 6
 #: mean and std over 500 runs; the optimal row is the best cell of the benchmark.
 PAPER = {
     'REA': {'cifar10-valid': (91.19, 0.31), 'cifar100': (71.81, 1.12), 'ImageNet16-120': (45.15, 0.89)},
+    'REINFORCE': {'cifar10-valid': (91.09, 0.37), 'cifar100': (71.61, 1.12), 'ImageNet16-120': (45.05, 1.02)},
     'RS': {'cifar10-valid': (90.93, 0.36), 'cifar100': (70.93, 1.09), 'ImageNet16-120': (44.45, 1.10)},
     'optimal': {'cifar10-valid': 91.61, 'cifar100': 73.49, 'ImageNet16-120': 46.77},
 }
@@ -107,8 +114,38 @@ METHODS: Dict[str, tuple] = {
                 "NNI's default 0.05 gives 0.3)",
                 _nni_rea),
 }
+METHODS['ours-REINFORCE'] = (
+    'nni_nasext ReinforceController', 'REINFORCE',
+    'SearcherStrategy(ReinforceController.nb201_preset(seed=s)): LSTM 2x35, Adam lr 1e-3, EMA baseline 0.9, '
+    'one child per update (the NB201 authors\' REINFORCE settings)',
+    lambda s: SearcherStrategy(ReinforceController.nb201_preset(seed=s)))
+
+
+def policy_rl_available() -> bool:
+    try:
+        import nni.nas.strategy._rl_impl  # noqa: F401  (needs tianshou 0.4.x + gym)
+        return True
+    except ImportError:
+        return False
+
+
+if policy_rl_available():
+    METHODS['nni-PolicyBasedRL'] = (
+        'NNI PolicyBasedRL', 'REINFORCE',
+        "nni.nas.strategy.PolicyBasedRL() with NNI's defaults (PPO from tianshou 0.4.11), seeded through torch/numpy",
+        lambda s: _seeded(s, nni_strategy.PolicyBasedRL))
+
+
+def _seeded(seed: int, factory):
+    """NNI's PolicyBasedRL takes no seed: seed torch and numpy, which it draws from."""
+    import torch
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    return factory()
+
+
 #: (ours, NNI's built-in) pairs for the overhead ratio and the significance test.
-PAIRS = [('ours-RS', 'nni-Random'), ('ours-REA', 'nni-REA')]
+PAIRS = [('ours-RS', 'nni-Random'), ('ours-REA', 'nni-REA'), ('ours-REINFORCE', 'nni-PolicyBasedRL')]
 
 
 # ----------------------------------------------------------------------------- running
@@ -326,7 +363,7 @@ def render_markdown(result: dict) -> str:
         f'costing its simulated {SEARCH_EPOCHS}-epoch training time, until {proto["budget_s"]:,.0f} s of simulated '
         f'time (the crossing query counts). The best-rewarded cell of each run is scored by its {FINAL_EPOCHS}-epoch '
         f'validation accuracy (%) on the three datasets: mean ± std over {n} seeds (paper: {PAPER_RUNS} runs). '
-        'All four methods run through NNI 3.0 (`RawFormatModelSpace`, sequential engine, `strategy(space, engine)`).',
+        f'All {len(summary)} methods run through NNI 3.0 (`RawFormatModelSpace`, sequential engine, `strategy(space, engine)`).',
         '',
         '| method | cifar10-valid | cifar100 | ImageNet16-120 | queries | best 12-ep reward '
         '| mean within paper ± (C10 / C100 / IN16) | µs/query excl. lookup | µs/query total |',
@@ -340,7 +377,7 @@ def render_markdown(result: dict) -> str:
         lines.append(f'| {label} ({family}) | {accs} | {s["num_queries_mean"]:.1f} | '
                      f'{s["best_reward_mean"]:.2f} ± {s["best_reward_std"]:.2f} | {band} vs paper {family} | '
                      f'{s["us_per_query_excl_lookup_median"]:,.0f} | {s["us_per_query_median"]:,.0f} |')
-    for family in ('REA', 'RS'):
+    for family in ('REA', 'REINFORCE', 'RS'):
         accs = ' | '.join(f'{PAPER[family][ds][0]:.2f} ± {PAPER[family][ds][1]:.2f}' for ds in NB201_DATASETS)
         lines.append(f'| paper {family} | {accs} | | | | | |')
     lines.append('| optimal (paper) | ' + ' | '.join(f'{PAPER["optimal"][ds]:.2f}' for ds in NB201_DATASETS)
@@ -359,7 +396,10 @@ def render_markdown(result: dict) -> str:
         '- Overhead = median over seeds of (wall time of `strategy(space, engine)` minus the time inside '
         '`evaluator.query`) / number of queries: strategy, NNI engine and event dispatch, not the lookup.',
         '- "within paper ±": |our mean − paper mean| ≤ paper std, for the same family (RS vs paper RS, REA vs '
-        'paper REA).',
+        'paper REA, REINFORCE vs paper REINFORCE).',
+        '- REINFORCE: the NB201 authors\' script uses a table of independent logits per edge; ours keeps the '
+        'Zoph & Le LSTM with their optimiser settings. NNI\'s PolicyBasedRL (PPO via tianshou 0.4.11, installed '
+        'beside the environment by experiments/setup_nni_policy_rl.sh) appears only where that is installed.',
         '- NNI REA: `mutation_prob=1/6` resamples each of the 6 decisions with p = 1/6, one decision per child on '
         'average (a resample may redraw the same op; with dedup an unchanged child is redrawn); NNI\'s default '
         '0.05 would resample 0.3. Ours changes exactly one decision to a different op (Real et al. 2019). '
@@ -383,7 +423,8 @@ def plot(result: dict, path: Path) -> None:
     curves = result['curves']
     grid = np.asarray(curves['grid_s'])
     style = {'ours-RS': ('tab:blue', '-'), 'nni-Random': ('tab:cyan', '--'),
-             'ours-REA': ('tab:red', '-'), 'nni-REA': ('tab:orange', '--')}
+             'ours-REA': ('tab:red', '-'), 'nni-REA': ('tab:orange', '--'),
+             'ours-REINFORCE': ('tab:green', '-'), 'nni-PolicyBasedRL': ('tab:olive', '--')}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     panels = [('reward', f'best-so-far {SEARCH_EPOCHS}-epoch reward (the search signal)'),
               ('acc200', f'{FINAL_EPOCHS}-epoch validation accuracy of the best-so-far cell')]

@@ -41,6 +41,8 @@ STRATEGIES = _table(
           'uniform random search (Li & Talwalkar 2019)', {'tuner': 'NasextRandom'}),
     Entry('regularized_evolution', 'nni_nasext.strategies.regularized_evolution:RegularizedEvolution',
           'aging evolution with tournament selection (Real et al. 2019)', {'tuner': 'NasextEvolution'}),
+    Entry('reinforce', 'nni_nasext.strategies.reinforce:ReinforceController',
+          'LSTM controller trained with REINFORCE (Zoph & Le 2017)', {'tuner': 'NasextReinforce'}),
 )
 
 EVALUATORS = _table(

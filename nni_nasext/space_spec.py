@@ -153,7 +153,8 @@ class SpaceSpec:
             elif isinstance(m, CategoricalMultiple):
                 dims.append(Dimension(label, 'choice_multiple', _json_exact(label, m.values), n_chosen=m.n_chosen))
             elif isinstance(m, Numerical):
-                if m.mu is not None and m.sigma is not None and (m.low is None or m.high is None):
+                bounded = m.low is not None and m.high is not None and math.isfinite(m.low) and math.isfinite(m.high)
+                if m.mu is not None and m.sigma is not None and not bounded:  # NNI leaves low/high at +-inf
                     dims.append(Dimension(label, 'numerical', dist='normal', low=float(m.mu),
                                           high=float(m.sigma), quantize=m.quantize))
                 else:

@@ -6,5 +6,6 @@ registered name behind ``nnictl`` (:mod:`nni_nasext.adapters.tuner`).
 """
 from .random_search import RandomSearch
 from .regularized_evolution import RegularizedEvolution
+from .reinforce import ReinforceController
 
-__all__ = ['RandomSearch', 'RegularizedEvolution']
+__all__ = ['RandomSearch', 'RegularizedEvolution', 'ReinforceController']

@@ -43,9 +43,11 @@ def test_numerical_round_trip():
                 'drop': Numerical(0., 0.5, quantize=0.1, label='drop'),
                 'k': Categorical([3, 5, 7], label='k'),
                 'any': CategoricalMultiple(['a', 'b', 'c'], label='any')}
+    mutables['noise'] = Numerical(mu=0., sigma=2., label='noise')
     spec = SpaceSpec.from_space(mutables)
     assert SpaceSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
     assert spec.to_json()['lr'] == {'_type': 'loguniform', '_value': [1e-4, 1e-1]}
+    assert spec.to_json()['noise'] == {'_type': 'normal', '_value': [0., 2.]}
     rng = random.Random(1)
     for _ in range(100):
         s = spec.random(rng)
