@@ -72,7 +72,7 @@ from nni_nasext.benchmarks import NB201_DATASETS, NasBench201Table  # noqa: E402
 from nni_nasext.data_paths import DataNotFoundError  # noqa: E402
 from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, SimulatedBudgetEngine  # noqa: E402
 from nni_nasext.search_spaces.nasbench201 import NasBench201Space  # noqa: E402
-from nni_nasext.strategies import RandomSearch, RegularizedEvolution, ReinforceController  # noqa: E402
+from nni_nasext.strategies import MetaQNN, RandomSearch, RegularizedEvolution, ReinforceController  # noqa: E402
 
 SEARCH_DATASET = 'cifar10-valid'
 SEARCH_EPOCHS = 12
@@ -119,6 +119,12 @@ METHODS['ours-REINFORCE'] = (
     'SearcherStrategy(ReinforceController.nb201_preset(seed=s)): LSTM 2x35, Adam lr 1e-3, EMA baseline 0.9, '
     'one child per update (the NB201 authors\' REINFORCE settings)',
     lambda s: SearcherStrategy(ReinforceController.nb201_preset(seed=s)))
+
+METHODS['ours-MetaQNN'] = (
+    'nni_nasext MetaQNN', 'MetaQNN',
+    'SearcherStrategy(MetaQNN(reward_scale=0.01, schedule_scale=0.05, seed=s)): the paper\'s epsilon schedule '
+    'compressed to the budget (75 models at 1.0, then 5 per step down to 0.1), alpha 0.01, replay 100',
+    lambda s: SearcherStrategy(MetaQNN(reward_scale=0.01, schedule_scale=0.05, seed=s)))
 
 
 def policy_rl_available() -> bool:
@@ -431,7 +437,8 @@ def plot(result: dict, path: Path) -> None:
     grid = np.asarray(curves['grid_s'])
     style = {'ours-RS': ('tab:blue', '-'), 'nni-Random': ('tab:cyan', '--'),
              'ours-REA': ('tab:red', '-'), 'nni-REA': ('tab:orange', '--'),
-             'ours-REINFORCE': ('tab:green', '-'), 'nni-PolicyBasedRL': ('tab:olive', '--')}
+             'ours-REINFORCE': ('tab:green', '-'), 'nni-PolicyBasedRL': ('tab:olive', '--'),
+             'ours-MetaQNN': ('tab:purple', '-')}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     panels = [('reward', f'best-so-far {SEARCH_EPOCHS}-epoch reward (the search signal)'),
               ('acc200', f'{FINAL_EPOCHS}-epoch validation accuracy of the best-so-far cell')]

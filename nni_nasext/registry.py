@@ -43,6 +43,9 @@ STRATEGIES = _table(
           'aging evolution with tournament selection (Real et al. 2019)', {'tuner': 'NasextEvolution'}),
     Entry('reinforce', 'nni_nasext.strategies.reinforce:ReinforceController',
           'LSTM controller trained with REINFORCE (Zoph & Le 2017)', {'tuner': 'NasextReinforce'}),
+    Entry('metaqnn', 'nni_nasext.strategies.metaqnn:MetaQNN',
+          'Q-learning over the decisions, epsilon schedule, experience replay (Baker et al. 2017)',
+          {'tuner': 'NasextMetaQNN'}),
 )
 
 EVALUATORS = _table(

@@ -4,8 +4,9 @@ Each is a :class:`nni_nasext.searcher.Searcher`; wrap it with
 :class:`nni_nasext.adapters.SearcherStrategy` for ``NasExperiment`` or use it by its
 registered name behind ``nnictl`` (:mod:`nni_nasext.adapters.tuner`).
 """
+from .metaqnn import MetaQNN
 from .random_search import RandomSearch
 from .regularized_evolution import RegularizedEvolution
 from .reinforce import ReinforceController
 
-__all__ = ['RandomSearch', 'RegularizedEvolution', 'ReinforceController']
+__all__ = ['MetaQNN', 'RandomSearch', 'RegularizedEvolution', 'ReinforceController']
