@@ -88,6 +88,33 @@ class Dimension:
             return f'{value!r} is outside [{self.low}, {self.high}]'
         return None
 
+    def grid(self, num_bins: int) -> list:
+        """``num_bins`` values of a numerical dimension spread by its distribution: evenly on
+        ``[low, high]`` (uniform), evenly in log space (loguniform), evenly on ``mu +- 2 sigma``
+        (normal); rounded to ``quantize`` where given (and clipped), duplicates dropped. The
+        discrete searchers (REINFORCE, MetaQNN) choose among these."""
+        if self.kind != 'numerical':
+            raise ValueError(f'{self.label!r} is not numerical')
+        lo, hi = (self.low - 2 * self.high, self.low + 2 * self.high) if self.dist == 'normal' else (self.low, self.high)
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+            raise ValueError(f'Cannot discretise {self.label!r}: range [{lo}, {hi}] is not a finite interval')
+        if self.dist == 'loguniform':
+            if lo <= 0:
+                raise ValueError(f'Log-uniform {self.label!r} needs low > 0, got {lo}')
+            xs = [math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / (num_bins - 1)) for i in range(num_bins)]
+            xs[0], xs[-1] = lo, hi  # exact ends, no rounding past the bounds
+        else:
+            xs = [lo + (hi - lo) * i / (num_bins - 1) for i in range(num_bins)]
+        out = []
+        for x in xs:
+            if self.quantize:
+                x = round(x / self.quantize) * self.quantize
+                if self.dist != 'normal':
+                    x = min(max(x, self.low), self.high)
+            if x not in out:
+                out.append(x)
+        return out
+
     @property
     def size(self) -> float:
         if self.kind == 'choice':

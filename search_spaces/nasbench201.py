@@ -26,7 +26,6 @@ from typing import Dict, List
 import torch
 from torch import nn
 
-import nni
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace
 
 __all__ = [

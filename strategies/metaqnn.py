@@ -78,29 +78,6 @@ _MAX_REDRAWS = 100
 PAPER_SCHEDULE = [(1.0, 1500)] + [(e / 10, 100) for e in range(9, 0, -1)]
 
 
-def _grid(dim: Dimension, num_bins: int) -> list:
-    """The bins of a numerical dimension (see the module docstring)."""
-    lo, hi = (dim.low - 2 * dim.high, dim.low + 2 * dim.high) if dim.dist == 'normal' else (dim.low, dim.high)
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
-        raise ValueError(f'Cannot discretise {dim.label!r}: range [{lo}, {hi}] is not a finite interval')
-    if dim.dist == 'loguniform':
-        if lo <= 0:
-            raise ValueError(f'Log-uniform {dim.label!r} needs low > 0, got {lo}')
-        xs = [lo * (hi / lo) ** (i / (num_bins - 1)) for i in range(num_bins)]
-        xs[0], xs[-1] = lo, hi
-    else:
-        xs = [lo + (hi - lo) * i / (num_bins - 1) for i in range(num_bins)]
-    out = []
-    for x in xs:
-        if dim.quantize:
-            x = round(x / dim.quantize) * dim.quantize
-            if dim.dist != 'normal':
-                x = min(max(x, dim.low), dim.high)
-        if x not in out:
-            out.append(x)
-    return out
-
-
 class _Step:
     """One decision step: its dimension, sub-step ``j`` and the values it chooses among."""
 
@@ -171,7 +148,7 @@ class MetaQNN(Searcher):
     def _build(self):
         steps = []
         for dim in self.space.dims.values():
-            values = _grid(dim, self.num_bins) if dim.kind == 'numerical' else list(dim.values)
+            values = dim.grid(self.num_bins) if dim.kind == 'numerical' else list(dim.values)
             if not values:
                 raise ValueError(f'{dim.label!r} has no values to choose from')
             if dim.kind == 'choice_multiple' and dim.n_chosen is not None:

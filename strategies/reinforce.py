@@ -86,7 +86,7 @@ class _Decision:
         self.dim = dim
         self.bernoulli = dim.kind == 'choice_multiple' and dim.n_chosen is None
         if dim.kind == 'numerical':
-            self.values = _bins(dim, num_bins)
+            self.values = dim.grid(num_bins)
         else:
             self.values = list(dim.values)
         n = len(self.values)
@@ -130,31 +130,6 @@ class _Decision:
     def _find(self, value: Any) -> int:
         index = self._index.get(json.dumps(value, sort_keys=True))
         return self.values.index(value) if index is None else index  # 1.0 for 1: equal, as contains() says
-
-
-def _bins(dim: Dimension, num_bins: int) -> list:
-    if dim.dist == 'normal':
-        lo, hi = dim.low - 2 * dim.high, dim.low + 2 * dim.high
-    else:
-        lo, hi = dim.low, dim.high
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
-        raise ValueError(f'Cannot discretise {dim.label!r}: range [{lo}, {hi}] is not a finite interval')
-    if dim.dist == 'loguniform':
-        if lo <= 0:
-            raise ValueError(f'Log-uniform {dim.label!r} needs low > 0, got {lo}')
-        grid = [math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / (num_bins - 1)) for i in range(num_bins)]
-        grid[0], grid[-1] = lo, hi  # exact ends, no rounding past the bounds
-    else:
-        grid = [lo + (hi - lo) * i / (num_bins - 1) for i in range(num_bins)]
-    out = []
-    for x in grid:
-        if dim.quantize:
-            x = round(x / dim.quantize) * dim.quantize
-            if dim.dist != 'normal':
-                x = min(max(x, dim.low), dim.high)
-        if x not in out:
-            out.append(x)
-    return out
 
 
 class _Controller(nn.Module):

@@ -9,7 +9,7 @@ from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace, MutableLine
 from torch import nn
 
 from nni_nasext.search_spaces import QuickstartSpace
-from nni_nasext.space_spec import Dimension, SampleError, SpaceSpec
+from nni_nasext.space_spec import SampleError, SpaceSpec
 
 
 class SpaceWithInputs(ModelSpace):

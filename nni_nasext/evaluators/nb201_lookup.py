@@ -18,7 +18,7 @@ from nni.nas.benchmark.space import SlimBenchmarkSpace
 from nni.nas.execution import SequentialExecutionEngine
 
 from nni_nasext.benchmarks import NB201_DATASETS, NasBench201Table
-from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS, sample_to_cellstr
+from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS
 
 
 class NasBench201Lookup(BenchmarkEvaluator):
