@@ -128,8 +128,8 @@ METHODS['ours-MetaQNN'] = (
 
 
 def policy_rl_available() -> bool:
-    try:
-        import nni.nas.strategy._rl_impl  # noqa: F401  (needs tianshou 0.4.x + gym)
+    try:  # needs tianshou 0.4.x + gym, seen by NNI when nni.nas.strategy was first imported
+        nni_strategy.PolicyBasedRL()
         return True
     except ImportError:
         return False
