@@ -29,7 +29,7 @@ def processes_mentioning(text):
     return found
 
 
-def write_config(tmp_path, trials, evaluator_args, concurrency=2):
+def write_config(tmp_path, trials, evaluator_args, concurrency=2, tuner=None):
     (tmp_path / 'space.json').write_text(json.dumps(SpaceSpec.from_space(QuickstartSpace()).to_json()))
     config = {
         'experimentName': 'nasext-integration-test',
@@ -40,7 +40,7 @@ def write_config(tmp_path, trials, evaluator_args, concurrency=2):
         'trialConcurrency': concurrency,
         'maxTrialNumber': trials,
         'maxExperimentDuration': '5m',
-        'tuner': {'name': 'NasextEvolution', 'classArgs': {'population_size': 2, 'sample_size': 1, 'seed': 0}},
+        'tuner': tuner or {'name': 'NasextEvolution', 'classArgs': {'population_size': 2, 'sample_size': 1, 'seed': 0}},
         'trainingService': {'platform': 'local'},
         'experimentWorkingDirectory': str(tmp_path / 'experiments'),
     }
@@ -94,7 +94,8 @@ def test_nnictl_experiment_of_three_trials(tmp_path):
 
 def test_failing_trials_are_failed_and_experiment_ends(tmp_path):
     # cifar100 is not on this machine (no download): every trial fails with a clear error
-    config = write_config(tmp_path, 2, {'dataset': 'cifar100', 'max_epochs': 1, 'data_root': str(tmp_path)})
+    config = write_config(tmp_path, 2, {'dataset': 'cifar100', 'max_epochs': 1, 'data_root': str(tmp_path)},
+                          tuner={'name': 'NasextReinforce', 'classArgs': {'batch_size': 2, 'seed': 0}})
     exp_id, port, trials, _ = run_experiment(config)
     assert [t['status'] for t in trials] == ['FAILED', 'FAILED']
     stderr = list((tmp_path / 'experiments' / exp_id).glob('**/trials/*/trial.stderr'))
@@ -104,7 +105,7 @@ def test_failing_trials_are_failed_and_experiment_ends(tmp_path):
 
 def test_nnictl_resume_continues_the_search(tmp_path):
     config = write_config(tmp_path, 4, {'dataset': 'digits', 'max_epochs': 1, 'limit_train_batches': 4},
-                          concurrency=1)
+                          concurrency=1, tuner={'name': 'NasextMetaQNN', 'classArgs': {'seed': 0}})
     nt.register_tuners(verbose=False)
     port = nt.free_port()
     exp_id = nt.create(config, port)
