@@ -12,6 +12,7 @@ from nni_nasext.search_spaces import NasBench201Space, QuickstartSpace
 from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies import RandomSearch
 from nni_nasext.strategies.metaqnn import MetaQNN
+from test_searchers import drive as drive_searcher
 
 SPEC = SpaceSpec.from_space(QuickstartSpace())
 TARGET = 'nor_conv_3x3'
@@ -30,14 +31,8 @@ def target_share(sample):
     return sum(v == TARGET for v in sample.values()) / 6
 
 
-def drive(searcher, n, objective=target_share, spec=SPEC, fail=lambda i, s: False):
-    searcher.configure(spec)
-    asked = []
-    for i in range(n):
-        s = searcher.ask()
-        asked.append(s)
-        searcher.tell(s, None if fail(i, s) else objective(s))
-    return asked
+def drive(searcher, n, objective=target_share, **kwargs):
+    return drive_searcher(searcher, n, objective, **kwargs)
 
 
 def test_bellman_update_matches_the_closed_form():

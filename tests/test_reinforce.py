@@ -14,6 +14,7 @@ from nni_nasext.search_spaces import NasBench201Space
 from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies import RandomSearch
 from nni_nasext.strategies.reinforce import ReinforceController
+from test_searchers import drive as drive_searcher
 
 from test_searchers import SPEC, score
 
@@ -33,14 +34,8 @@ def count_target(sample):
     return float(sum(v == TARGET for v in sample.values()))
 
 
-def drive(ctrl, n, objective=count_target, spec=SPEC, fail=lambda i, s: False):
-    ctrl.configure(spec)
-    asked = []
-    for i in range(n):
-        s = ctrl.ask()
-        asked.append(s)
-        ctrl.tell(s, None if fail(i, s) else objective(s))
-    return asked
+def drive(searcher, n, objective=count_target, **kwargs):
+    return drive_searcher(searcher, n, objective, **kwargs)
 
 
 def target_probs(ctrl):

@@ -16,8 +16,9 @@ def score(sample):
     return float(sum(OPS_SCORE[v] for v in sample.values()))
 
 
-def drive(searcher, n, objective=score, fail=lambda i, s: False):
-    searcher.configure(SPEC)
+def drive(searcher, n, objective=score, spec=SPEC, fail=lambda i, s: False):
+    """Ask and tell ``n`` times on ``spec`` with a toy objective; ``fail`` marks failed trials."""
+    searcher.configure(spec)
     asked = []
     for i in range(n):
         s = searcher.ask()
