@@ -64,14 +64,12 @@ if POLICY_RL_SITE.is_dir():
     warnings.filterwarnings('ignore', message='.*Gym has been unmaintained.*')
 
 import nni  # noqa: E402
-from nni.nas.space import RawFormatModelSpace  # noqa: E402
 import nni.nas.strategy as nni_strategy  # noqa: E402
 
 from nni_nasext.adapters.strategy import SearcherStrategy  # noqa: E402
 from nni_nasext.benchmarks import NB201_DATASETS, NasBench201Table  # noqa: E402
 from nni_nasext.data_paths import DataNotFoundError  # noqa: E402
-from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, SimulatedBudgetEngine  # noqa: E402
-from nni_nasext.search_spaces.nasbench201 import NasBench201Space  # noqa: E402
+from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, simulate_search  # noqa: E402
 from nni_nasext.strategies import MetaQNN, RandomSearch, RegularizedEvolution, ReinforceController  # noqa: E402
 
 SEARCH_DATASET = 'cifar10-valid'
@@ -188,11 +186,9 @@ def run_one(method: str, seed: int, budget: float = BUDGET_S) -> dict:
     """One search run: the queries in order, the best-rewarded cell and its 200-epoch scores."""
     factory = METHODS[method][3]
     evaluator = TimedLookup(SEARCH_DATASET, epochs=SEARCH_EPOCHS)
-    model_space = RawFormatModelSpace.from_model(NasBench201Space(), evaluator)
-    engine = SimulatedBudgetEngine(evaluator, budget)
     strategy = factory(seed)
     start = time.perf_counter()
-    strategy(model_space, engine)
+    engine = simulate_search(strategy, evaluator, budget)
     wall = time.perf_counter() - start
 
     table = NasBench201Table()

@@ -5,11 +5,10 @@ import pytest
 
 import nni.nas.strategy as nni_strategy
 from nni.nas.experiment import NasExperiment, NasExperimentConfig
-from nni.nas.space import RawFormatModelSpace
 
 from nni_nasext.adapters import SearcherStrategy, SearcherTuner
 from nni_nasext.adapters.tuner import TUNER_CLASSES, metric_value
-from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, SimulatedBudgetEngine
+from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, simulate_search
 from nni_nasext.search_spaces import NasBench201Space
 from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies import RandomSearch, RegularizedEvolution
@@ -58,8 +57,7 @@ class FlakyLookup(NasBench201Lookup):
 def test_failed_models_are_told_and_search_continues(nb12):
     ev = FlakyLookup('cifar10-valid', 12)
     strategy = SearcherStrategy(RandomSearch(seed=0))
-    engine = SimulatedBudgetEngine(ev, budget=4000)
-    strategy(RawFormatModelSpace.from_model(NasBench201Space(), ev), engine)
+    engine = simulate_search(strategy, ev, budget=4000)
     searcher = strategy.searcher
     assert searcher.num_failed >= 3
     assert len(searcher.history) == len(list(engine.list_models()))
@@ -70,7 +68,7 @@ def test_failed_models_are_told_and_search_continues(nb12):
 def test_strategy_state_dict_round_trip(nb12):
     ev = NasBench201Lookup('cifar10-valid', 12)
     a = SearcherStrategy(RegularizedEvolution(population_size=4, sample_size=2, seed=0))
-    a(RawFormatModelSpace.from_model(NasBench201Space(), ev), SimulatedBudgetEngine(ev, 2000))
+    simulate_search(a, ev, 2000)
     b = SearcherStrategy(RegularizedEvolution(population_size=4, sample_size=2, seed=5))
     b.searcher.configure(SPEC)
     b.load_state_dict(json.loads(json.dumps(a.state_dict())))

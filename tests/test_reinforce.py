@@ -6,11 +6,9 @@ import random
 import pytest
 import torch
 from nni.mutable import Categorical, CategoricalMultiple, Numerical
-from nni.nas.space import RawFormatModelSpace
 
 from nni_nasext.adapters import SearcherStrategy, SearcherTuner
-from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, SimulatedBudgetEngine
-from nni_nasext.search_spaces import NasBench201Space
+from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, simulate_search
 from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies import RandomSearch
 from nni_nasext.strategies.reinforce import ReinforceController
@@ -191,8 +189,7 @@ def test_shaping_options_and_presets():
 def test_through_nni_strategy_adapter_on_nb201_lookup(nb12):
     ev = NasBench201Lookup('cifar10-valid', 12)
     strategy = SearcherStrategy(ReinforceController(seed=0))
-    engine = SimulatedBudgetEngine(ev, budget=3000)
-    strategy(RawFormatModelSpace.from_model(NasBench201Space(), ev), engine)
+    engine = simulate_search(strategy, ev, budget=3000)
     searcher = strategy.searcher
     n = len(searcher.history)
     assert n == len(list(engine.list_models())) >= 10 and searcher.num_failed == 0

@@ -1,5 +1,5 @@
 """NNI evaluators (``nni.nas.evaluator``): train with Lightning, or look up a tabular benchmark."""
 from .classification import ImageClassification, TrialFailed
-from .nb201_lookup import NasBench201Lookup, SimulatedBudgetEngine
+from .nb201_lookup import NasBench201Lookup, SimulatedBudgetEngine, simulate_search
 
-__all__ = ['ImageClassification', 'TrialFailed', 'NasBench201Lookup', 'SimulatedBudgetEngine']
+__all__ = ['ImageClassification', 'TrialFailed', 'NasBench201Lookup', 'SimulatedBudgetEngine', 'simulate_search']

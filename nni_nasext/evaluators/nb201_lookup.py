@@ -88,3 +88,14 @@ class SimulatedBudgetEngine(SequentialExecutionEngine):
 
     def budget_available(self) -> bool:
         return self.evaluator.total_cost < self.budget
+
+
+def simulate_search(strategy, evaluator: NasBench201Lookup, budget: float, space=None) -> SimulatedBudgetEngine:
+    """Run any NNI strategy (ours through ``SearcherStrategy`` or NNI's own) on NAS-Bench-201
+    until ``budget`` simulated seconds; returns the engine (``engine.list_models()``)."""
+    from nni.nas.space import RawFormatModelSpace
+
+    from nni_nasext.search_spaces.nasbench201 import NasBench201Space
+    engine = SimulatedBudgetEngine(evaluator, budget)
+    strategy(RawFormatModelSpace.from_model(space if space is not None else NasBench201Space(), evaluator), engine)
+    return engine
