@@ -46,6 +46,11 @@ STRATEGIES = _table(
     Entry('metaqnn', 'nni_nasext.strategies.metaqnn:MetaQNN',
           'Q-learning over the decisions, epsilon schedule, experience replay (Baker et al. 2017)',
           {'tuner': 'NasextMetaQNN'}),
+    Entry('hyperband', 'nni_nasext.strategies.hyperband:Hyperband',
+          'Hyperband over training budgets, e.g. epochs (Li et al. 2018)', {'tuner': 'NasextHyperband'}),
+    Entry('successive_halving', 'nni_nasext.strategies.hyperband:SuccessiveHalving',
+          'successive halving over training budgets (Jamieson & Talwalkar 2016)',
+          {'tuner': 'NasextSuccessiveHalving'}),
 )
 
 EVALUATORS = _table(

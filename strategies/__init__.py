@@ -4,9 +4,10 @@ Each is a :class:`nni_nasext.searcher.Searcher`; wrap it with
 :class:`nni_nasext.adapters.SearcherStrategy` for ``NasExperiment`` or use it by its
 registered name behind ``nnictl`` (:mod:`nni_nasext.adapters.tuner`).
 """
+from .hyperband import Hyperband, SuccessiveHalving
 from .metaqnn import MetaQNN
 from .random_search import RandomSearch
 from .regularized_evolution import RegularizedEvolution
 from .reinforce import ReinforceController
 
-__all__ = ['MetaQNN', 'RandomSearch', 'RegularizedEvolution', 'ReinforceController']
+__all__ = ['Hyperband', 'SuccessiveHalving', 'MetaQNN', 'RandomSearch', 'RegularizedEvolution', 'ReinforceController']

@@ -77,6 +77,7 @@ def run_trial(args: argparse.Namespace) -> float:
     from nni.nas.benchmark import BenchmarkEvaluator
 
     from nni_nasext import registry
+    from nni_nasext.fidelity import split_budget
     from nni_nasext.space_spec import SpaceSpec
 
     space = registry.build('space', args.space, **_json_arg(args.space_args, '--space-args'))
@@ -84,11 +85,18 @@ def run_trial(args: argparse.Namespace) -> float:
     sample = _json_arg(args.sample, '--sample') if args.sample else next_sample()
     if not sample:
         raise ValueError('No sample: run this under nnictl, or pass --sample')
+    sample, budget = split_budget(sample)  # a multi-fidelity searcher's training budget
+    if budget is not None:
+        if not hasattr(evaluator, 'with_budget'):
+            raise ValueError(f'The searcher asked for budget {budget} but evaluator {args.evaluator!r} '
+                             'has no fidelity (with_budget)')
+        evaluator = evaluator.with_budget(budget)
     SpaceSpec.from_space(space).validate(sample)
     out = Path(args.output_dir or os.environ.get('NNI_OUTPUT_DIR') or '.')
     out.mkdir(parents=True, exist_ok=True)
     (out / 'sample.json').write_text(json.dumps(sample, indent=1))
-    print(f'[nasext] trial {nni.get_trial_id()} sample {json.dumps(sample)}', flush=True)
+    print(f'[nasext] trial {nni.get_trial_id()} sample {json.dumps(sample)}'
+          + ('' if budget is None else f' budget {budget}'), flush=True)
 
     start = time.time()
     if isinstance(evaluator, BenchmarkEvaluator):
@@ -102,7 +110,7 @@ def run_trial(args: argparse.Namespace) -> float:
     if value is None or value != value:
         raise RuntimeError(f'Evaluator {args.evaluator} returned no usable value ({value!r})')
     result = {'sample': sample, 'value': float(value), 'space': args.space, 'space_args': json.loads(args.space_args),
-              'evaluator': args.evaluator, 'seconds': round(time.time() - start, 3), 'trial_id': nni.get_trial_id()}
+              'evaluator': args.evaluator, 'budget': budget, 'seconds': round(time.time() - start, 3), 'trial_id': nni.get_trial_id()}
     if model is not None:
         torch.save(model.state_dict(), out / 'model.pt')
         result['params'] = sum(p.numel() for p in model.parameters())

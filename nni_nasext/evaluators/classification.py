@@ -20,6 +20,10 @@ Choices that differ from NNI's own ``nni.nas.evaluator.pytorch.Classification``:
   reporting a number;
 * nothing is written to disk (no logger, no checkpoints);
 * Ctrl-C during training raises ``KeyboardInterrupt`` (Lightning would ``sys.exit``).
+
+Multi-fidelity: :meth:`ImageClassification.with_budget` gives the same evaluator at another
+number of epochs; under ``NasExperiment`` a sample carrying ``nasext_budget``
+(:mod:`nni_nasext.fidelity`) is trained for that many epochs.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ import pytorch_lightning as pl
 from nni.nas.evaluator import Evaluator
 
 from nni_nasext.datasets import load_dataset
+from nni_nasext.fidelity import split_budget
 
 __all__ = ['ImageClassification', 'TrialFailed']
 
@@ -197,6 +202,23 @@ class ImageClassification(Evaluator):
     def extra_repr(self) -> str:
         return (f'{self.dataset!r}, max_epochs={self.max_epochs}, batch_size={self.batch_size}, '
                 f'optimizer={self.optimizer!r}, learning_rate={self.learning_rate}, seed={self.seed}')
+
+    def with_budget(self, budget) -> 'ImageClassification':
+        """The same recipe trained for ``budget`` epochs (a positive whole number); the data
+        loaders already built are shared, not reloaded."""
+        epochs = int(round(float(budget)))
+        if epochs < 1 or abs(float(budget) - epochs) > 1e-9:
+            raise ValueError(f'ImageClassification budgets are whole numbers of epochs >= 1, got {budget!r}')
+        other = type(self)(**{**self._arguments, 'max_epochs': epochs})
+        other._loaders, other.info = self._loaders, self.info
+        if self._loaders is not None:
+            other._generator = self._generator
+        return other
+
+    def _execute(self, model):
+        _, budget = split_budget(model.sample) if model.sample is not None else (None, None)
+        evaluator = self if budget is None else self.with_budget(budget)
+        return evaluator.evaluate(model.executable_model())
 
     def dataloaders(self):
         """``(train_loader, val_loader)``, built on first use and kept for every later model."""

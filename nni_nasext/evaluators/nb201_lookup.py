@@ -6,6 +6,9 @@ reads the sample of the model instead of building the network, queries
 result ``{"default": accuracy, "cost": seconds, "params": millions}``. ``total_cost`` adds up
 the simulated training time of every query, so a search can be stopped at a simulated
 budget (the NB201 paper's 12,000 s, see :class:`SimulatedBudgetEngine`).
+
+Multi-fidelity: a sample carrying ``nasext_budget`` (:mod:`nni_nasext.fidelity`) of 12 or 200
+is looked up, and paid for, at that many epochs instead of ``epochs``.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from nni.nas.benchmark.space import SlimBenchmarkSpace
 from nni.nas.execution import SequentialExecutionEngine
 
 from nni_nasext.benchmarks import NB201_DATASETS, NasBench201Table
+from nni_nasext.fidelity import split_budget
 from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS
 
 
@@ -57,8 +61,23 @@ class NasBench201Lookup(BenchmarkEvaluator):
                              f'got {list(simplified)}')
         return simplified
 
+    #: the training budgets (epochs) a sample may ask for through ``nasext_budget``
+    fidelities = (12, 200)
+
+    def with_budget(self, budget) -> 'NasBench201Lookup':
+        """A lookup at ``budget`` epochs (12 or 200) on the same dataset."""
+        return type(self)(self.dataset, epochs=self._epochs_of(budget))
+
+    def _epochs_of(self, budget) -> int:
+        if budget is None:
+            return self.epochs
+        if budget not in self.fidelities:
+            raise ValueError(f'NB201 budgets here are {self.fidelities} epochs, not {budget!r}')
+        return int(budget)
+
     def query(self, sample: Dict[str, Any]):
-        record = self.table.query(sample, self.dataset, self.epochs)
+        arch, budget = split_budget(sample)
+        record = self.table.query(arch, self.dataset, self._epochs_of(budget))
         self.total_cost += record.cost
         self.num_queries += 1
         return record
