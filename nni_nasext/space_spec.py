@@ -123,7 +123,11 @@ class Dimension:
             n = len(self.values)
             return math.comb(n, self.n_chosen) if self.n_chosen is not None else 2 ** n
         if self.quantize and self.dist != 'normal':
-            return math.floor((self.high - self.low) / self.quantize) + 1
+            # the values random() can give: multiples of quantize, clipped into [low, high]
+            first, last = round(self.low / self.quantize), round(self.high / self.quantize)
+            if last - first > 1_000_000:
+                return last - first + 1
+            return len({min(max(k * self.quantize, self.low), self.high) for k in range(first, last + 1)})
         return math.inf
 
     # ------------------------------------------------------------------ JSON

@@ -92,3 +92,12 @@ def test_mutate_changes_exactly_one_decision():
         child = spec.mutate(parent, rng)
         assert sum(child[k] != parent[k] for k in parent) == 1
         spec.validate(child)
+
+
+def test_quantized_size_counts_the_values_random_can_give():
+    import random
+    from nni_nasext.space_spec import Dimension
+    for low, high, q in [(0, 0.04, 0.1), (0.04, 0.5, 0.1), (0, 1, 0.25), (1, 10, 3)]:
+        d = Dimension('x', 'numerical', dist='uniform', low=low, high=high, quantize=q)
+        rng = random.Random(0)
+        assert d.size == len({d.random(rng) for _ in range(5000)})
