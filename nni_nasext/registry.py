@@ -34,6 +34,9 @@ SPACES = _table(
     Entry('quickstart', 'nni_nasext.search_spaces.nasbench201:QuickstartSpace',
           'NB201 cell at N=1, C=8 on 1-channel 8x8 images (scikit-learn digits)',
           {'size': 5 ** 6, 'paper': 'Dong & Yang, ICLR 2020', 'benchmark': 'nasbench201'}),
+    Entry('nasbench_macro', 'nni_nasext.search_spaces.nasbench_macro:NasBenchMacroSpace',
+          'NAS-Bench-Macro: 8 layers x {identity, MBv2 k3 e3, MBv2 k5 e6}, 32x32 RGB CIFAR-10',
+          {'size': 3 ** 8, 'paper': 'Su et al., CVPR 2021', 'benchmark': 'nasbench_macro'}),
 )
 
 STRATEGIES = _table(
@@ -63,6 +66,8 @@ EVALUATORS = _table(
           'train with PyTorch Lightning on an image dataset (digits, mnist10k, mnist, fashion-mnist, cifar10, cifar100)'),
     Entry('nb201', 'nni_nasext.evaluators.nb201_lookup:NasBench201Lookup',
           'look up NAS-Bench-201 accuracy and simulated cost (12 or 200 epochs)'),
+    Entry('nasbench_macro', 'nni_nasext.evaluators.macro_lookup:NasBenchMacroLookup',
+          'look up NAS-Bench-Macro CIFAR-10 test accuracy (mean of 3 runs or one seed); cost = 1 per query'),
 )
 
 KINDS = {'space': SPACES, 'strategy': STRATEGIES, 'evaluator': EVALUATORS}

@@ -4,12 +4,19 @@ Each is a :class:`nni_nasext.searcher.Searcher`; wrap it with
 :class:`nni_nasext.adapters.SearcherStrategy` for ``NasExperiment`` or use it by its
 registered name behind ``nnictl`` (:mod:`nni_nasext.adapters.tuner`).
 """
-from .bohb import BOHB
-from .hyperband import Hyperband, SuccessiveHalving
-from .metaqnn import MetaQNN
-from .random_search import RandomSearch
-from .regularized_evolution import RegularizedEvolution
-from .reinforce import ReinforceController
-from .tpe import TPE
+import importlib
 
-__all__ = ['BOHB', 'TPE', 'Hyperband', 'SuccessiveHalving', 'MetaQNN', 'RandomSearch', 'RegularizedEvolution', 'ReinforceController']
+#: class -> module; imported on first use, so that a tuner process loads only its own strategy
+#: (the nnictl dispatcher must connect to the NNI manager within 10 seconds).
+_WHERE = {
+    'BOHB': '.bohb', 'Hyperband': '.hyperband', 'SuccessiveHalving': '.hyperband', 'MetaQNN': '.metaqnn',
+    'RandomSearch': '.random_search', 'RegularizedEvolution': '.regularized_evolution',
+    'ReinforceController': '.reinforce', 'TPE': '.tpe',
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name], __name__), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

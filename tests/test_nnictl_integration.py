@@ -125,3 +125,21 @@ def test_nnictl_resume_continues_the_search(tmp_path):
     imported = [int(n) for n in re.findall(r'Imported (\d+) earlier trials', log)]
     assert imported and imported[0] >= len(first)   # the tuner rebuilt its population from NNI's records
     assert processes_mentioning(exp_id) == []
+
+
+def test_hyperband_budget_reaches_the_trials(tmp_path):
+    # successive halving 1 -> 2 epochs, eta 2: two cells for 1 epoch, the better one for 2
+    config = write_config(tmp_path, 3, {'dataset': 'digits', 'max_epochs': 5, 'limit_train_batches': 4},
+                          concurrency=2, tuner={'name': 'NasextSuccessiveHalving',
+                                                'classArgs': {'budgets': [1, 2], 'eta': 2, 'seed': 0}})
+    exp_id, port, trials, _ = run_experiment(config)
+    assert [t['status'] for t in trials] == ['SUCCEEDED'] * 3
+    budgets = [t['sample']['nasext_budget'] for t in trials]   # the budget shows in the web UI's parameters
+    assert sorted(budgets) == [1, 1, 2]
+    for t in trials:
+        assert len(t['intermediates']) == t['sample']['nasext_budget']  # trained for that many epochs
+    first = [t for t in trials if t['sample']['nasext_budget'] == 1]
+    promoted = next(t for t in trials if t['sample']['nasext_budget'] == 2)
+    arch = lambda s: {k: v for k, v in s.items() if k != 'nasext_budget'}  # noqa: E731
+    assert arch(promoted['sample']) == arch(max(first, key=lambda t: t['final'])['sample'])
+    assert processes_mentioning(exp_id) == []
