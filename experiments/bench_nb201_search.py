@@ -18,12 +18,19 @@ searches on CIFAR-10 and scores that one cell on all three). Every method runs t
 own machinery: ``RawFormatModelSpace.from_model(NasBench201Space(), evaluator)``, the
 sequential engine, ``strategy(model_space, engine)``.
 
-Methods: ``SearcherStrategy(RandomSearch)`` and ``SearcherStrategy(RegularizedEvolution
-.nb201_preset())`` from nni_nasext; NNI 3.0's ``Random`` and ``RegularizedEvolution
-(population_size=10, sample_size=3, mutation_prob=1/6)``. NNI resamples each of the 6
-decisions with probability ``mutation_prob``: 1/6 resamples one decision per child on average
-(NNI's default 0.05 resamples 0.3), whereas ours changes exactly one decision to a different
-value as in Real et al.
+Methods (``METHODS``): ours through ``SearcherStrategy`` -- RandomSearch, RegularizedEvolution
+(NB201 preset), ReinforceController, MetaQNN, TPE, PNAS, NeuralPredictor, and the
+multi-fidelity SuccessiveHalving, Hyperband and BOHB (12- and 200-epoch rungs) -- and NNI 3.0's
+``Random``, ``RegularizedEvolution(population_size=10, sample_size=3, mutation_prob=1/6)``,
+``TPE(optimize_mode='maximize')`` and ``PolicyBasedRL`` (where tianshou 0.4 is installed, see
+``setup_nni_policy_rl.sh``). NNI resamples each of the 6 decisions with probability
+``mutation_prob``: 1/6 resamples one decision per child on average (NNI's default 0.05 resamples
+0.3), whereas ours changes exactly one decision to a different value as in Real et al.
+Multi-fidelity methods pay each query at its own budget and answer with their best 200-epoch
+result.
+
+``--datasets cifar10-valid cifar100 ImageNet16-120`` adds the second table: each dataset
+searched on its own 12-epoch reward and scored on itself. ``--jobs N`` runs N searches at once.
 
 Also measured: the wall time each strategy spends per query, in total and without the
 evaluator's own table lookup (timed around ``evaluator.query``), median over seeds, and the
@@ -31,7 +38,8 @@ ratio ours / NNI's built-in.
 
 Run from the repository root::
 
-    NASEXT_DATA=../shared/data python experiments/bench_nb201_search.py            # 100 seeds
+    NASEXT_DATA=../shared/data python experiments/bench_nb201_search.py --datasets cifar10-valid cifar100 \
+        ImageNet16-120 --jobs 2                                                          # 100 seeds
     NASEXT_DATA=../shared/data python experiments/bench_nb201_search.py --quick    # 5 seeds
 
 Writes ``nb201_search.md`` (also printed), ``nb201_search.json`` and ``nb201_search.png``
@@ -602,18 +610,26 @@ def render_markdown(result: dict) -> str:
     return '\n'.join(lines)
 
 
+STYLE = {'ours-RS': ('tab:blue', '-'), 'nni-Random': ('tab:cyan', '--'),
+         'ours-REA': ('tab:red', '-'), 'nni-REA': ('tab:orange', '--'),
+         'ours-REINFORCE': ('tab:green', '-'), 'nni-PolicyBasedRL': ('tab:olive', '--'),
+         'ours-MetaQNN': ('tab:purple', '-'), 'ours-TPE': ('tab:brown', '-'), 'nni-TPE': ('tab:pink', '--'),
+         'ours-SH': ('tab:gray', ':'), 'ours-HB': ('black', ':'), 'ours-BOHB': ('tab:brown', ':'),
+         'ours-PNAS': ('goldenrod', '-'), 'ours-NP': ('magenta', '-')}
+
+
+def plot_style(method: str) -> tuple:
+    """(colour, line style) of a method in the plots."""
+    return STYLE.get(method, (None, '-'))
+
+
 def plot(result: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     curves = result['curves']
     grid = np.asarray(curves['grid_s'])
-    style = {'ours-RS': ('tab:blue', '-'), 'nni-Random': ('tab:cyan', '--'),
-             'ours-REA': ('tab:red', '-'), 'nni-REA': ('tab:orange', '--'),
-             'ours-REINFORCE': ('tab:green', '-'), 'nni-PolicyBasedRL': ('tab:olive', '--'),
-             'ours-MetaQNN': ('tab:purple', '-'), 'ours-TPE': ('tab:brown', '-'), 'nni-TPE': ('tab:pink', '--'),
-             'ours-SH': ('tab:gray', ':'), 'ours-HB': ('black', ':'), 'ours-BOHB': ('tab:brown', ':'),
-             'ours-PNAS': ('goldenrod', '-'), 'ours-NP': ('magenta', '-')}
+    style = STYLE
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     panels = [('reward', f'best-so-far {SEARCH_EPOCHS}-epoch reward (the search signal)'),
               ('acc200', f'{FINAL_EPOCHS}-epoch validation accuracy of the best-so-far cell')]

@@ -11,7 +11,7 @@ import importlib
 _WHERE = {
     'BOHB': '.bohb', 'Hyperband': '.hyperband', 'SuccessiveHalving': '.hyperband', 'MetaQNN': '.metaqnn',
     'RandomSearch': '.random_search', 'RegularizedEvolution': '.regularized_evolution',
-    'ReinforceController': '.reinforce', 'TPE': '.tpe',
+    'ReinforceController': '.reinforce', 'TPE': '.tpe', 'PNAS': '.pnas', 'NeuralPredictor': '.neural_predictor',
 }
 __all__ = sorted(_WHERE)
 

@@ -47,8 +47,14 @@ def test_runs_have_the_protocol_shape(bench, small_run):
             # the budget stops the run at the first query that reaches it, and that query counts
             assert times[-1] >= 1500. > times[-2]
             assert r['simulated_s'] == pytest.approx(times[-1])
-            assert r['best_reward'] == max(rewards) >= r['first_reward'] == rewards[0]
-            assert r['best_reward'] == pytest.approx(table.query(r['best_cell'], 'cifar10-valid', 12).accuracy)
+            if r['best_reward_epochs'] == 12:  # the best 12-epoch reward
+                assert r['num_queries_200'] == 0
+                assert r['best_reward'] == max(rewards) >= r['first_reward'] == rewards[0]
+            else:  # multi-fidelity: the best result at 200 epochs (rewards holds the 12-epoch ones)
+                assert r['best_reward_epochs'] == 200 and r['num_queries_200'] >= 1
+                assert len(rewards) - sum(rewards == rewards) == r['num_queries_200']
+            assert r['best_reward'] == pytest.approx(
+                table.query(r['best_cell'], 'cifar10-valid', r['best_reward_epochs']).accuracy)
             assert set(r['val_acc_200']) == set(bench.NB201_DATASETS)
             for ds, acc in r['val_acc_200'].items():
                 assert acc == pytest.approx(table.query(r['best_cell'], ds, 200).accuracy)
