@@ -2,7 +2,7 @@
 
     nasext list [spaces|strategies|evaluators]
     nasext space NAME [--json] [--arg key=value ...]
-    nasext register                     register our tuners with nnictl (builtin names)
+    nasext register                     register our tuners and assessors with nnictl (builtin names)
     nasext run CONFIG.yml [--port P]    nnictl create + wait + best architecture + export + stop
     nasext quickstart [--port P]        nasext run experiments/quickstart.yml
     nasext export EXP_ID [--experiment-dir DIR] [--out DIR]
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--json', action='store_true')
     s.add_argument('--arg', action='append', help='space argument key=value')
     s.set_defaults(func=cmd_space)
-    s = sub.add_parser('register', help='register nasext tuners with nnictl')
+    s = sub.add_parser('register', help='register nasext tuners and assessors with nnictl')
     s.set_defaults(func=cmd_register)
     for name, func in (('run', cmd_run), ('quickstart', cmd_quickstart)):
         s = sub.add_parser(name, help='launch an nnictl experiment, wait, export the best')

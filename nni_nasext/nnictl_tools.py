@@ -44,9 +44,27 @@ def tuner_meta() -> Dict[str, Any]:
                            for name, cls in TUNER_CLASSES.items()]}
 
 
+def assessor_meta() -> Dict[str, Any]:
+    from nni_nasext.assessors import ASSESSOR_CLASSES
+    return {'algorithms': [{'algoType': 'assessor', 'builtinName': name, 'className': cls}
+                           for name, cls in ASSESSOR_CLASSES.items()]}
+
+
 def register_tuners(verbose: bool = True) -> List[str]:
-    """Register every nasext tuner with ``nnictl algo register`` under its builtin name."""
-    meta = tuner_meta()
+    """Register every nasext tuner, then every nasext assessor (:func:`register_assessors`),
+    with ``nnictl algo register`` under its builtin name; returns the tuners' names."""
+    names = _register(tuner_meta(), 'tuners', verbose)
+    register_assessors(verbose)
+    return names
+
+
+def register_assessors(verbose: bool = True) -> List[str]:
+    """Register every nasext assessor (NasextMedianStop, NasextCurveExtrapolation) with
+    ``nnictl algo register`` (algoType ``assessor``) under its builtin name."""
+    return _register(assessor_meta(), 'assessors', verbose)
+
+
+def _register(meta: Dict[str, Any], what: str, verbose: bool) -> List[str]:
     with tempfile.NamedTemporaryFile('w', suffix='.yml', delete=False) as fh:
         yaml.safe_dump(meta, fh)
     try:
@@ -58,7 +76,7 @@ def register_tuners(verbose: bool = True) -> List[str]:
     if missing or 'error' in out.lower():
         raise RuntimeError(f'nnictl algo register did not register {missing or names}:\n{out}')
     if verbose:
-        print(f'[nasext] registered tuners with nnictl: {", ".join(names)}')
+        print(f'[nasext] registered {what} with nnictl: {", ".join(names)}')
     return names
 
 
