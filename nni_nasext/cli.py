@@ -94,7 +94,10 @@ def _finish(args, config, config_path, exp_id, port) -> int:
     trials = nt.wait(port, timeout=args.timeout)
     done = [t for t in trials if t['final'] is not None]
     failed = [t for t in trials if t['status'] == 'FAILED']
-    print(f'[nasext] {len(trials)} trials: {len(done)} with a final result, {len(failed)} failed')
+    # an assessor's stop shows as EARLY_STOPPED, or USER_CANCELED with NNI 3.0's local service
+    stopped = [t for t in trials if t['status'] in ('EARLY_STOPPED', 'USER_CANCELED')]
+    print(f'[nasext] {len(trials)} trials: {len(done)} with a final result, {len(failed)} failed'
+          + (f', {len(stopped)} stopped early' if stopped else ''))
     workdir = Path(config.get('experimentWorkingDirectory', '~/nni-experiments'))
     if not workdir.expanduser().is_absolute():
         workdir = config_path.parent / workdir

@@ -104,6 +104,11 @@ def load_config(path: Path) -> Dict[str, Any]:
     from nni_nasext.adapters.tuner import TUNER_CLASSES
     if tuner and tuner.lower().startswith('nasext') and tuner not in TUNER_CLASSES:
         raise ValueError(f'Experiment config {path}: unknown tuner {tuner!r}; ours are {sorted(TUNER_CLASSES)}')
+    assessor = (config.get('assessor') or {}).get('name')
+    from nni_nasext.assessors import ASSESSOR_CLASSES
+    if assessor and assessor.lower().startswith('nasext') and assessor not in ASSESSOR_CLASSES:
+        raise ValueError(f'Experiment config {path}: unknown assessor {assessor!r}; '
+                         f'ours are {sorted(ASSESSOR_CLASSES)}')
     return config
 
 

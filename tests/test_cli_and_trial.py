@@ -52,6 +52,10 @@ def test_broken_experiment_configs(tmp_path, capsys):
     wrong_tuner.write_text('trialCommand: echo\ntrainingService: {platform: local}\ntuner: {name: NasextNope}\n')
     assert nasext(['run', str(wrong_tuner)]) == 2
     assert "unknown tuner 'NasextNope'" in capsys.readouterr().err
+    wrong_assessor = tmp_path / 'assessor.yml'
+    wrong_assessor.write_text('trialCommand: echo\ntrainingService: {platform: local}\nassessor: {name: NasextMedian}\n')
+    assert nasext(['run', str(wrong_assessor)]) == 2
+    assert "unknown assessor 'NasextMedian'" in capsys.readouterr().err
 
 
 def test_trial_program_writes_its_result(tmp_path, capsys):
