@@ -31,14 +31,14 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 from nni.assessor import AssessResult, Assessor
 
+from nni_nasext import registry
+
 __all__ = ['ASSESSOR_CLASSES', 'CurveExtrapolation', 'MedianStop', 'replay', 'scalar']
 
 _logger = logging.getLogger(__name__)
 
-ASSESSOR_CLASSES = {
-    'NasextMedianStop': 'nni_nasext.assessors.MedianStop',
-    'NasextCurveExtrapolation': 'nni_nasext.assessors.CurveExtrapolation',
-}
+#: nnictl builtin name -> class path, from the registry (``nasext list assessors``)
+ASSESSOR_CLASSES = {e.extra['assessor']: e.target.replace(':', '.') for e in registry.ASSESSORS.values()}
 
 _MODES = ('maximize', 'minimize')
 

@@ -1,6 +1,6 @@
 """``nasext``: the command line of nni-nasext.
 
-    nasext list [spaces|strategies|evaluators]
+    nasext list [spaces|strategies|evaluators|assessors]
     nasext space NAME [--json] [--arg key=value ...]
     nasext register                     register our tuners and assessors with nnictl (builtin names)
     nasext run CONFIG.yml [--port P]    nnictl create + wait + best architecture + export + stop
@@ -34,7 +34,7 @@ def _kv(items: List[str]) -> dict:
 
 
 def cmd_list(args) -> int:
-    kinds = {'spaces': 'space', 'strategies': 'strategy', 'evaluators': 'evaluator'}
+    kinds = {'spaces': 'space', 'strategies': 'strategy', 'evaluators': 'evaluator', 'assessors': 'assessor'}
     for plural, kind in kinds.items():
         if args.kind and args.kind != plural:
             continue
@@ -45,6 +45,8 @@ def cmd_list(args) -> int:
                 extra = f"  [{e.extra['size']:,} architectures; {e.extra['paper']}; benchmark: {e.extra.get('benchmark', '-')}]"
             if kind == 'strategy':
                 extra = f"  [nnictl tuner: {e.extra['tuner']}]"
+            if kind == 'assessor':
+                extra = f"  [nnictl assessor: {e.extra['assessor']}]"
             print(f'  {e.name:24s} {e.summary}{extra}')
     return 0
 
@@ -131,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='nasext', description='nni-nasext: NAS methods for NNI 3.0')
     sub = p.add_subparsers(dest='command', required=True)
     s = sub.add_parser('list', help='list spaces, strategies and evaluators')
-    s.add_argument('kind', nargs='?', choices=['spaces', 'strategies', 'evaluators'])
+    s.add_argument('kind', nargs='?', choices=['spaces', 'strategies', 'evaluators', 'assessors'])
     s.set_defaults(func=cmd_list)
     s = sub.add_parser('space', help='show a space, or its nnictl search-space JSON')
     s.add_argument('name')

@@ -75,7 +75,16 @@ EVALUATORS = _table(
           'look up NAS-Bench-Macro CIFAR-10 test accuracy (mean of 3 runs or one seed); cost = 1 per query'),
 )
 
-KINDS = {'space': SPACES, 'strategy': STRATEGIES, 'evaluator': EVALUATORS}
+ASSESSORS = _table(
+    Entry('median_stop', 'nni_nasext.assessors:MedianStop',
+          'stop a trial below the median of completed trials at the same step (Golovin et al. 2017)',
+          {'assessor': 'NasextMedianStop'}),
+    Entry('curve_extrapolation', 'nni_nasext.assessors:CurveExtrapolation',
+          'stop a trial unlikely to beat the best, by learning-curve extrapolation (Domhan et al. 2015)',
+          {'assessor': 'NasextCurveExtrapolation'}),
+)
+
+KINDS = {'space': SPACES, 'strategy': STRATEGIES, 'evaluator': EVALUATORS, 'assessor': ASSESSORS}
 
 
 class UnknownNameError(KeyError):

@@ -15,7 +15,8 @@ GOOD = {'0_1': 'nor_conv_3x3', '0_2': 'skip_connect', '1_2': 'nor_conv_1x1',
 def test_list_shows_every_registered_part(capsys):
     assert nasext(['list']) == 0
     out = capsys.readouterr().out
-    for name in ('nasbench201', 'quickstart', 'random', 'regularized_evolution', 'NasextEvolution',
+    for name in ('nasbench201', 'quickstart', 'random', 'regularized_evolution', 'NasextEvolution', 'NasextMedianStop',
+                 'nasbench_macro', 'NasextBOHB', 'NasextPNAS',
                  'classification', 'nb201', '15,625'):
         assert name in out
 
