@@ -42,7 +42,8 @@ def cmd_list(args) -> int:
         for e in registry.KINDS[kind].values():
             extra = ''
             if kind == 'space':
-                extra = f"  [{e.extra['size']:,} architectures; {e.extra['paper']}; benchmark: {e.extra.get('benchmark', '-')}]"
+                size = f"{e.extra['size']:,}" if 'size' in e.extra else f"10^{e.extra['size_log10']:.1f}"
+                extra = f"  [{size} architectures; {e.extra['paper']}; benchmark: {e.extra.get('benchmark', '-')}]"
             if kind == 'strategy':
                 extra = f"  [nnictl tuner: {e.extra['tuner']}]"
             if kind == 'assessor':

@@ -1,5 +1,20 @@
-"""Search spaces declared with NNI's model-space primitives (``nni_nasext.search_spaces``)."""
-from .nasbench201 import NasBench201Space, QuickstartSpace
-from .nasbench_macro import NasBenchMacroSpace
+"""Search spaces declared with NNI's model-space primitives (``nni_nasext.search_spaces``).
 
-__all__ = ['NasBench201Space', 'QuickstartSpace', 'NasBenchMacroSpace']
+Imported lazily: a trial loads only the space it trains (some modules pull in NNI's hub).
+"""
+import importlib
+
+_WHERE = {
+    'NasBench201Space': '.nasbench201', 'QuickstartSpace': '.nasbench201',
+    'NasBenchMacroSpace': '.nasbench_macro', 'NasBench101Space': '.nasbench101',
+    'NasRLSpace': '.nasrl', 'MetaQNNSpace': '.metaqnn',
+    'NASNetSpace': '.cells', 'DARTSSpace': '.cells', 'ENASMicroSpace': '.cells',
+    'AmoebaNetSpace': '.cells', 'PNASSpace': '.cells',
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name], __name__), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

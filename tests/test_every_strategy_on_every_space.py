@@ -1,0 +1,34 @@
+"""Every registered sample-based strategy proposes valid samples on every registered space."""
+import random
+
+import pytest
+
+from nni_nasext import registry
+from nni_nasext.fidelity import split_budget
+from nni_nasext.space_spec import SpaceSpec
+
+SPACE_ARGS = {'nasbench101': {'stem_channels': 8, 'num_stacks': 1, 'cells_per_stack': 1},
+              **{name: {'channels': 4, 'num_cells': 1} for name in ('nasnet_cells', 'darts_cells', 'enas_micro', 'amoebanet_cells', 'pnas_cells')}}
+STRATEGY_ARGS = {'hyperband': {'min_budget': 1, 'max_budget': 9}, 'successive_halving': {'min_budget': 1, 'max_budget': 9},
+                 'bohb': {'min_budget': 1, 'max_budget': 9}, 'neural_predictor': {'num_initial': 4, 'pool_size': 50},
+                 'pnas': {'beam_size': 2}, 'tpe': {'num_startup': 4}}
+
+
+@pytest.fixture(scope='module')
+def specs():
+    return {name: SpaceSpec.from_space(registry.build('space', name, **SPACE_ARGS.get(name, {})))
+            for name in registry.SPACES}
+
+
+@pytest.mark.parametrize('strategy', sorted(registry.STRATEGIES))
+def test_strategy_on_every_space(strategy, specs):
+    rng = random.Random(0)
+    for name, spec in specs.items():
+        searcher = registry.build('strategy', strategy, seed=0, **STRATEGY_ARGS.get(strategy, {}))
+        searcher.configure(spec)
+        for i in range(10):
+            sample = searcher.ask()
+            arch, _ = split_budget(sample)
+            spec.validate(arch)
+            searcher.tell(sample, None if i == 3 else rng.random())  # one failed trial
+        assert len(searcher.history) == 10 and searcher.num_failed == 1, (strategy, name)
