@@ -2,6 +2,7 @@
 
     nasext list [spaces|strategies|evaluators|assessors]
     nasext space NAME [--json] [--arg key=value ...]
+    nasext arch [NAME] [--json]         published architectures: sample and parameter count
     nasext register                     register our tuners and assessors with nnictl (builtin names)
     nasext run CONFIG.yml [--port P]    nnictl create + wait + best architecture + export + stop
     nasext quickstart [--port P]        nasext run experiments/quickstart.yml
@@ -49,6 +50,28 @@ def cmd_list(args) -> int:
             if kind == 'assessor':
                 extra = f"  [nnictl assessor: {e.extra['assessor']}]"
             print(f'  {e.name:24s} {e.summary}{extra}')
+    return 0
+
+
+def cmd_arch(args) -> int:
+    from nni_nasext.search_spaces import cells
+    if not args.name:
+        for name, (factory, kwargs, _, paper_m, cite) in cells.PUBLISHED.items():
+            print(f'  {name:14s} {factory.__name__}({", ".join(f"{k}={v}" for k, v in kwargs.items())})  '
+                  f'[paper: {paper_m}M params; {cite}]')
+        return 0
+    if args.name not in cells.PUBLISHED:
+        raise ValueError(f'Unknown architecture {args.name!r}; known: {", ".join(sorted(cells.PUBLISHED))}')
+    factory, kwargs, sample, paper_m, cite = cells.PUBLISHED[args.name]
+    params = cells.count_params(args.name)
+    if args.json:
+        print(json.dumps({'name': args.name, 'space': factory.__name__, 'space_args': kwargs, 'sample': sample,
+                          'params': params, 'paper_params_millions': paper_m, 'source': cite}, indent=1))
+        return 0
+    print(f'{args.name}: {factory.__name__}({", ".join(f"{k}={v}" for k, v in kwargs.items())}), {cite}')
+    for label, value in sample.items():
+        print(f'  {label:20s} {value}')
+    print(f'parameters: {params:,} ({params / 1e6:.2f}M; paper {paper_m}M; auxiliary head excluded)')
     return 0
 
 
@@ -141,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--json', action='store_true')
     s.add_argument('--arg', action='append', help='space argument key=value')
     s.set_defaults(func=cmd_space)
+    s = sub.add_parser('arch', help='published architectures (NASNet-A, AmoebaNet-A, PNASNet-5, ENAS, DARTS-V1/V2)')
+    s.add_argument('name', nargs='?')
+    s.add_argument('--json', action='store_true')
+    s.set_defaults(func=cmd_arch)
     s = sub.add_parser('register', help='register nasext tuners and assessors with nnictl')
     s.set_defaults(func=cmd_register)
     for name, func in (('run', cmd_run), ('quickstart', cmd_quickstart)):

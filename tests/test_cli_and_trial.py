@@ -84,3 +84,15 @@ def test_trial_program_fails_visibly(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert 'TRIAL FAILED' in err and message in err
     assert not (tmp_path / 'result.json').exists()
+
+
+def test_arch_lists_and_prints_published_architectures(capsys):
+    assert nasext(['arch']) == 0
+    out = capsys.readouterr().out
+    for name in ('nasnet_a', 'amoebanet_a', 'pnasnet_5', 'enas_micro', 'darts_v1', 'darts_v2'):
+        assert name in out
+    assert nasext(['arch', 'darts_v2', '--json']) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info['params'] == 3_349_342 and info['paper_params_millions'] == 3.3 and info['space'] == 'DARTSSpace'
+    assert nasext(['arch', 'resnet']) == 2
+    assert "Unknown architecture 'resnet'" in capsys.readouterr().err
