@@ -284,7 +284,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except DataNotFoundError as err:
         log(f'error: {err}')
         return 2
-    command = 'python experiments/bench_macro_search.py' + ''.join(' ' + a for a in (argv or sys.argv[1:]))
+    import os
+    import shlex
+    env = f'NASEXT_DATA={shlex.quote(os.environ["NASEXT_DATA"])} ' if 'NASEXT_DATA' in os.environ else ''
+    command = env + 'python experiments/bench_macro_search.py' + ''.join(
+        ' ' + shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     result = {
         'benchmark': 'NAS-Bench-Macro black-box search',
         'protocol': {'queries': args.queries, 'seeds': len(seeds), 'reward': 'mean CIFAR-10 test accuracy (%)'},
