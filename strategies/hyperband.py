@@ -70,7 +70,7 @@ class Hyperband(Searcher):
     ----------
     min_budget, max_budget
         Smallest and largest budget (e.g. epochs); the rungs are ``max_budget * eta ** -k``
-        down to at least ``min_budget``.
+        down to at least ``min_budget``. Neither given (and no ``budgets``): 1 and 27.
     eta
         Keep ``1/eta`` of each rung and multiply the budget by ``eta`` (paper: 3).
     budgets
@@ -96,6 +96,8 @@ class Hyperband(Searcher):
             if not budgets or any(b <= 0 for b in budgets) or any(a >= b for a, b in zip(budgets, budgets[1:])):
                 raise ValueError(f'budgets must be positive and strictly ascending, got {budgets}')
         else:
+            if min_budget is None and max_budget is None:
+                min_budget, max_budget = 1, 27  # default ladder: 1, 3, 9, 27 (epochs)
             if min_budget is None or max_budget is None:
                 raise ValueError('Give either budgets=[...] or both min_budget and max_budget')
             if not 0 < min_budget <= max_budget:

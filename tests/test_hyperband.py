@@ -41,6 +41,7 @@ def test_brackets_are_table_1_of_the_paper():
     assert starts == [0, 1, 2, 3, 4]
     hb = Hyperband(min_budget=1, max_budget=81, eta=3)
     assert hb.budgets == [1, 3, 9, 27, 81]
+    assert Hyperband().budgets == [1, 3, 9, 27] and SuccessiveHalving().budgets == [1, 3, 9, 27]
 
 
 def test_one_iteration_allocates_budgets_as_algorithm_1():
