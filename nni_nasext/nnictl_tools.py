@@ -187,7 +187,8 @@ def stop(experiment_id: str) -> None:
 
 
 def export_best(trials_dir: Path, out_dir: Path) -> Dict[str, Any]:
-    """Copy the best trial's ``sample.json`` and ``model.pt`` (by ``result.json``) to ``out_dir``.
+    """Copy the best trial's ``sample.json`` and ``model.pt`` (by ``result.json``) to ``out_dir``;
+    where trials ran at several budgets (Hyperband, BOHB), the best at the highest budget.
 
     ``trials_dir`` is the experiment's directory; the local training service keeps each
     trial's output under ``environments/local-env/trials/<trial id>/``."""
@@ -199,7 +200,11 @@ def export_best(trials_dir: Path, out_dir: Path) -> Dict[str, Any]:
             continue
     if not results:
         raise FileNotFoundError(f'No finished trial with result.json under {trials_dir}')
-    best, folder = max(results, key=lambda r: r[0]['value'])
+    # multi-fidelity experiments: the best result at the highest budget (nni_nasext.fidelity.incumbent)
+    def rank(r):
+        budget = r[0].get('budget')
+        return (float('inf') if budget is None else float(budget), r[0]['value'])
+    best, folder = max(results, key=rank)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / 'best_sample.json').write_text(json.dumps(best['sample'], indent=1))

@@ -195,3 +195,14 @@ def test_trial_refuses_a_budget_the_evaluator_cannot_honour(tmp_path, capsys, mo
     rc = trial(['--space', 'quickstart', '--evaluator', 'classification',
                 '--sample', json.dumps({'0_1': 'none', BUDGET_KEY: 2}), '--output-dir', str(tmp_path)])
     assert rc == 1 and 'has no fidelity' in capsys.readouterr().err
+
+
+def test_export_picks_the_best_at_the_highest_budget(tmp_path):
+    import json as _json
+    from nni_nasext.nnictl_tools import export_best
+    for trial, budget, value in [('a', 1, 0.95), ('b', 3, 0.80), ('c', 3, 0.85), ('d', 1, 0.99)]:
+        folder = tmp_path / 'exp' / 'trials' / trial
+        folder.mkdir(parents=True)
+        (folder / 'result.json').write_text(_json.dumps({'sample': {'x': trial}, 'value': value, 'budget': budget}))
+    best = export_best(tmp_path / 'exp', tmp_path / 'out')
+    assert best['sample'] == {'x': 'c'} and best['budget'] == 3
