@@ -58,6 +58,21 @@ SPACES = _table(
     Entry('pnas_cells', 'nni_nasext.search_spaces.cells:PNASSpace',
           'PNAS cell space: one cell (normal = reduction), B=5, 8 ops; CIFAR F=48, stages (3, 2, 2)',
           {'size_log10': 14.75, 'paper': 'Liu et al., ECCV 2018'}),
+    Entry('proxylessnas', 'nni_nasext.search_spaces.mobile:ProxylessSpace',
+          'ProxylessNAS (NNI hub): MobileNetV2 backbone, per block k3/5/7 x e3/6, depth 1-4 per stage (zero op), 224px',
+          {'size_log10': 16.74, 'paper': 'Cai et al., ICLR 2019'}),  # distinct networks; encodings 10**19.35
+    Entry('mnasnet', 'nni_nasext.search_spaces.mobile:MnasNetSpace',
+          'MnasNet factorized space: 7 stages x (op, kernel, SE, layers, filter multiplier), 224px',
+          {'size': 96 ** 2 * 144 ** 5, 'paper': 'Tan et al., CVPR 2019'}),
+    Entry('ofa', 'nni_nasext.search_spaces.mobile:OFASpace',
+          'Once-for-All: MobileNetV3 backbone, 5 stages depth 2-4, per block k3/5/7 x e3/4/6, resolution 160-224',
+          {'size_log10': 20.04, 'paper': 'Cai et al., ICLR 2020'}),  # distinct networks; encodings 10**21.77
+    Entry('efficientnet_scaling', 'nni_nasext.search_spaces.mobile:EfficientNetScalingSpace',
+          'EfficientNet compound scaling of B0: alpha/beta/gamma grid at phi=1, alpha*beta^2*gamma^2 = 2 +- 0.1 at freeze',
+          {'size': 21 * 11 * 11, 'paper': 'Tan & Le, ICML 2019'}),  # 109 feasible
+    Entry('rnn_cells', 'nni_nasext.search_spaces.rnn_cells:RNNCellSpace',
+          'ENAS/DARTS recurrent cell: 8 nodes x (input, activation of 4), highway nodes, mean output; char LM',
+          {'size': 4 ** 8 * 40320, 'paper': 'Pham et al., ICML 2018; Liu et al., ICLR 2019'}),
     Entry('nasbench_macro', 'nni_nasext.search_spaces.nasbench_macro:NasBenchMacroSpace',
           'NAS-Bench-Macro: 8 layers x {identity, MBv2 k3 e3, MBv2 k5 e6}, 32x32 RGB CIFAR-10',
           {'size': 3 ** 8, 'paper': 'Su et al., CVPR 2021', 'benchmark': 'nasbench_macro'}),
@@ -95,6 +110,8 @@ EVALUATORS = _table(
           'train with PyTorch Lightning on an image dataset (digits, mnist10k, mnist, fashion-mnist, cifar10, cifar100)'),
     Entry('nb201', 'nni_nasext.evaluators.nb201_lookup:NasBench201Lookup',
           'look up NAS-Bench-201 accuracy and simulated cost (12 or 200 epochs)'),
+    Entry('language_model', 'nni_nasext.evaluators.language_model:LanguageModel',
+          'train a character-level LM with Lightning (tinyshakespeare); reports validation perplexity (minimize)'),
     Entry('nasbench_macro', 'nni_nasext.evaluators.macro_lookup:NasBenchMacroLookup',
           'look up NAS-Bench-Macro CIFAR-10 test accuracy (mean of 3 runs or one seed); cost = 1 per query'),
 )

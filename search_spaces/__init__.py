@@ -10,6 +10,8 @@ _WHERE = {
     'NasRLSpace': '.nasrl', 'MetaQNNSpace': '.metaqnn',
     'NASNetSpace': '.cells', 'DARTSSpace': '.cells', 'ENASMicroSpace': '.cells',
     'AmoebaNetSpace': '.cells', 'PNASSpace': '.cells',
+    'ProxylessSpace': '.mobile', 'MnasNetSpace': '.mobile', 'OFASpace': '.mobile',
+    'EfficientNetScalingSpace': '.mobile', 'RNNCellSpace': '.rnn_cells',
 }
 __all__ = sorted(_WHERE)
 
