@@ -128,7 +128,8 @@ def _finish(args, config, config_path, exp_id, port) -> int:
     if not workdir.expanduser().is_absolute():
         workdir = config_path.parent / workdir
     out = Path(args.export or f'exports/{exp_id}')
-    best = nt.export_best(nt.trials_dir(workdir, exp_id), out)
+    minimize = ((config.get('tuner') or {}).get('classArgs') or {}).get('optimize_mode') == 'minimize'
+    best = nt.export_best(nt.trials_dir(workdir, exp_id), out, minimize=minimize)
     print(f'[nasext] best architecture (value {best["value"]:.4f}, trial {best["trial_id"]}):')
     print(json.dumps(best['sample'], indent=1))
     print(f'[nasext] exported to {best["export_dir"]} (best_sample.json, best_model.pt, best_result.json)')
@@ -147,7 +148,7 @@ def cmd_quickstart(args) -> int:
 def cmd_export(args) -> int:
     from nni_nasext import nnictl_tools as nt
     best = nt.export_best(nt.trials_dir(Path(args.experiment_dir), args.experiment_id),
-                          Path(args.out or f'exports/{args.experiment_id}'))
+                          Path(args.out or f'exports/{args.experiment_id}'), minimize=args.minimize)
     print(json.dumps(best['sample'], indent=1))
     print(f'[nasext] exported to {best["export_dir"]}')
     return 0
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('experiment_id')
     s.add_argument('--experiment-dir', default='~/nni-experiments')
     s.add_argument('--out', default=None)
+    s.add_argument('--minimize', action='store_true', help='lower metric is better (e.g. perplexity)')
     s.set_defaults(func=cmd_export)
     return p
 

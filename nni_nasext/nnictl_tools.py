@@ -186,9 +186,10 @@ def stop(experiment_id: str) -> None:
     run_nnictl('stop', experiment_id, check=False)
 
 
-def export_best(trials_dir: Path, out_dir: Path) -> Dict[str, Any]:
+def export_best(trials_dir: Path, out_dir: Path, minimize: bool = False) -> Dict[str, Any]:
     """Copy the best trial's ``sample.json`` and ``model.pt`` (by ``result.json``) to ``out_dir``;
-    where trials ran at several budgets (Hyperband, BOHB), the best at the highest budget.
+    where trials ran at several budgets (Hyperband, BOHB), the best at the highest budget;
+    ``minimize`` for metrics where lower is better (e.g. perplexity).
 
     ``trials_dir`` is the experiment's directory; the local training service keeps each
     trial's output under ``environments/local-env/trials/<trial id>/``."""
@@ -203,7 +204,7 @@ def export_best(trials_dir: Path, out_dir: Path) -> Dict[str, Any]:
     # multi-fidelity experiments: the best result at the highest budget (nni_nasext.fidelity.incumbent)
     def rank(r):
         budget = r[0].get('budget')
-        return (float('inf') if budget is None else float(budget), r[0]['value'])
+        return (float('inf') if budget is None else float(budget), -r[0]['value'] if minimize else r[0]['value'])
     best, folder = max(results, key=rank)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

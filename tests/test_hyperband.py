@@ -206,3 +206,14 @@ def test_export_picks_the_best_at_the_highest_budget(tmp_path):
         (folder / 'result.json').write_text(_json.dumps({'sample': {'x': trial}, 'value': value, 'budget': budget}))
     best = export_best(tmp_path / 'exp', tmp_path / 'out')
     assert best['sample'] == {'x': 'c'} and best['budget'] == 3
+
+
+def test_export_minimize_picks_the_lowest(tmp_path):
+    import json as _json
+    from nni_nasext.nnictl_tools import export_best
+    for trial, value in [('a', 16.1), ('b', 12.5), ('c', 20.0)]:
+        folder = tmp_path / 'exp' / 'trials' / trial
+        folder.mkdir(parents=True)
+        (folder / 'result.json').write_text(_json.dumps({'sample': {'x': trial}, 'value': value}))
+    assert export_best(tmp_path / 'exp', tmp_path / 'out', minimize=True)['sample'] == {'x': 'b'}
+    assert export_best(tmp_path / 'exp', tmp_path / 'out2')['sample'] == {'x': 'c'}
