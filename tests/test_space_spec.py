@@ -55,10 +55,14 @@ def test_numerical_round_trip():
         assert abs(round(s['drop'] / 0.1) * 0.1 - s['drop']) < 1e-9
 
 
-def test_quickstart_json_file_is_current():
+def test_committed_space_json_files_are_current():
     from pathlib import Path
-    committed = json.loads((Path(__file__).parents[1] / 'experiments' / 'spaces' / 'quickstart.json').read_text())
-    assert committed == SpaceSpec.from_space(QuickstartSpace()).to_json()
+    from nni_nasext import registry
+    folder = Path(__file__).parents[1] / 'experiments' / 'spaces'
+    files = sorted(folder.glob('*.json'))
+    assert {p.stem for p in files} >= {'quickstart', 'rnn_cells'}
+    for path in files:  # each file is `nasext space <its name> --json`
+        assert json.loads(path.read_text()) == SpaceSpec.from_space(registry.build('space', path.stem)).to_json(), path
 
 
 def test_values_json_would_change_are_refused():
