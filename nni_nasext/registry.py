@@ -110,6 +110,8 @@ EVALUATORS = _table(
           'train with PyTorch Lightning on an image dataset (digits, mnist10k, mnist, fashion-mnist, cifar10, cifar100)'),
     Entry('nb201', 'nni_nasext.evaluators.nb201_lookup:NasBench201Lookup',
           'look up NAS-Bench-201 accuracy and simulated cost (12 or 200 epochs)'),
+    Entry('params', 'nni_nasext.evaluators.params:ParameterCount',
+          'trainable parameters in millions (no training): the zero-cost baseline, and a quick end-to-end check'),
     Entry('language_model', 'nni_nasext.evaluators.language_model:LanguageModel',
           'train a character-level LM with Lightning (tinyshakespeare); reports validation perplexity (minimize)'),
     Entry('nasbench_macro', 'nni_nasext.evaluators.macro_lookup:NasBenchMacroLookup',
