@@ -64,3 +64,18 @@ def test_space_runs_in_the_trial_program(name, tmp_path):
     assert rc == 0
     result = json.loads((tmp_path / 'result.json').read_text())
     assert result['value'] > 0 and result['params'] == pytest.approx(result['value'] * 1e6, rel=1e-6)
+
+
+@pytest.mark.parametrize('name', SPACES)
+def test_sample_outside_the_space_is_refused_by_name(name, tmp_path, capsys):
+    spec = SpaceSpec.from_space(registry.build('space', name, **SMALL.get(name, {})))
+    sample = spec.random(random.Random(0))
+    label, dim = next((label, d) for label, d in spec.dims.items() if d.kind == 'choice')
+    bad = {**sample, label: 'no_such_op'}
+    rc = trial(['--space', name, '--space-args', json.dumps(SMALL.get(name, {})), '--evaluator', 'params',
+                '--sample', json.dumps(bad), '--output-dir', str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 1 and repr(label) in err and 'no_such_op' in err and repr(list(dim.values)[0]) in err
+    rc = trial(['--space', name, '--space-args', json.dumps(SMALL.get(name, {})), '--evaluator', 'params',
+                '--sample', json.dumps({**sample, 'no_such_label': 1}), '--output-dir', str(tmp_path)])
+    assert rc == 1 and 'no_such_label' in capsys.readouterr().err
