@@ -11,7 +11,7 @@ _WHERE = {
     'NASNetSpace': '.cells', 'DARTSSpace': '.cells', 'ENASMicroSpace': '.cells',
     'AmoebaNetSpace': '.cells', 'PNASSpace': '.cells',
     'ProxylessSpace': '.mobile', 'MnasNetSpace': '.mobile', 'OFASpace': '.mobile',
-    'EfficientNetScalingSpace': '.mobile', 'RNNCellSpace': '.rnn_cells',
+    'EfficientNetScalingSpace': '.mobile', 'RNNCellSpace': '.rnn_cells', 'EnasMacroSpace': '.enas_macro',
 }
 __all__ = sorted(_WHERE)
 

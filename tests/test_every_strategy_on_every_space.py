@@ -10,7 +10,7 @@ from nni_nasext.space_spec import SpaceSpec
 SPACE_ARGS = {'nasbench101': {'stem_channels': 8, 'num_stacks': 1, 'cells_per_stack': 1},
               'proxylessnas': {'width_mult': 0.25, 'num_classes': 5}, 'mnasnet': {'width_mult': 0.25, 'num_classes': 5},
               'ofa': {'width_mult': 0.25, 'num_classes': 5}, 'efficientnet_scaling': {'base': 'tiny', 'num_classes': 5},
-              'rnn_cells': {'embed_size': 8, 'hidden_size': 8},
+              'rnn_cells': {'embed_size': 8, 'hidden_size': 8}, 'enas_macro': {'num_layers': 4, 'width': 8},
               **{name: {'channels': 4, 'num_cells': 1} for name in ('nasnet_cells', 'darts_cells', 'enas_micro', 'amoebanet_cells', 'pnas_cells')}}
 STRATEGY_ARGS = {'hyperband': {'min_budget': 1, 'max_budget': 9}, 'successive_halving': {'min_budget': 1, 'max_budget': 9},
                  'bohb': {'min_budget': 1, 'max_budget': 9}, 'neural_predictor': {'num_initial': 4, 'pool_size': 50},
