@@ -113,6 +113,8 @@ EVALUATORS = _table(
           'train with PyTorch Lightning on an image dataset (digits, mnist10k, mnist, fashion-mnist, cifar10, cifar100)'),
     Entry('nb201', 'nni_nasext.evaluators.nb201_lookup:NasBench201Lookup',
           'look up NAS-Bench-201 accuracy and simulated cost (12 or 200 epochs)'),
+    Entry('zero_cost', 'nni_nasext.evaluators.proxies:ZeroCostProxy',
+          'training-free proxy score (synflow, naswot, snip, grad_norm, jacob_cov, zen, te_nas_ntk, ...)'),
     Entry('params', 'nni_nasext.evaluators.params:ParameterCount',
           'trainable parameters in millions (no training): the zero-cost baseline, and a quick end-to-end check'),
     Entry('language_model', 'nni_nasext.evaluators.language_model:LanguageModel',

@@ -1,0 +1,103 @@
+"""Zero-cost proxies: hand-computed values on tiny networks, determinism, no side effects."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from nni_nasext.evaluators.proxies import (PROXIES, ZeroCostProxy, empirical_ntk, naswot_kernel, score_naswot,
+                                           score_synflow, score_te_nas_ntk)
+from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, QuickstartSpace
+
+SAMPLE = {'0_1': 'nor_conv_3x3', '0_2': 'skip_connect', '1_2': 'nor_conv_1x1',
+          '0_3': 'avg_pool_3x3', '1_3': 'nor_conv_3x3', '2_3': 'skip_connect'}
+
+
+@pytest.fixture(scope='module')
+def digits_batch():
+    return ZeroCostProxy('naswot', batch_size=16).batch()
+
+
+def test_naswot_kernel_by_hand():
+    lin = nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1., 0.], [0., 1.], [1., 1.]]))
+    net = nn.Sequential(lin, nn.ReLU(), nn.Linear(3, 1))
+    x = torch.tensor([[1., 1.], [1., -2.], [-1., -1.]])
+    # codes: (1,1,1), (1,0,0), (0,0,0); K = 3 - Hamming distance
+    expected = torch.tensor([[3., 1., 0.], [1., 3., 2.], [0., 2., 3.]], dtype=torch.float64)
+    assert torch.equal(naswot_kernel(net, x), expected)
+    assert score_naswot(net, x) == pytest.approx(math.log(12.0))  # det = 3*5 - 1*3 = 12
+
+
+def test_synflow_closed_form():
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(2, 3, bias=False), nn.Linear(3, 1, bias=False))
+    A = net[0].weight.detach().double().abs()  # 3 x 2
+    b = net[1].weight.detach().double().abs()[0]  # 3
+    # R = sum_k b_k sum_j A_kj; dR/dA_kj = b_k, dR/db_k = sum_j A_kj
+    expected = float((A * b[:, None]).sum() + (b * A.sum(dim=1)).sum())
+    assert score_synflow(net, torch.randn(5, 2)) == pytest.approx(expected, rel=1e-12)
+    assert net[0].weight.min() < 0  # the caller's signs are kept
+
+
+def test_ntk_of_linear_model_is_gram_matrix():
+    torch.manual_seed(2)
+    net = nn.Linear(4, 1, bias=False)
+    X = torch.randn(6, 4)
+    ntk = empirical_ntk(net, X)
+    Xd = X.double()
+    assert torch.allclose(ntk, Xd @ Xd.T, atol=1e-10)
+    X4 = X[:4]
+    expected = np.linalg.cond(X4.double().numpy() @ X4.double().numpy().T)
+    assert score_te_nas_ntk(net, X4, reinit=False) == pytest.approx(expected, rel=1e-6)
+
+
+def _snapshot(model):
+    return ({k: v.detach().clone() for k, v in model.state_dict().items()},
+            {n: m.training for n, m in model.named_modules()},
+            {n: p.requires_grad for n, p in model.named_parameters()})
+
+
+@pytest.mark.parametrize('name', sorted(PROXIES))
+def test_deterministic_and_side_effect_free(name, digits_batch):
+    x, y = digits_batch
+    torch.manual_seed(0)
+    model = QuickstartSpace().freeze(SAMPLE)
+    model.eval()
+    next(model.parameters()).requires_grad_(False)
+    before = _snapshot(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        a = PROXIES[name](model, x, y, seed=3)
+        b = PROXIES[name](model, x, y, seed=3)
+    assert isinstance(a, float) and (a == b or (math.isnan(a) and math.isnan(b)))
+    after = _snapshot(model)
+    assert before[0].keys() == after[0].keys()
+    assert all(torch.equal(before[0][k], after[0][k]) for k in before[0])
+    assert before[1] == after[1] and before[2] == after[2]
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_naswot_without_relu_warns():
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    with pytest.warns(RuntimeWarning, match='no nn.ReLU'):
+        value = score_naswot(net, torch.randn(5, 3))
+    assert isinstance(value, float) and math.isnan(value)
+
+
+def test_synflow_all_none_cell_warns():
+    model = QuickstartSpace().freeze({label: 'none' for label in EDGE_LABELS})
+    with pytest.warns(RuntimeWarning, match='synflow'):
+        value = score_synflow(model, torch.randn(2, 1, 8, 8))
+    assert value == 0.0
+
+
+def test_evaluator_trial_style():
+    ev = ZeroCostProxy('synflow')
+    value = ev.evaluate(QuickstartSpace().freeze(SAMPLE))
+    assert isinstance(value, float) and value > 0
+    again = ZeroCostProxy._load(**ev._dump()).evaluate(QuickstartSpace().freeze(SAMPLE))
+    assert again == value  # re-initialised from the seed: independent of the global RNG
