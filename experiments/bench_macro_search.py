@@ -97,17 +97,8 @@ def _space():
     return NasBenchMacroSpace()
 
 
-class TimedMacroLookup(NasBenchMacroLookup):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.lookup_s = 0.
-
-    def query(self, sample):
-        start = time.perf_counter()
-        try:
-            return super().query(sample)
-        finally:
-            self.lookup_s += time.perf_counter() - start
+class TimedMacroLookup(nb.TimedQueries, NasBenchMacroLookup):
+    """The NAS-Bench-Macro lookup evaluator, timing its table lookups."""
 
 
 def run_one(method: str, seed: int, queries: int = DEFAULT_QUERIES) -> dict:

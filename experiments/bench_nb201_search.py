@@ -80,7 +80,6 @@ from nni_nasext.data_paths import DataNotFoundError  # noqa: E402
 from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, simulate_search  # noqa: E402
 from nni_nasext.fidelity import split_budget  # noqa: E402
 from nni_nasext.strategies import MetaQNN, RandomSearch, RegularizedEvolution, ReinforceController  # noqa: E402
-from nni_nasext.strategies.hyperband import Hyperband, SuccessiveHalving  # noqa: E402
 
 SEARCH_DATASET = 'cifar10-valid'
 SEARCH_EPOCHS = 12
@@ -224,8 +223,8 @@ PAIRS = [('ours-RS', 'nni-Random'), ('ours-REA', 'nni-REA'), ('ours-REINFORCE', 
 
 # ----------------------------------------------------------------------------- running
 
-class TimedLookup(NasBench201Lookup):
-    """The lookup evaluator, timing its own table lookups (``lookup_s``)."""
+class TimedQueries:
+    """Mixin for a lookup evaluator: times its own table lookups (``lookup_s``)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -237,6 +236,10 @@ class TimedLookup(NasBench201Lookup):
             return super().query(sample)
         finally:
             self.lookup_s += time.perf_counter() - start
+
+
+class TimedLookup(TimedQueries, NasBench201Lookup):
+    """The NB201 lookup evaluator, timing its table lookups."""
 
 
 def quiet_nni() -> None:

@@ -84,6 +84,17 @@ class Searcher:
         self._rebuild()
 
     # ------------------------------------------------------------------ for subclasses
+    def _configure_from_state(self, state: Dict[str, Any]) -> None:
+        """For searchers whose ``state_dict`` stores ``space``: configure from it when no space
+        is set yet, and refuse a state saved on another space."""
+        if 'space' not in state:
+            return
+        saved = SpaceSpec.from_json(state['space'])
+        if self.space is not None and self.space != saved:
+            raise ValueError(f'The saved {type(self).__name__} search ran on another search space')
+        if self.space is None:
+            self.configure(saved)
+
     def _ask(self) -> Sample:
         raise NotImplementedError
 

@@ -239,12 +239,7 @@ class NeuralPredictor(Searcher):
 
     def load_state_dict(self, state):
         self._torch_seed = state.get('torch_seed', self._torch_seed)
-        if 'space' in state:
-            saved = SpaceSpec.from_json(state['space'])
-            if self.space is not None and self.space != saved:
-                raise ValueError('The saved NeuralPredictor search ran on another search space')
-            if self.space is None:
-                self.configure(saved)
+        self._configure_from_state(state)
         self._require_space()
         whole = self._whole
         self._reset()

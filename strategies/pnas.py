@@ -65,7 +65,6 @@ the state (through JSON or pickle) continues identically.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -414,12 +413,7 @@ class PNAS(Searcher):
 
     def load_state_dict(self, state):
         self._torch_seed = state.get('torch_seed', self._torch_seed)
-        if 'space' in state:
-            saved = SpaceSpec.from_json(state['space'])
-            if self.space is not None and self.space != saved:
-                raise ValueError('The saved PNAS search ran on another search space')
-            if self.space is None:
-                self.configure(saved)
+        self._configure_from_state(state)
         self._require_space()
         self._reset()
         extra = state.get('pnas')

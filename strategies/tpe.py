@@ -601,12 +601,7 @@ class TPE(Searcher):
         return state
 
     def load_state_dict(self, state):
-        if 'space' in state:
-            saved = SpaceSpec.from_json(state['space'])
-            if self.space is not None and self.space != saved:
-                raise ValueError('The saved TPE searched another search space')
-            if self.space is None:
-                self.configure(saved)
+        self._configure_from_state(state)
         self._asked = set()
         super().load_state_dict(state)  # calls _rebuild: asked keys of the history
         self._asked |= set(state.get('asked', ()))  # plus those still in flight

@@ -44,3 +44,12 @@ def private_experiment_registry(monkeypatch, tmp_path_factory):
     from nni.tools.nnictl.config_utils import Experiments
     home = tmp_path_factory.mktemp('nni-home')
     monkeypatch.setattr(nas_exp, 'Experiments', functools.partial(Experiments, home_dir=str(home)))
+
+
+def load_experiment(name: str):
+    """Import ``experiments/<name>.py`` as a module (the benchmark scripts are not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, REPO / 'experiments' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,25 +1,17 @@
 """Smoke test of experiments/bench_macro_search.py and of the per-dataset table of the NB201 bench."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-from conftest import shared_data
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import load_experiment, shared_data
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / 'experiments' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+
 
 
 @pytest.fixture(scope='module')
 def macro():
-    return _load('bench_macro_search')
+    return load_experiment('bench_macro_search')
 
 
 def test_macro_runs_count_queries_and_score_the_best(macro, tmp_path):
@@ -43,7 +35,7 @@ def test_macro_runs_count_queries_and_score_the_best(macro, tmp_path):
 
 
 def test_nb201_second_table_searches_each_dataset_on_its_own_reward(tmp_path, nb12):
-    nb = _load('bench_nb201_search')
+    nb = load_experiment('bench_nb201_search')
     runs = nb.run_benchmark([0, 1], ['ours-REA', 'ours-SH'], budget=1500.)
     other = nb.run_benchmark([0, 1], ['ours-REA', 'ours-SH'], budget=1500., dataset='cifar100')
     table = nb.NasBench201Table()

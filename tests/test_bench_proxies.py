@@ -1,20 +1,12 @@
 """Smoke tests of the zero-cost benchmark scripts (tiny sizes)."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-from conftest import shared_data
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import load_experiment, shared_data
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / 'experiments' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+
 
 
 @pytest.fixture
@@ -24,7 +16,7 @@ def data(nb12):
 
 
 def test_proxy_correlation_script(data, tmp_path):
-    bench = _load('bench_proxies_nb201')
+    bench = load_experiment('bench_proxies_nb201')
     assert bench.main(['--cells', '4', '--proxies', 'params', 'synflow', '--out', str(tmp_path)]) == 0
     result = json.loads((tmp_path / 'proxies_nb201_4cells.json').read_text())
     assert result['cells'] == 4 and set(result['proxies']) == {'params', 'synflow'}
@@ -33,7 +25,7 @@ def test_proxy_correlation_script(data, tmp_path):
 
 
 def test_zero_shot_search_script(data, tmp_path):
-    bench = _load('bench_zero_shot_search')
+    bench = load_experiment('bench_zero_shot_search')
     assert bench.main(['--seeds', '1', '--n', '3', '--proxies', 'params', '--out', str(tmp_path)]) == 0
     result = json.loads((tmp_path / 'zero_shot_search.json').read_text())
     run = result['runs']['params'][0]

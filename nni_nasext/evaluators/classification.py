@@ -146,7 +146,19 @@ def _interrupt_stays_interrupt():
             signal.signal(signal.SIGINT, handler)
 
 
-class ImageClassification(Evaluator):
+class ArgumentsEvaluator(Evaluator):
+    """An evaluator that NNI serialises (``nni.dump``, with the model it sends to a trial) as
+    its constructor arguments only, kept in ``self._arguments``."""
+
+    def _dump(self) -> dict:
+        return dict(self._arguments)
+
+    @classmethod
+    def _load(cls, **arguments):
+        return cls(**arguments)
+
+
+class ImageClassification(ArgumentsEvaluator):
     """Train a model on an image-classification dataset and score its validation accuracy.
 
     Parameters
@@ -190,14 +202,6 @@ class ImageClassification(Evaluator):
         vars(self).update(self._arguments)  # self.dataset, self.max_epochs, ...
         self._loaders = None
         self.info = None
-
-    # NNI serialises an evaluator (nni.dump) with the model it sends to a trial: the arguments only.
-    def _dump(self) -> dict:
-        return dict(self._arguments)
-
-    @classmethod
-    def _load(cls, **arguments) -> 'ImageClassification':
-        return cls(**arguments)
 
     def extra_repr(self) -> str:
         return (f'{self.dataset!r}, max_epochs={self.max_epochs}, batch_size={self.batch_size}, '

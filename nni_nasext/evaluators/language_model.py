@@ -42,11 +42,10 @@ from torch.utils.data import DataLoader, Dataset
 
 import nni
 import pytorch_lightning as pl
-from nni.nas.evaluator import Evaluator
 
 from nni_nasext.data_paths import find_data
-from nni_nasext.evaluators.classification import (TrialFailed, _interrupt_stays_interrupt, _quiet_lightning,
-                                                  _reset_parameters)
+from nni_nasext.evaluators.classification import (ArgumentsEvaluator, TrialFailed, _interrupt_stays_interrupt,
+                                                  _quiet_lightning, _reset_parameters)
 from nni_nasext.fidelity import split_budget
 
 __all__ = ['LanguageModel', 'CORPORA', 'TrialFailed', 'load_corpus']
@@ -169,7 +168,7 @@ class _LMModule(pl.LightningModule):
         return {'optimizer': opt, 'lr_scheduler': sched}
 
 
-class LanguageModel(Evaluator):
+class LanguageModel(ArgumentsEvaluator):
     """Train a language model on a character corpus and score its validation perplexity.
 
     Parameters
@@ -224,13 +223,6 @@ class LanguageModel(Evaluator):
         vars(self).update(self._arguments)
         self._sign = 1. if metric == 'perplexity' else -1.
         self._corpus: Optional[Corpus] = None
-
-    def _dump(self) -> dict:
-        return dict(self._arguments)
-
-    @classmethod
-    def _load(cls, **arguments) -> 'LanguageModel':
-        return cls(**arguments)
 
     def extra_repr(self) -> str:
         return (f'{self.corpus!r}, seq_len={self.seq_len}, batch_size={self.batch_size}, '
