@@ -106,6 +106,12 @@ STRATEGIES = _table(
     Entry('successive_halving', 'nni_nasext.strategies.hyperband:SuccessiveHalving',
           'successive halving over training budgets (Jamieson & Talwalkar 2016)',
           {'tuner': 'NasextSuccessiveHalving'}),
+    Entry('zen_nas', 'nni_nasext.strategies.zen_nas:ZenNAS',
+          'evolution keeping the best-scored networks under a params/FLOPs budget (Zen-NAS, Lin et al. 2021)',
+          {'tuner': 'NasextZenNAS'}),
+    Entry('proxy_warm_start', 'nni_nasext.strategies.zen_nas:ProxyWarmStart',
+          'score many samples with a zero-cost proxy, train the top few first, then another strategy',
+          {'tuner': 'NasextProxyWarmStart'}),
 )
 
 EVALUATORS = _table(
@@ -115,6 +121,8 @@ EVALUATORS = _table(
           'look up NAS-Bench-201 accuracy and simulated cost (12 or 200 epochs)'),
     Entry('zero_cost', 'nni_nasext.evaluators.proxies:ZeroCostProxy',
           'training-free proxy score (synflow, naswot, snip, grad_norm, jacob_cov, zen, te_nas_ntk, ...)'),
+    Entry('combined_proxy', 'nni_nasext.evaluators.proxy_combination:CombinedProxy',
+          'learned combination of zero-cost proxies (ridge on standardised scores, fitted on NB201)'),
     Entry('params', 'nni_nasext.evaluators.params:ParameterCount',
           'trainable parameters in millions (no training): the zero-cost baseline, and a quick end-to-end check'),
     Entry('language_model', 'nni_nasext.evaluators.language_model:LanguageModel',

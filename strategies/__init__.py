@@ -12,6 +12,7 @@ _WHERE = {
     'BOHB': '.bohb', 'Hyperband': '.hyperband', 'SuccessiveHalving': '.hyperband', 'MetaQNN': '.metaqnn',
     'RandomSearch': '.random_search', 'RegularizedEvolution': '.regularized_evolution',
     'ReinforceController': '.reinforce', 'TPE': '.tpe', 'PNAS': '.pnas', 'NeuralPredictor': '.neural_predictor',
+    'ZenNAS': '.zen_nas', 'ProxyWarmStart': '.zen_nas', 'TENAS': '.te_nas',
 }
 __all__ = sorted(_WHERE)
 

@@ -14,7 +14,8 @@ SPACE_ARGS = {'nasbench101': {'stem_channels': 8, 'num_stacks': 1, 'cells_per_st
               **{name: {'channels': 4, 'num_cells': 1} for name in ('nasnet_cells', 'darts_cells', 'enas_micro', 'amoebanet_cells', 'pnas_cells')}}
 STRATEGY_ARGS = {'hyperband': {'min_budget': 1, 'max_budget': 9}, 'successive_halving': {'min_budget': 1, 'max_budget': 9},
                  'bohb': {'min_budget': 1, 'max_budget': 9}, 'neural_predictor': {'num_initial': 4, 'pool_size': 50},
-                 'pnas': {'beam_size': 2}, 'tpe': {'num_startup': 4}}
+                 'pnas': {'beam_size': 2}, 'tpe': {'num_startup': 4}, 'zen_nas': {'population_size': 4},
+                 'proxy_warm_start': {'proxy': 'params', 'num_scored': 5, 'top_k': 2, 'verbose': False}}
 
 
 @pytest.fixture(scope='module')
@@ -27,7 +28,8 @@ def specs():
 def test_strategy_on_every_space(strategy, specs):
     rng = random.Random(0)
     for name, spec in specs.items():
-        searcher = registry.build('strategy', strategy, seed=0, **STRATEGY_ARGS.get(strategy, {}))
+        extra = {'space': name, 'space_args': SPACE_ARGS.get(name, {})} if strategy == 'proxy_warm_start' else {}
+        searcher = registry.build('strategy', strategy, seed=0, **STRATEGY_ARGS.get(strategy, {}), **extra)
         searcher.configure(spec)
         for i in range(10):
             sample = searcher.ask()
