@@ -101,3 +101,34 @@ def test_evaluator_trial_style():
     assert isinstance(value, float) and value > 0
     again = ZeroCostProxy._load(**ev._dump()).evaluate(QuickstartSpace().freeze(SAMPLE))
     assert again == value  # re-initialised from the seed: independent of the global RNG
+
+
+IMAGE_SPACES = sorted(set(__import__('nni_nasext.registry', fromlist=['SPACES']).SPACES) - {'rnn_cells'})
+
+
+@pytest.mark.parametrize('space_name', IMAGE_SPACES)
+def test_every_proxy_on_every_image_space(space_name):
+    """Each proxy scores a network of every image space of the project without raising (a
+    defined value; non-finite ones come with a warning). ``rnn_cells`` is a language model:
+    the proxies are defined for image classifiers only."""
+    import random as _random
+    from test_spaces_end_to_end import SMALL
+    from nni_nasext import registry
+    from nni_nasext.space_spec import SpaceSpec
+    space = registry.build('space', space_name, **SMALL.get(space_name, {}))
+    spec, rng = SpaceSpec.from_space(space), _random.Random(0)
+    for _ in range(50):
+        try:
+            model = space.freeze(spec.random(rng))
+            break
+        except ValueError:  # e.g. an invalid NB101 cell
+            continue
+    shape = (1, 8, 8) if space_name == 'quickstart' else (3, 32, 32)
+    x = torch.randn((4,) + shape, generator=torch.Generator().manual_seed(0))
+    for name, fn in PROXIES.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            value = fn(model, x, None, seed=0)
+        assert isinstance(value, float), (space_name, name)
+        if not math.isfinite(value):
+            assert any(issubclass(w.category, RuntimeWarning) for w in caught), (space_name, name)
