@@ -77,6 +77,17 @@ def test_combined_proxy_evaluator(tmp_path):
         CombinedProxy(str(tmp_path / 'missing.json'))
 
 
+def test_shipped_combination_ranks_a_conv_cell_above_a_pooling_cell():
+    from nni_nasext.evaluators.proxy_combination import CombinedProxy
+    from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, QuickstartSpace
+    ev = CombinedProxy('nb201', dataset='digits', batch_size=16)  # the package data file is installed
+    assert set(ev.combination.proxies) == set(NAMES)
+    conv = {'0_1': 'nor_conv_3x3', '0_2': 'nor_conv_3x3', '1_2': 'nor_conv_3x3', '0_3': 'skip_connect',
+            '1_3': 'nor_conv_3x3', '2_3': 'nor_conv_3x3'}
+    pool = {label: 'avg_pool_3x3' for label in EDGE_LABELS}
+    assert ev.score(QuickstartSpace().freeze(conv)) > ev.score(QuickstartSpace().freeze(pool))
+
+
 def test_combination_benchmark_on_synthetic_scores(tmp_path):
     bench = load_experiment('bench_proxy_combination')
     rng = np.random.default_rng(1)
