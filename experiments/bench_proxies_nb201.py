@@ -22,7 +22,8 @@ What each proxy sees (CIFAR images are not on these machines):
 
 A non-finite score (a network that breaks the proxy, e.g. a cell whose output does not depend
 on its input) ranks last, tied; the count of finite scores is in the table. Per-cell scores go
-to the JSON for :mod:`experiments.bench_proxy_combination`.
+to the JSON for ``bench_proxy_combination.py`` (cell strings and scores; no accuracies: they
+are looked up in the NB201 tables under ``NASEXT_DATA``).
 
     NASEXT_DATA=../shared/data python experiments/bench_proxies_nb201.py --cells 1000 --jobs 2
 
@@ -181,8 +182,9 @@ def main(argv=None) -> int:
     scores = {p: [r[0][p] for r in results] for p in args.proxies}
     seconds = {p: float(np.mean([r[1][p] for r in results])) for p in args.proxies}
     result = {'cells': len(cells), 'seed': args.seed, 'published_spearman_cifar10': PUBLISHED, 'proxies': {},
+              # cells and scores only: the accuracies are looked up in the NB201 tables (NASEXT_DATA)
+              # by the scripts that need them, never copied into the results
               'cellstr': [table.query(c, 'cifar10-valid', 200).cellstr for c in cells],
-              'val_acc_200': accs,
               'scores': {p: [v if math.isfinite(v) else None for v in scores[p]] for p in args.proxies}}
     for p in args.proxies:
         s = np.asarray(scores[p], dtype=float)

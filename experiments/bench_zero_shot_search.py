@@ -287,9 +287,12 @@ def main(argv=None) -> int:
     md = '\n'.join(lines)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / 'zero_shot_search.md').write_text(md)
+    # Per run: the chosen cell and its cost; its NB201 accuracies are looked up from the tables
+    # (NASEXT_DATA), not redistributed here. The summary keeps the means and stds.
+    runs_out = {label: [{k: v for k, v in r.items() if k != 'val_acc_200'} for r in rs] for label, rs in runs.items()}
     (args.out / 'zero_shot_search.json').write_text(json.dumps(
         {'n': args.n, 'top_k': args.top_k, 'seeds': args.seeds, 'cached_seeds': args.cached_seeds,
-         'evals': args.evals, 'max_params': args.max_params, 'summary': summary, 'runs': runs,
+         'evals': args.evals, 'max_params': args.max_params, 'summary': summary, 'runs': runs_out,
          'optimal': optimal, 'best_under_budget': budget_best, 'command': command, 'runtime_s': runtime},
         indent=1) + '\n')
     print(md)

@@ -31,6 +31,7 @@ Registry lines (``nni_nasext/registry.py``, ``STRATEGIES``)::
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any, Callable, Dict, List, Optional
 
 from nni_nasext.searcher import Observation, Searcher
@@ -68,7 +69,10 @@ class CostBudget:
         return self._cache[key]
 
     def __call__(self, sample: Dict[str, Any]) -> bool:
-        params, flops = self.cost(sample)
+        try:
+            params, flops = self.cost(sample)
+        except ValueError:  # the space cannot build this sample's network (e.g. an invalid NB101 cell)
+            return False
         return ((self.max_params is None or params <= self.max_params)
                 and (self.max_flops is None or flops <= self.max_flops))
 
@@ -173,8 +177,6 @@ class ProxyWarmStart(Searcher):
             num_scored = len(candidates)
         if not 1 <= top_k <= num_scored:
             raise ValueError(f'Need 1 <= top_k <= num_scored, got top_k={top_k}, num_scored={num_scored}')
-        if scorer is None and space is None:
-            raise ValueError('ProxyWarmStart needs the registry name of the model space (space=...) or a scorer')
         from nni_nasext import registry
         self.inner: Searcher = registry.build('strategy', then, seed=seed, **(then_args or {}))
         self.space_name, self.space_args = space, dict(space_args or {})
@@ -185,6 +187,9 @@ class ProxyWarmStart(Searcher):
         self.scores: List[tuple] = []  # (score, sample), best first
 
     def configure(self, space) -> 'ProxyWarmStart':
+        if self.scorer is None and self.space_name is None:
+            raise ValueError('ProxyWarmStart needs the registry name of the model space (space=...) or a scorer, '
+                             'to build and score the networks of its samples')
         super().configure(space)
         self.inner.configure(self.space)
         return self
@@ -209,10 +214,17 @@ class ProxyWarmStart(Searcher):
             if key not in seen:
                 seen.add(key)
                 candidates.append(sample)
-        scored = []
+        scored, unbuildable = [], 0
         candidates = self.candidates if self.candidates is not None else candidates
         for i, sample in enumerate(candidates, 1):
-            value = float(scorer(sample))
+            try:
+                value = float(scorer(sample))
+            except ValueError as err:  # a sample whose network the space cannot build (e.g. an invalid NB101 cell)
+                unbuildable += 1
+                if unbuildable <= 3:
+                    warnings.warn(f'ProxyWarmStart: skipping a sample whose network cannot be built: {err}',
+                                  RuntimeWarning, stacklevel=2)
+                continue
             scored.append((value if math.isfinite(value) else -math.inf, i, sample))
             if self.verbose and (i % 25 == 0 or i == len(candidates)):
                 print(f'ProxyWarmStart: scored {i}/{len(candidates)} samples with {self.proxy}', file=sys.stderr,

@@ -86,7 +86,28 @@ def test_warm_start_with_a_real_proxy_and_resume(spec):
     with pytest.raises(ValueError, match='top_k'):
         ProxyWarmStart(space='quickstart', num_scored=2, top_k=3)
     with pytest.raises(ValueError, match='space'):
-        ProxyWarmStart()
+        ProxyWarmStart().configure(spec)  # constructible with defaults (as NNI does), but needs a space to score
+
+
+def test_proxy_warm_start_skips_samples_it_cannot_build():
+    """A sample whose network the space cannot build (an invalid NB101 cell) is skipped with a
+    warning, never proposed from the warm-start queue."""
+    from nni_nasext import registry
+    spec = SpaceSpec.from_space(registry.build('space', 'quickstart'))
+    bad = set()
+
+    def scorer(sample):
+        key = SpaceSpec.key(sample)
+        if len(bad) < 4 and key not in bad:
+            bad.add(key)
+            raise ValueError('cannot build')
+        return 1.0
+
+    s = ProxyWarmStart(scorer=scorer, num_scored=6, top_k=2, verbose=False, seed=0).configure(spec)
+    with pytest.warns(RuntimeWarning, match='cannot be built'):
+        first = s.ask()
+    assert len(s.scores) == 2 and SpaceSpec.key(first) not in bad
+    assert all(SpaceSpec.key(x) not in bad for _, x in s.scores)
 
 
 def test_proxy_as_reward_under_nni_engine():
