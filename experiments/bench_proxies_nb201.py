@@ -161,6 +161,9 @@ def main(argv=None) -> int:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--jobs', type=int, default=1, help='worker processes (one thread each)')
     parser.add_argument('--out', type=Path, default=Path(__file__).resolve().parent / 'results')
+    parser.add_argument('--merge', action='store_true',
+                        help='re-score only --proxies and merge them into the existing results of the same cells '
+                             '(the other proxies keep their scores, cost and the command that measured them)')
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     cells = draw_cells(args.cells, args.seed)
@@ -186,18 +189,32 @@ def main(argv=None) -> int:
               # by the scripts that need them, never copied into the results
               'cellstr': [table.query(c, 'cifar10-valid', 200).cellstr for c in cells],
               'scores': {p: [v if math.isfinite(v) else None for v in scores[p]] for p in args.proxies}}
+    command = 'NASEXT_DATA=../shared/data python experiments/bench_proxies_nb201.py' + ''.join(
+        ' ' + a for a in (sys.argv[1:] if argv is None else argv))
+    stem = 'proxies_nb201' if args.cells >= 1000 else f'proxies_nb201_{args.cells}cells'
+    if args.merge:
+        old = json.loads((args.out / f'{stem}.json').read_text())
+        if old['cellstr'] != result['cellstr'] or old['seed'] != args.seed:
+            raise SystemExit(f'--merge: {stem}.json holds other cells; rerun without --merge')
+        for p, entry in old['proxies'].items():
+            if p not in args.proxies:
+                result['proxies'][p] = dict(entry, command=entry.get('command', old['command']))
+                result['scores'][p] = old['scores'][p]
     for p in args.proxies:
         s = np.asarray(scores[p], dtype=float)
         entry = {'finite': int(np.isfinite(s).sum()), 'seconds_per_network': seconds[p],
                  'evals_per_second': 1.0 / seconds[p] if seconds[p] > 0 else float('inf'), 'inputs': inputs_of(p)}
         for ds in NB201_DATASETS:
             entry[ds] = correlations(s, accs[ds])
+        entry['command'] = command
         result['proxies'][p] = entry
+    order = [p for p in DEFAULT if p in result['proxies']] + [p for p in result['proxies'] if p not in DEFAULT]
+    result['proxies'] = {p: result['proxies'][p] for p in order}
+    result['scores'] = {p: result['scores'][p] for p in order}
     result['runtime_s'] = time.time() - start
     result['jobs'] = args.jobs
     result['date'] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
-    result['command'] = 'NASEXT_DATA=../shared/data python experiments/bench_proxies_nb201.py' + ''.join(
-        ' ' + a for a in (sys.argv[1:] if argv is None else argv))
+    result['command'] = command
     lines = ['## Zero-cost proxies on NAS-Bench-201: rank correlation with 200-epoch validation accuracy', '',
              f'{len(cells)} distinct cells drawn uniformly (seed {args.seed}); Spearman / Kendall per dataset; '
              'published: Abdelfattah et al. 2021, NB201 CIFAR-10 Spearman. Non-finite scores rank last. '
@@ -209,10 +226,15 @@ def main(argv=None) -> int:
         lines.append(f'| {p} | {cols} | {PUBLISHED.get(p, "")} | {e["evals_per_second"]:.2f} | '
                      f'{e["finite"]} | {e["inputs"]} |')
     lines += ['', f'Command: `{result["command"]}`; runtime {result["runtime_s"]:.0f} s on a 2-core CPU '
-              f'({args.jobs} worker(s)); {result["date"]}.', '']
+              f'({args.jobs} worker(s)); {result["date"]}.']
+    earlier = sorted({e['command'] for e in result['proxies'].values()} - {command})
+    if earlier:
+        lines.append('Proxies kept from earlier runs of the same cells (merged): '
+                     + '; '.join(f'`{c}` ({", ".join(p for p, e in result["proxies"].items() if e["command"] == c)})'
+                                 for c in earlier) + '.')
+    lines.append('')
     md = '\n'.join(lines)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = 'proxies_nb201' if args.cells >= 1000 else f'proxies_nb201_{args.cells}cells'
     (args.out / f'{stem}.md').write_text(md)
     (args.out / f'{stem}.json').write_text(json.dumps(result) + '\n')
     print(md)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from nni_nasext.evaluators.proxies import (PROXIES, ZeroCostProxy, empirical_ntk, naswot_kernel, score_naswot,
-                                           score_synflow, score_te_nas_ntk)
+                                           score_synflow, score_te_nas_ntk, score_zen)
 from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, QuickstartSpace
 
 SAMPLE = {'0_1': 'nor_conv_3x3', '0_2': 'skip_connect', '1_2': 'nor_conv_1x1',
@@ -79,6 +79,57 @@ def test_deterministic_and_side_effect_free(name, digits_batch):
     assert all(torch.equal(before[0][k], after[0][k]) for k in before[0])
     assert before[1] == after[1] and before[2] == after[2]
     assert all(p.grad is None for p in model.parameters())
+
+
+class _Scale(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+
+    def forward(self, x):
+        return self.c * x
+
+
+class _DeadBranch(nn.Module):
+    """x + BN(conv(0·x)): the branch behind the zero is dead (outputs zeros)."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        return x + self.bn(self.conv(0 * x))
+
+
+def _zen_closed_form(shape, alpha=0.01):
+    """With features = input (no BN): log(alpha · E Σ_CHW |ε|) = log(alpha · CHW · sqrt(2/π))."""
+    return math.log(alpha * float(np.prod(shape[1:])) * math.sqrt(2 / math.pi))
+
+
+def test_zen_closed_form():
+    shape = (16, 3, 32, 32)
+    pool = lambda *m: nn.Sequential(*m, nn.AdaptiveAvgPool2d(1), nn.Flatten())  # noqa: E731
+    expected = _zen_closed_form(shape)
+    # features = the Gaussian input itself: the mean L1 change of alpha·ε
+    assert score_zen(pool(nn.Identity()), torch.zeros(shape)) == pytest.approx(expected, abs=0.02)
+    # BN of c·x normalises the scale away from the features; the BN correction log sqrt(var(c·x)) adds it back
+    assert score_zen(pool(_Scale(10.0), nn.BatchNorm2d(3)), torch.zeros(shape)) == pytest.approx(
+        expected + math.log(10.0), abs=0.03)
+    # a dead branch (BN of an all-zero input) adds nothing to the function, nor to the score
+    assert score_zen(pool(_DeadBranch(3)), torch.zeros(shape)) == pytest.approx(expected, abs=0.02)
+    # no path from input to features: defined score (nan) and a warning
+    with pytest.warns(RuntimeWarning, match='zen'):
+        assert math.isnan(score_zen(pool(_Scale(0.0)), torch.zeros(shape)))
+
+
+def test_zen_finite_on_a_cell_with_a_zeroed_node():
+    """An NB201 cell whose first node is zeroed (`none` on 0->1) still has a path from input to
+    output; the ops fed by the dead node are left out of the BN correction."""
+    sample = dict(SAMPLE, **{'0_1': 'none'})
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        value = score_zen(QuickstartSpace().freeze(sample), torch.zeros(4, 1, 8, 8))
+    assert math.isfinite(value)
 
 
 def test_naswot_without_relu_warns():

@@ -298,8 +298,9 @@ def score_zen(model: nn.Module, inputs: torch.Tensor, targets=None, *, seed: int
     pre-GAP feature map (``feature_fn(net, x)``, default: the input of the last
     ``nn.AdaptiveAvgPool2d``), score = ``log E_batch ||f(x) - f(x')||_1`` (sum over C, H, W,
     as in the authors' code) ``+ Σ_BN log sqrt(mean_c σ²_c)``, ``σ²_c`` the *batch* variance
-    of each BN layer's input on the ``x`` pass (train mode). Overflow or a zero difference
-    gives ``nan`` with a warning.
+    of each BN layer's input on the ``x`` pass (train mode); BN layers whose input is constant
+    over the batch (dead branches, which output zeros) are left out of the sum. Overflow or a
+    zero difference (no path from input to features) gives ``nan`` with a warning.
     """
     feature_fn = feature_fn or _default_features
     device, gen = inputs.device, _generator(seed)
@@ -329,8 +330,11 @@ def score_zen(model: nn.Module, inputs: torch.Tensor, targets=None, *, seed: int
                     h.remove()
             f2 = feature_fn(net, x2)
             diff = (f1.double() - f2.double()).abs().reshape(len(x), -1).sum(dim=1).mean()
-            score = torch.log(diff) + sum((0.5 * torch.log(v) for v in bn_vars), torch.zeros((), dtype=torch.float64,
-                                                                                           device=device))
+            # A BN layer whose input has zero batch variance (a dead branch behind a `none` op, e.g.
+            # every op fed by a zeroed NB201 node) outputs zeros and adds nothing to the function; its
+            # correction log(0) is undefined and left out rather than sinking the whole score to -inf.
+            score = torch.log(diff) + sum((0.5 * torch.log(v) for v in bn_vars if v > 0),
+                                          torch.zeros((), dtype=torch.float64, device=device))
         scores.append(float(score))
     value = sum(scores) / len(scores)
     if not math.isfinite(value):
