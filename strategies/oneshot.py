@@ -62,7 +62,8 @@ import pytorch_lightning as pl
 from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS
 from nni_nasext.strategies.oneshot_supernet import Mix, NB201Supernet
 
-__all__ = ['METHODS', 'OneShotModule', 'PairedHalves', 'search', 'darts_second_order_grad']
+__all__ = ['METHODS', 'OneShotModule', 'PairedHalves', 'batches_of', 'darts_second_order_grad', 'make_loaders', 'search',
+           'search_single_path', 'supernet_accuracy']
 
 METHODS = ('darts', 'darts2', 'gdas', 'snas', 'pcdarts', 'fairdarts', 'rsps', 'spos')
 _DIFFERENTIABLE = ('darts', 'darts2', 'gdas', 'snas', 'pcdarts', 'fairdarts')
@@ -129,7 +130,14 @@ def darts_second_order_grad(weights: List[torch.Tensor], arch: List[torch.Tensor
 
 
 class OneShotModule(pl.LightningModule):
-    """Supernet + architecture parameters + the method's training step (see the module docstring)."""
+    """Supernet + architecture parameters + the method's training step (see the module docstring).
+
+    Subclasses add methods: extend ``methods`` (and ``differentiable_methods``) and override
+    :meth:`mixes`, :meth:`_arch_extra_loss`, :meth:`derive` or the epoch hooks.
+    """
+
+    methods = METHODS
+    differentiable_methods = _DIFFERENTIABLE
 
     def __init__(self, method: str = 'darts', *, num_cells: int = 1, channels: int = 16, num_classes: int = 10,
                  in_channels: int = 3, epochs: int = 10, weight_lr: float = 0.025, weight_lr_min: float = 0.001,
@@ -137,8 +145,8 @@ class OneShotModule(pl.LightningModule):
                  grad_clip: float = 5.0, partial_k: Optional[int] = None, tau_max: float = 10.0, tau_min: float = 0.1,
                  zero_one_weight: float = 10.0, warmup_epochs: int = 0, seed: int = 0):
         super().__init__()
-        if method not in METHODS:
-            raise ValueError(f'unknown one-shot method {method!r}; choose one of {METHODS}')
+        if method not in self.methods:
+            raise ValueError(f'unknown one-shot method {method!r}; choose one of {self.methods}')
         if epochs < 1:
             raise ValueError(f'epochs must be positive, got {epochs}')
         self.method, self.epochs, self.seed = method, int(epochs), int(seed)
@@ -151,6 +159,8 @@ class OneShotModule(pl.LightningModule):
         self.supernet = NB201Supernet(num_cells, channels, num_classes, in_channels, partial_k=partial_k)
         self.alpha = nn.Parameter(1e-3 * torch.randn(len(EDGE_LABELS), len(OPS)))
         self.beta = nn.Parameter(1e-3 * torch.randn(len(EDGE_LABELS))) if method == 'pcdarts' else None
+        self.supernet_kwargs = dict(num_cells=num_cells, channels=channels, num_classes=num_classes,
+                                    in_channels=in_channels, partial_k=partial_k)
         self.automatic_optimization = False
         self.generator = torch.Generator().manual_seed(seed)
         self.tau = tau_max
@@ -161,7 +171,7 @@ class OneShotModule(pl.LightningModule):
     # ---------------------------------------------------------------- mixing
     @property
     def differentiable(self) -> bool:
-        return self.method in _DIFFERENTIABLE
+        return self.method in self.differentiable_methods
 
     def arch_parameters(self) -> List[nn.Parameter]:
         return [p for p in (self.alpha, self.beta) if p is not None] if self.differentiable else []
@@ -384,21 +394,13 @@ def _resized(ds, size: Optional[int]):
     return ImageDataset(x, ds.labels, 1.0)
 
 
-def search(method: str = 'darts', *, dataset: str = 'fashion-mnist', limit: Optional[int] = 5000,
-           image_size: Optional[int] = None, epochs: int = 10, batch_size: int = 64, num_cells: int = 1,
-           channels: int = 16, seed: int = 0, num_candidates: int = 100, accelerator: str = 'auto',
-           verbose: bool = True, **method_args) -> Dict[str, Any]:
-    """Train the supernet with ``method`` on ``dataset`` and derive a NB201 cell.
-
-    The training split (``limit`` examples) is halved into the weight half and the
-    architecture half; the dataset's validation split measures the supernet per epoch.
-    Returns ``{'sample', 'val_acc' (per epoch), 'alpha' (per epoch: 6 x 5 strengths),
-    'train_loss', 'seconds', 'method', ...}``.
-    """
-    import time
+def make_loaders(dataset: str = 'fashion-mnist', *, limit: Optional[int] = 5000, image_size: Optional[int] = None,
+                 batch_size: int = 64, seed: int = 0):
+    """The DARTS data protocol: the training split (``limit`` examples, resized to
+    ``image_size``) halved into a weight half and an architecture half, paired per step; the
+    dataset's validation split for the per-epoch supernet accuracy. Returns
+    ``(paired_loader, val_loader, arch_half, info)``."""
     from nni_nasext.datasets import load_dataset
-    from nni_nasext.evaluators.classification import _interrupt_stays_interrupt, _quiet_lightning
-    start = time.time()
     train, val, info = load_dataset(dataset, split_seed=seed, limit=limit)
     train, val = _resized(train, image_size), _resized(val, image_size)
     gen = torch.Generator().manual_seed(seed)
@@ -406,28 +408,54 @@ def search(method: str = 'darts', *, dataset: str = 'fashion-mnist', limit: Opti
     half = len(perm) // 2
     first, second = Subset(train, perm[:half]), Subset(train, perm[half:])
     loader = DataLoader(PairedHalves(first, second), batch_size=batch_size, shuffle=True, generator=gen, drop_last=True)
-    val_loader = DataLoader(val, batch_size=256, shuffle=False)
+    return loader, DataLoader(val, batch_size=256, shuffle=False), second, info
+
+
+def batches_of(ds, n: int = 1024, batch_size: int = 256):
+    """The first ``n`` examples of ``ds`` as a list of ``(x, y)`` batches."""
+    idx = list(range(min(len(ds), n)))
+    return [(torch.stack([ds[i][0] for i in chunk]), torch.tensor([int(ds[i][1]) for i in chunk]))
+            for chunk in _chunks(idx, batch_size)]
+
+
+def search(method: str = 'darts', *, dataset: str = 'fashion-mnist', limit: Optional[int] = 5000,
+           image_size: Optional[int] = None, epochs: int = 10, batch_size: int = 64, num_cells: int = 1,
+           channels: int = 16, seed: int = 0, num_candidates: int = 100, accelerator: str = 'auto',
+           verbose: bool = True, module_cls=None, callbacks=None, **method_args) -> Dict[str, Any]:
+    """Train the supernet with ``method`` on ``dataset`` and derive a NB201 cell.
+
+    The training split (``limit`` examples) is halved into the weight half and the
+    architecture half; the dataset's validation split measures the supernet per epoch.
+    ``module_cls`` (default :class:`OneShotModule`) and Lightning ``callbacks`` extend it.
+    Returns ``{'sample', 'val_acc' (per epoch), 'alpha' (per epoch: 6 x 5 strengths),
+    'train_loss', 'seconds', 'method', ...}``.
+    """
+    import time
+    from nni_nasext.evaluators.classification import _interrupt_stays_interrupt, _quiet_lightning
+    start = time.time()
+    loader, val_loader, arch_half, info = make_loaders(dataset, limit=limit, image_size=image_size,
+                                                       batch_size=batch_size, seed=seed)
     pl.seed_everything(seed, workers=True, verbose=False)
-    module = OneShotModule(method, num_cells=num_cells, channels=channels, num_classes=info.num_classes,
-                           in_channels=info.in_channels, epochs=epochs, seed=seed, **method_args)
+    module = (module_cls or OneShotModule)(method, num_cells=num_cells, channels=channels,
+                                           num_classes=info.num_classes, in_channels=info.in_channels,
+                                           epochs=epochs, seed=seed, **method_args)
     with _quiet_lightning():
         trainer = pl.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, num_sanity_val_steps=0,
                              logger=False, enable_checkpointing=False, enable_model_summary=False,
-                             enable_progress_bar=verbose and sys.stderr.isatty())
+                             enable_progress_bar=verbose and sys.stderr.isatty(), callbacks=callbacks)
         with _interrupt_stays_interrupt():
             trainer.fit(module, loader, val_loader)
     module.to('cpu')
     result: Dict[str, Any] = {'method': method, 'dataset': dataset, 'epochs': epochs, 'seed': seed,
                               'num_cells': num_cells, 'channels': channels, 'val_acc': module.history['val_acc'],
                               'alpha': module.history['alpha'], 'train_loss': module.history['train_loss'],
-                              'ops': list(OPS), 'edges': list(EDGE_LABELS)}
+                              'ops': list(OPS), 'edges': list(EDGE_LABELS), 'epochs_run': len(module.history['val_acc'])}
     if module.differentiable:
         result['sample'] = module.derive()
     else:
-        batches = [(torch.stack([second[i][0] for i in perm_chunk]), torch.tensor([int(second[i][1]) for i in perm_chunk]))
-                   for perm_chunk in _chunks(list(range(min(len(second), 4 * 256))), 256)]
-        found = search_single_path(module, batches, num_candidates=num_candidates, seed=seed)
+        found = search_single_path(module, batches_of(arch_half), num_candidates=num_candidates, seed=seed)
         result.update(sample=found['sample'], supernet_score=found['score'], evaluated=found['evaluated'])
+    result['module'] = module
     result['seconds'] = time.time() - start
     if verbose:
         print(f'{method}: derived {result["sample"]} in {result["seconds"]:.0f} s; supernet val acc per epoch '

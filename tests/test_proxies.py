@@ -5,10 +5,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nni_nasext.evaluators.proxies import (PROXIES, ZeroCostProxy, empirical_ntk, naswot_kernel, score_naswot,
                                            score_synflow, score_te_nas_ntk, score_zen)
+from nni_nasext.evaluators.proxies import (score_flops, score_grad_norm, score_jacob_cov, score_params, score_snip,
+                                           score_te_nas_linear_regions)
 from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, QuickstartSpace
 
 SAMPLE = {'0_1': 'nor_conv_3x3', '0_2': 'skip_connect', '1_2': 'nor_conv_1x1',
@@ -53,6 +56,45 @@ def test_ntk_of_linear_model_is_gram_matrix():
     X4 = X[:4]
     expected = np.linalg.cond(X4.double().numpy() @ X4.double().numpy().T)
     assert score_te_nas_ntk(net, X4, reinit=False) == pytest.approx(expected, rel=1e-6)
+
+
+def test_snip_and_grad_norm_of_a_linear_classifier_by_hand():
+    """For logits X Wᵀ and mean cross-entropy, ∂L/∂W = (softmax(X Wᵀ) - Y)ᵀ X / n."""
+    W = torch.tensor([[1.0, -2.0], [0.5, 0.25]])
+    net = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        net.weight.copy_(W)
+    X = torch.tensor([[1.0, 2.0], [-1.0, 0.5], [3.0, -1.0]])
+    y = torch.tensor([0, 1, 1])
+    G = (torch.softmax(X @ W.T, dim=1) - F.one_hot(y, 2).float()).T @ X / len(X)
+    assert score_snip(net, X, y) == pytest.approx(float((W * G).abs().sum()), rel=1e-5)
+    assert score_grad_norm(net, X, y) == pytest.approx(float(G.norm()), rel=1e-5)
+
+
+def test_jacob_cov_of_a_linear_model_by_hand():
+    """f(x) = w·x has the same Jacobian row for every example: the correlation matrix is all
+    ones, eigenvalues (n, 0, ..., 0)."""
+    net = nn.Linear(5, 1, bias=False)
+    n, k = 4, 1e-5
+    expected = -((math.log(n + k) + 1 / (n + k)) + (n - 1) * (math.log(k) + 1 / k))
+    assert score_jacob_cov(net, torch.randn(n, 5), k=k) == pytest.approx(expected, rel=1e-6)
+
+
+def test_linear_regions_of_a_1d_relu_layer_by_hand():
+    """ReLU(x·1 - b) with b = 0, 1, 2 cuts the line at 0, 1 and 2: four regions."""
+    lin = nn.Linear(1, 3)
+    with torch.no_grad():
+        lin.weight.fill_(1.0)
+        lin.bias.copy_(torch.tensor([0.0, -1.0, -2.0]))
+    net = nn.Sequential(lin, nn.ReLU())
+    assert score_te_nas_linear_regions(net, torch.zeros(2000, 1), reinit=False) == 4.0
+
+
+def test_params_and_flops_by_hand():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, bias=False), nn.Flatten(), nn.Linear(32, 3))
+    assert score_params(net) == pytest.approx((2 * 9 + 32 * 3 + 3) / 1e6)
+    # conv: 2 x 4 x 4 outputs x 9 MACs; linear: 3 outputs x 32 MACs
+    assert score_flops(net, torch.zeros(5, 1, 4, 4)) == pytest.approx((32 * 9 + 3 * 32) / 1e6)
 
 
 def _snapshot(model):
