@@ -132,7 +132,9 @@ def _finish(args, config, config_path, exp_id, port) -> int:
     best = nt.export_best(nt.trials_dir(workdir, exp_id), out, minimize=minimize)
     print(f'[nasext] best architecture (value {best["value"]:.4f}, trial {best["trial_id"]}):')
     print(json.dumps(best['sample'], indent=1))
-    print(f'[nasext] exported to {best["export_dir"]} (best_sample.json, best_model.pt, best_result.json)')
+    written = ', '.join(n for n in ('best_sample.json', 'best_model.pt', 'best_result.json')
+                        if (Path(best['export_dir']) / n).exists())
+    print(f'[nasext] exported to {best["export_dir"]} ({written})')
     return 0
 
 

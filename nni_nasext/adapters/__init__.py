@@ -6,8 +6,8 @@ NNI manager within 10 seconds, so it should not pay for NNI's NAS execution engi
 """
 import importlib
 
-__all__ = ['SearcherStrategy', 'SearcherTuner']
-_WHERE = {'SearcherStrategy': '.strategy', 'SearcherTuner': '.tuner'}
+__all__ = ['OneShotStrategy', 'SearcherStrategy', 'SearcherTuner']
+_WHERE = {'SearcherStrategy': '.strategy', 'SearcherTuner': '.tuner', 'OneShotStrategy': '.oneshot_strategy'}
 
 
 def __getattr__(name):
