@@ -62,11 +62,33 @@ import pytorch_lightning as pl
 from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS
 from nni_nasext.strategies.oneshot_supernet import Mix, NB201Supernet
 
-__all__ = ['METHODS', 'OneShotModule', 'PairedHalves', 'batches_of', 'darts_second_order_grad', 'make_loaders', 'search',
+__all__ = ['METHODS', 'MODULES', 'OneShotModule', 'module_class', 'PairedHalves', 'batches_of', 'darts_second_order_grad', 'make_loaders', 'search',
            'search_single_path', 'supernet_accuracy']
 
 METHODS = ('darts', 'darts2', 'gdas', 'snas', 'pcdarts', 'fairdarts', 'rsps', 'spos')
 _DIFFERENTIABLE = ('darts', 'darts2', 'gdas', 'snas', 'pcdarts', 'fairdarts')
+
+
+#: every one-shot method -> ``(module, class)`` of its Lightning module (imported on use)
+MODULES: Dict[str, tuple] = {
+    **{m: ('nni_nasext.strategies.oneshot', 'OneShotModule') for m in METHODS},
+    'proxyless': ('nni_nasext.strategies.proxylessnas', 'ProxylessModule'),
+    'enas': ('nni_nasext.strategies.enas', 'EnasModule'),
+    'rdarts': ('nni_nasext.strategies.oneshot_variants', 'RobustDartsModule'),
+    'darts_plus': ('nni_nasext.strategies.oneshot_variants', 'DartsPlusModule'),
+    'pdarts': ('nni_nasext.strategies.oneshot_variants', 'PDartsModule'),
+    'asap': ('nni_nasext.strategies.oneshot_variants', 'AsapModule'),
+    'darts_pt': ('nni_nasext.strategies.oneshot_variants', 'DartsPTModule'),
+}
+
+
+def module_class(method: str):
+    """The Lightning module class that trains ``method`` (any name of :data:`MODULES`)."""
+    import importlib
+    if method not in MODULES:
+        raise ValueError(f'unknown one-shot method {method!r}; choose one of {", ".join(MODULES)}')
+    module, name = MODULES[method]
+    return getattr(importlib.import_module(module), name)
 
 
 class PairedHalves(Dataset):
@@ -426,7 +448,8 @@ def search(method: str = 'darts', *, dataset: str = 'fashion-mnist', limit: Opti
 
     The training split (``limit`` examples) is halved into the weight half and the
     architecture half; the dataset's validation split measures the supernet per epoch.
-    ``module_cls`` (default :class:`OneShotModule`) and Lightning ``callbacks`` extend it.
+    ``module_cls`` (default: the class of ``method`` in :data:`MODULES`) and Lightning
+    ``callbacks`` extend it.
     Returns ``{'sample', 'val_acc' (per epoch), 'alpha' (per epoch: 6 x 5 strengths),
     'train_loss', 'seconds', 'method', ...}``.
     """
@@ -436,7 +459,7 @@ def search(method: str = 'darts', *, dataset: str = 'fashion-mnist', limit: Opti
     loader, val_loader, arch_half, info = make_loaders(dataset, limit=limit, image_size=image_size,
                                                        batch_size=batch_size, seed=seed)
     pl.seed_everything(seed, workers=True, verbose=False)
-    module = (module_cls or OneShotModule)(method, num_cells=num_cells, channels=channels,
+    module = (module_cls or module_class(method))(method, num_cells=num_cells, channels=channels,
                                            num_classes=info.num_classes, in_channels=info.in_channels,
                                            epochs=epochs, seed=seed, **method_args)
     with _quiet_lightning():
@@ -450,6 +473,8 @@ def search(method: str = 'darts', *, dataset: str = 'fashion-mnist', limit: Opti
                               'num_cells': num_cells, 'channels': channels, 'val_acc': module.history['val_acc'],
                               'alpha': module.history['alpha'], 'train_loss': module.history['train_loss'],
                               'ops': list(OPS), 'edges': list(EDGE_LABELS), 'epochs_run': len(module.history['val_acc'])}
+    for key, value in module.history.items():  # extra records of subclasses (eigenvalues, latency, ...)
+        result.setdefault(key, value)
     if module.differentiable:
         result['sample'] = module.derive()
     else:

@@ -74,7 +74,10 @@ def check_method_args(method: str, method_args: Dict[str, Any], module_cls=None)
     """Raise a ``ValueError`` naming the problem if ``method`` is not a method of
     ``module_cls`` (default :class:`OneShotModule`) or ``method_args`` holds a keyword its
     constructor does not take (or one that :func:`search` sets itself)."""
-    cls = module_cls or OneShotModule
+    from nni_nasext.strategies.oneshot import MODULES, module_class
+    if module_cls is None and method not in MODULES:
+        raise ValueError(f'Unknown one-shot method {method!r}; choose one of {", ".join(MODULES)}')
+    cls = module_cls or module_class(method)
     methods = tuple(getattr(cls, 'methods', ()))
     if method not in methods:
         raise ValueError(f'Unknown one-shot method {method!r}; choose one of {", ".join(methods)}')
@@ -237,7 +240,8 @@ class OneShotStrategy(_NniOneShotStrategy):
 
     def _checked_module(self):
         """The module class for :func:`search`, checking first that the dataset fits the space."""
-        cls = self.module_cls or OneShotModule
+        from nni_nasext.strategies.oneshot import module_class
+        cls = self.module_cls or module_class(self.method)
         want_classes, want_channels = self._space_io
 
         def build(method, *, num_classes, in_channels, **kwargs):
