@@ -21,7 +21,7 @@ space runs it on 1-channel 8x8 digits), and the op names are NB201's own.
 """
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import torch
 from torch import nn
@@ -85,6 +85,24 @@ class ResidualReduction(nn.Module):
         return self.conv_b(self.conv_a(x)) + self.shortcut(x)
 
 
+def nb201_skeleton(num_cells: int, channels: int, num_classes: int, in_channels: int,
+                   make_cell: Callable[[int], nn.Module]) -> Tuple[nn.Module, List[nn.Module], nn.Module]:
+    """``(stem, layers, head)`` of the NB201 macro skeleton: a 3x3 conv stem, three stages of
+    ``num_cells`` cells (``make_cell(width)``) joined by two residual reductions that double the
+    width, and BN-ReLU, global average pooling and a linear classifier."""
+    stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+    layers: List[nn.Module] = []
+    width = channels
+    for stage in range(3):
+        if stage > 0:
+            layers.append(ResidualReduction(width, width * 2))
+            width *= 2
+        layers.extend(make_cell(width) for _ in range(num_cells))
+    head = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=False), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(width, num_classes))
+    return stem, layers, head
+
+
 class NB201Cell(nn.Module):
     """The searchable cell. Its six ``LayerChoice`` carry the edge labels, so every cell
     built in one space shares the same six decisions (NNI dedups equal labels)."""
@@ -115,18 +133,8 @@ class NasBench201Space(ModelSpace):
         if num_cells < 1 or channels < 1:
             raise ValueError(f'num_cells and channels must be positive, got N={num_cells}, C={channels}')
         self.num_cells, self.channels = num_cells, channels
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(channels))
-        layers: List[nn.Module] = []
-        width = channels
-        for stage in range(3):
-            if stage > 0:
-                layers.append(ResidualReduction(width, width * 2))
-                width *= 2
-            layers.extend(NB201Cell(width) for _ in range(num_cells))
+        self.stem, layers, self.head = nb201_skeleton(num_cells, channels, num_classes, in_channels, NB201Cell)
         self.cells = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=False),
-                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.cells(self.stem(x)))

@@ -273,12 +273,6 @@ class EnasModule(OneShotModule):
         opts[1] = torch.optim.Adam(self.arch_parameters(), lr=self.hp['controller_lr'], betas=(0.0, 0.999), eps=1e-3)
         return opts, scheds
 
-    def _backward(self, loss: torch.Tensor) -> None:
-        if self._trainer is not None:
-            self.manual_backward(loss)
-        else:  # used outside a Trainer (tests, notebooks)
-            loss.backward()
-
     def _arch_step(self, opt_a, xt, yt, xv, yv) -> None:
         opt_a.zero_grad()
         losses = []

@@ -267,6 +267,13 @@ class OneShotModule(pl.LightningModule):
                                          weight_decay=hp['arch_weight_decay']))
         return opts, [sched]
 
+    def _backward(self, loss: torch.Tensor) -> None:
+        """``manual_backward`` inside a Trainer, plain ``backward`` outside one (tests, notebooks)."""
+        if self._trainer is not None:
+            self.manual_backward(loss)
+        else:
+            loss.backward()
+
     def _arch_extra_loss(self) -> torch.Tensor:
         if self.method == 'fairdarts':
             return -self.hp['zero_one_weight'] * ((torch.sigmoid(self.alpha) - 0.5) ** 2).mean()
@@ -287,7 +294,7 @@ class OneShotModule(pl.LightningModule):
                 p.grad = g
         else:
             loss = F.cross_entropy(self(xv), yv) + self._arch_extra_loss()
-            self.manual_backward(loss)
+            self._backward(loss)
         opt_a.step()
         for p in self.weight_parameters():  # the arch step must not leave gradients on the weights
             p.grad = None

@@ -33,12 +33,12 @@ the edge's output before the node sums its inputs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 from torch import nn
 
-from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, EDGES, OPS, ResidualReduction, make_op
+from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, EDGES, OPS, make_op, nb201_skeleton
 
 __all__ = ['Mix', 'MixedEdge', 'NB201Supernet', 'channel_shuffle']
 
@@ -124,17 +124,9 @@ class NB201Supernet(nn.Module):
             raise ValueError('num_cells, channels, num_classes and in_channels must be positive')
         self.num_cells, self.channels, self.num_classes, self.in_channels = num_cells, channels, num_classes, in_channels
         self.op_names, self.partial_k = list(ops), partial_k
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
-        layers: List[nn.Module] = []
-        width = channels
-        for stage in range(3):
-            if stage > 0:
-                layers.append(ResidualReduction(width, width * 2))
-                width *= 2
-            layers.extend(SearchCell(width, ops, partial_k) for _ in range(num_cells))
+        self.stem, layers, self.head = nb201_skeleton(num_cells, channels, num_classes, in_channels,
+                                                      lambda width: SearchCell(width, ops, partial_k))
         self.cells = nn.ModuleList(layers)
-        self.head = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=False), nn.AdaptiveAvgPool2d(1),
-                                  nn.Flatten(), nn.Linear(width, num_classes))
 
     def forward(self, x: torch.Tensor, mixes: Dict[str, Mix],
                 edge_scale: Optional[Dict[str, torch.Tensor]] = None) -> torch.Tensor:

@@ -331,12 +331,6 @@ class ProxylessModule(OneShotModule):
                                    weight_decay=hp['arch_weight_decay'])
         return opts, scheds
 
-    def _backward(self, loss: torch.Tensor) -> None:
-        if self._trainer is not None:
-            self.manual_backward(loss)
-        else:  # used outside a Trainer (tests, notebooks)
-            loss.backward()
-
     def _arch_step(self, opt_a, xt, yt, xv, yv) -> None:
         if self.latency_table is None and self.hp['latency_weight'] > 0:
             self.set_latency_table(self._measure(tuple(xv.shape[-2:])))

@@ -77,7 +77,7 @@ from scipy.stats import rankdata
 from torch import nn
 
 from nni_nasext.evaluators.proxies import score_te_nas_linear_regions, score_te_nas_ntk
-from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS, ResidualReduction, make_op
+from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS, make_op, nb201_skeleton
 
 __all__ = ['NB201Supernet', 'TENAS']
 
@@ -142,18 +142,8 @@ class NB201Supernet(nn.Module):
         if num_cells < 1 or channels < 1:
             raise ValueError(f'num_cells and channels must be positive, got N={num_cells}, C={channels}')
         self.num_cells, self.channels = num_cells, channels
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(channels))
-        layers: List[nn.Module] = []
-        width = channels
-        for stage in range(3):
-            if stage > 0:
-                layers.append(ResidualReduction(width, width * 2))
-                width *= 2
-            layers.extend(_SupernetCell(width) for _ in range(num_cells))
+        self.stem, layers, self.head = nb201_skeleton(num_cells, channels, num_classes, in_channels, _SupernetCell)
         self.cells = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=False),
-                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
         self._alive: Mask = _normalise_mask(alive if alive is not None else {label: OPS for label in EDGE_LABELS})
 
     def set_alive(self, mask: Mapping[str, Union[str, Iterable[str]]]) -> None:
