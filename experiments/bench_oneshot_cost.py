@@ -5,7 +5,10 @@ C, 10 classes, ``--size`` x ``--size`` inputs with 3 channels) on the same batch
 examples of seeded Gaussian noise for the weight half and as many for the architecture half:
 the cost of a step does not depend on the pixel values), on one CPU thread, each method in a
 fresh process (``--jobs 1``, the default, runs them one after the other; ``--jobs 2`` runs two
-at once and lets them share the memory bandwidth, faster but noisier).
+at once and lets them share the memory bandwidth, faster but noisier). ``--rounds R`` repeats
+the sweep R times, every other round in reverse order, and pools the steps of all rounds: on a
+shared machine, load that comes and goes then weighs on every method alike rather than on the
+ones measured while it lasted (the ratios are what the goals check).
 
 Methods (``--methods``; default ``DEFAULT_METHODS``, a method whose module is absent is skipped
 with a note): our :class:`~nni_nasext.strategies.oneshot.OneShotModule` methods -- ``darts``
@@ -346,9 +349,33 @@ def measure(method: str, args) -> dict:
             'activation_peak_bytes': statistics.mean(record['peak_bytes']),
             'activation_peak_bytes_max': max(record['peak_bytes']),
             'activation_total_bytes': statistics.mean(record['total_bytes']),
+            'activation_total_bytes_per_step': record['total_bytes'],
             'activation_peak_bytes_per_step': record['peak_bytes'],
             'saved_bytes_held_before_step': record['live_before'],
             'rss_growth_bytes': rss_growth, 'weight_params': weight_params}
+
+
+def pool_rounds(old, new: dict) -> dict:
+    """``new`` with the steps of ``old`` (an earlier round of the same method) pooled in."""
+    if old is None:
+        new['rounds'] = 1
+        new['rss_growth_bytes_per_round'] = [new['rss_growth_bytes']]
+        return new
+    out = dict(new)
+    for key in ('ms', 'mem_steps_ms', 'activation_peak_bytes_per_step', 'activation_total_bytes_per_step',
+                'saved_bytes_held_before_step'):
+        out[key] = old[key] + new[key]
+    ms = out['ms']
+    q = statistics.quantiles(ms, n=4)
+    rss = old['rss_growth_bytes_per_round'] + [new['rss_growth_bytes']]
+    known = [v for v in rss if v is not None]
+    out.update(ms_median=statistics.median(ms), ms_iqr=q[2] - q[0],
+               activation_peak_bytes=statistics.mean(out['activation_peak_bytes_per_step']),
+               activation_peak_bytes_max=max(out['activation_peak_bytes_per_step']),
+               activation_total_bytes=statistics.mean(out['activation_total_bytes_per_step']),
+               rss_growth_bytes=statistics.median(known) if known else None, rss_growth_bytes_per_round=rss,
+               rounds=old['rounds'] + 1)
+    return out
 
 
 def _task(task):
@@ -470,6 +497,8 @@ def main(argv=None) -> int:
     parser.add_argument('--mem-steps', type=int, default=3, help='steps with the saved-tensor meter on')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--jobs', type=int, default=1, help='methods measured at once (1: one after the other)')
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='sweeps over the methods, alternately forward and reversed; their steps are pooled')
     parser.add_argument('--out', type=Path, default=HERE / 'results')
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.mem_steps < 1 or args.warmup < 0:
@@ -487,7 +516,9 @@ def main(argv=None) -> int:
           f'each, N={args.cells} C={args.channels} {args.size}x{args.size} batch {args.batch}',
           file=sys.stderr, flush=True)
     results = {}
-    for res in fork_map(_task, [(m, args) for m in methods], args.jobs, name=lambda t: t[0]):  # a fresh process each
+    order = [m for r in range(max(1, args.rounds)) for m in (methods if r % 2 == 0 else methods[::-1])]
+    for res in fork_map(_task, [(m, args) for m in order], args.jobs, name=lambda t: t[0]):  # a fresh process each
+        res = pool_rounds(results.get(res['method']), res)
         results[res['method']] = res
         print(f'{res["method"]}: {res["ms_median"]:.0f} ms/step, peak activations '
               f'{res["activation_peak_bytes"] / MB:.1f} MB ({time.time() - start:.0f} s)', file=sys.stderr, flush=True)
@@ -512,7 +543,9 @@ def main(argv=None) -> int:
 
     lines = ['## One-shot NAS: cost of one supernet training step', '',
              f'{setting}; the same batches for every method; one CPU thread, each method in a fresh process '
-             f'({args.jobs} at a time). ms/step: median of {args.repeats} steps after {args.warmup} warm-up steps. '
+             f'({args.jobs} at a time{f", {args.rounds} rounds pooled" if args.rounds > 1 else ""}). '
+             f'ms/step: median of {args.repeats} steps after {args.warmup} warm-up steps'
+             f'{" (per round)" if args.rounds > 1 else ""}. '
              'Activation MB: peak bytes of the distinct storages autograd holds for backward during a step '
              f'(parameters excluded; `saved_tensors_hooks`), mean of {args.mem_steps} steps; total = all packed '
              'over the step. RSS growth: peak resident set minus the resident set before the first step (noisier). '
@@ -545,6 +578,7 @@ def main(argv=None) -> int:
     (args.out / f'{stem}.json').write_text(json.dumps(
         {'setting': setting, 'cells': args.cells, 'channels': args.channels, 'size': args.size, 'batch': args.batch,
          'warmup': args.warmup, 'repeats': args.repeats, 'mem_steps': args.mem_steps, 'jobs': args.jobs,
+         'rounds': args.rounds,
          'seed': args.seed, 'results': results, 'goals': checks, 'command': command, 'runtime_s': runtime,
          'load_average_1min': load,
          'date': date}, indent=1) + '\n')

@@ -92,6 +92,17 @@ def test_cost_script(cost, tmp_path):
     assert (tmp_path / 'oneshot_cost_1n8c8px8b.png').stat().st_size > 0
 
 
+def test_cost_rounds_are_pooled(cost, tmp_path):
+    assert cost.main(['--methods', 'spos', 'gdas', '--cells', '1', '--channels', '4', '--size', '8', '--batch', '4',
+                      '--warmup', '0', '--repeats', '2', '--mem-steps', '1', '--rounds', '2',
+                      '--out', str(tmp_path)]) == 0
+    res = json.loads((tmp_path / 'oneshot_cost_1n4c8px4b.json').read_text())['results']
+    assert list(res) == ['spos', 'gdas']  # the reversed second round does not reorder the table
+    for r in res.values():
+        assert r['rounds'] == 2 and len(r['ms']) == 4 and len(r['activation_peak_bytes_per_step']) == 2
+        assert len(r['rss_growth_bytes_per_round']) == 2
+
+
 def test_collapse_statistics(quality):
     from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS
     skip = {e: 'skip_connect' for e in EDGE_LABELS}
