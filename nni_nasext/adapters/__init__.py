@@ -6,8 +6,9 @@ NNI manager within 10 seconds, so it should not pay for NNI's NAS execution engi
 """
 import importlib
 
-__all__ = ['OneShotStrategy', 'SearcherStrategy', 'SearcherTuner']
-_WHERE = {'SearcherStrategy': '.strategy', 'SearcherTuner': '.tuner', 'OneShotStrategy': '.oneshot_strategy'}
+__all__ = ['OFAStrategy', 'OneShotStrategy', 'SearcherStrategy', 'SearcherTuner']
+_WHERE = {'SearcherStrategy': '.strategy', 'SearcherTuner': '.tuner', 'OneShotStrategy': '.oneshot_strategy',
+          'OFAStrategy': '.ofa_strategy'}
 
 
 def __getattr__(name):

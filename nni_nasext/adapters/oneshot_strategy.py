@@ -194,20 +194,24 @@ class OneShotStrategy(_NniOneShotStrategy):
         if not isinstance(model_space, RawFormatModelSpace):
             raise TypeError(f'{type(self).__name__} needs the raw model format (model_format=\'raw\'), got '
                             f'{type(model_space).__name__}')
+        self.settings = self._settings_for(model_space)
+        # the one model of the search: the space as it is, run by the search evaluator
+        self._search_model = RawFormatModelSpace(model_space.model_space, _SearchEvaluator(self))
+        self._search_model.status = ModelStatus.Frozen
+        return model_space
+
+    def _settings_for(self, model_space) -> Dict[str, Any]:
+        """The search settings from the space's shape and the evaluator's data recipe."""
         space = space_settings(model_space.model_space)
         data = evaluator_settings(model_space.evaluator)
         if self.epochs is not None:
             data['epochs'] = self.epochs
         if self.accelerator is not None:
             data['accelerator'] = self.accelerator
-        self.settings = {'method': self.method, **data, 'num_cells': space['num_cells'],
-                         'channels': space['channels'], 'image_size': self.image_size,
-                         'num_candidates': self.num_candidates, 'method_args': dict(self.method_args)}
         self._space_io = (space['num_classes'], space['in_channels'])
-        # the one model of the search: the space as it is, run by the search evaluator
-        self._search_model = RawFormatModelSpace(model_space.model_space, _SearchEvaluator(self))
-        self._search_model.status = ModelStatus.Frozen
-        return model_space
+        return {'method': self.method, **data, 'num_cells': space['num_cells'], 'channels': space['channels'],
+                'image_size': self.image_size, 'num_candidates': self.num_candidates,
+                'method_args': dict(self.method_args)}
 
     def _run(self) -> None:
         if self._search_model is None:

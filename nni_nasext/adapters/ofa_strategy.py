@@ -1,0 +1,140 @@
+"""Once-for-All (:mod:`nni_nasext.strategies.ofa`) as an ``nni.nas.strategy`` strategy over
+:class:`~nni_nasext.search_spaces.mobile.OFASpace`::
+
+    from nni.nas.experiment import NasExperiment
+    from nni_nasext.adapters import OFAStrategy
+    from nni_nasext.evaluators.classification import ImageClassification
+    from nni_nasext.search_spaces import OFASpace
+
+    space = OFASpace(num_classes=10, resolutions=(8, 12, 16), width_mult=0.25, in_channels=1)
+    strategy = OFAStrategy(full=3, shrink=1, max_macs=3e5)
+    exp = NasExperiment(space, ImageClassification('digits'), strategy)
+    exp.run()
+    exp.export_top_models(formatter='dict')   # [the chosen sub-network's sample]
+    strategy.subnet()                        # that network with the supernet's weights (no retraining)
+
+It works as :class:`~nni_nasext.adapters.oneshot_strategy.OneShotStrategy` does (one model for
+NNI's sequential engine; its evaluator runs the whole search; the supernet's per-epoch
+validation accuracy is the model's intermediate metric), with Cai et al.'s progressive
+shrinking (ICLR 2020) and the constrained sub-network search in place of the NB201 methods.
+The evaluator gives the dataset, batch size, seed and ``limit``; the schedule comes from
+``full`` (epochs of the full network; default: the evaluator's ``max_epochs``) and ``shrink``
+(epochs of each shrinking phase).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import nni
+from nni.nas.oneshot.pytorch.strategy import OneShotStrategy as _NniOneShotStrategy
+from nni.nas.space import RawFormatModelSpace
+
+from nni_nasext.adapters.oneshot_strategy import OneShotStrategy, evaluator_settings
+from nni_nasext.search_spaces.mobile import OFASpace
+
+__all__ = ['OFAStrategy']
+
+
+class OFAStrategy(OneShotStrategy):
+    """Once-for-All over an :class:`OFASpace` as one model of NNI's sequential engine.
+
+    Parameters
+    ----------
+    full, shrink
+        Epochs of the full-network phase (default: the evaluator's ``max_epochs``) and of each
+        of the kernel, depth and expansion phases.
+    max_macs
+        Budget of the sub-network search, in multiply-accumulates (``None``: no budget).
+    population, generations
+        Of the evolutionary sub-network search.
+    **module_args
+        Arguments of :class:`~nni_nasext.strategies.ofa.OFAModule` (``progressive``,
+        ``kd_ratio``, ``subnets_per_step``, ``lr_full``, ``lr_shrink`` ...).
+    """
+
+    def __init__(self, *, full: Optional[int] = None, shrink: int = 1, max_macs: Optional[float] = None,
+                 population: int = 16, generations: int = 6, accelerator: Optional[str] = None,
+                 verbose: bool = True, callbacks=None, **module_args: Any):
+        _NniOneShotStrategy.__init__(self)
+        import inspect
+
+        from nni_nasext.strategies.ofa import OFAModule
+        accepted = set(inspect.signature(OFAModule.__init__).parameters) - {
+            'self', 'num_classes', 'in_channels', 'resolutions', 'width_mult', 'dropout', 'schedule', 'seed'}
+        unknown = sorted(set(module_args) - accepted)
+        if unknown:
+            raise ValueError(f'Unknown OFA arguments {unknown}; accepted: {", ".join(sorted(accepted))}')
+        if (full is not None and int(full) < 0) or int(shrink) < 0:
+            raise ValueError(f'full and shrink are epochs >= 0, got {full}, {shrink}')
+        if max_macs is not None and max_macs <= 0:
+            raise ValueError(f'max_macs must be positive, got {max_macs}')
+        if population < 2 or generations < 1:
+            raise ValueError(f'Need population >= 2 and generations >= 1, got {population}, {generations}')
+        self.method = 'ofa'
+        self.full, self.shrink, self.max_macs = full, int(shrink), max_macs
+        self.population, self.generations = int(population), int(generations)
+        self.accelerator, self.verbose, self.callbacks = accelerator, verbose, callbacks
+        self.method_args = dict(module_args)
+        self.module_cls, self.num_candidates, self.image_size = None, 0, None
+        self.settings: Dict[str, Any] = {}
+        self.result: Optional[Dict[str, Any]] = None
+        self._search_model: Optional[RawFormatModelSpace] = None
+
+    def extra_repr(self) -> str:
+        return f'full={self.full}, shrink={self.shrink}, max_macs={self.max_macs}'
+
+    def _initialize(self, model_space, engine):
+        space = model_space.model_space if isinstance(model_space, RawFormatModelSpace) else model_space
+        if not isinstance(space, OFASpace):
+            raise TypeError(f'OFAStrategy searches OFASpace; got {type(space).__name__}')
+        return super()._initialize(model_space, engine)
+
+    def _space_settings(self, space) -> Dict[str, Any]:
+        kw = space.net._kwargs
+        return {'num_classes': kw['num_classes'], 'in_channels': kw['in_channels'], 'width_mult': kw['width_mult'],
+                'dropout': kw['dropout'], 'resolutions': list(space.resolutions)}
+
+    def _settings_for(self, model_space) -> Dict[str, Any]:
+        data = evaluator_settings(model_space.evaluator)
+        full = data['epochs'] if self.full is None else int(self.full)
+        if full + 3 * self.shrink < 1:
+            raise ValueError('The OFA schedule has no epoch: give full or shrink > 0')
+        return {'method': 'ofa', **data, 'schedule': {'full': full, 'kernel': self.shrink, 'depth': self.shrink,
+                                                      'expand': self.shrink},
+                'max_macs': self.max_macs, 'population': self.population, 'generations': self.generations,
+                'accelerator': self.accelerator or data['accelerator'], 'method_args': dict(self.method_args),
+                **self._space_settings(model_space.model_space)}
+
+    def _search(self) -> float:
+        from nni_nasext.datasets import load_dataset
+        from nni_nasext.strategies.ofa import search_ofa
+        s = self.settings
+        _, _, info = load_dataset(s['dataset'], limit=8)
+        if (info.num_classes, info.in_channels) != (s['num_classes'], s['in_channels']):
+            raise ValueError(f'Dataset {s["dataset"]!r} has {info.in_channels}-channel images and {info.num_classes} '
+                             f'classes, but the OFA space expects {s["in_channels"]} and {s["num_classes"]}: build it '
+                             f'with in_channels={info.in_channels}, num_classes={info.num_classes}')
+        result = search_ofa(dataset=s['dataset'], limit=s['limit'], batch_size=s['batch_size'],
+                            schedule=s['schedule'], max_macs=s['max_macs'], resolutions=s['resolutions'],
+                            width_mult=s['width_mult'], seed=s['seed'], population=s['population'],
+                            generations=s['generations'], accelerator=s['accelerator'], verbose=self.verbose,
+                            callbacks=self.callbacks, dropout=s['dropout'], **s['method_args'])
+        self.model_space.validate(result['sample'])
+        self.result = result
+        final = float(result['val_acc_subnet'])
+        nni.report_final_result(final)
+        return final
+
+    def subnet(self):
+        """The chosen sub-network with the supernet's weights and re-estimated BN statistics."""
+        from nni_nasext.strategies.ofa_supernet import calibrate_bn
+        if self.result is None or 'module' not in self.result:
+            raise RuntimeError('The OFA search has not run in this process yet.')
+        net = self.result['module'].supernet
+        with calibrate_bn(net, self.result['calibration']):
+            return net.export(self.result['sample']).eval()
+
+    def state_dict(self) -> dict:
+        if self.result is None:
+            return {}
+        return {'result': {k: v for k, v in self.result.items() if k not in ('module', 'calibration')}}
