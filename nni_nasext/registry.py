@@ -112,6 +112,9 @@ STRATEGIES = _table(
     Entry('proxy_warm_start', 'nni_nasext.strategies.zen_nas:ProxyWarmStart',
           'score many samples with a zero-cost proxy, train the top few first, then another strategy',
           {'tuner': 'NasextProxyWarmStart'}),
+    Entry('tapas', 'nni_nasext.strategies.tapas:TAPAS',
+          'transfer NAS: LSTM accuracy predictor on NB201 source-dataset metadata + dataset character number, '
+          'predictor-driven evolution (Istrate et al. 2019)', {'tuner': 'NasextTAPAS'}),
 )
 
 EVALUATORS = _table(
@@ -138,6 +141,9 @@ ASSESSORS = _table(
     Entry('curve_extrapolation', 'nni_nasext.assessors:CurveExtrapolation',
           'stop a trial unlikely to beat the best, by learning-curve extrapolation (Domhan et al. 2015)',
           {'assessor': 'NasextCurveExtrapolation'}),
+    Entry('lcranknet', 'nni_nasext.lcranknet:LCRankNetAssessor',
+          'stop a trial ranked below the best by LCRankNet, learned across tasks (Wistuba & Pedapati 2020)',
+          {'assessor': 'NasextLCRankNet'}),
 )
 
 KINDS = {'space': SPACES, 'strategy': STRATEGIES, 'evaluator': EVALUATORS, 'assessor': ASSESSORS}

@@ -24,7 +24,7 @@ def complete(assessor, trial_id, curve):
 # ----------------------------------------------------------------------------- registration names
 
 def test_classes_importable_by_registered_names():
-    assert set(ASSESSOR_CLASSES) == {'NasextMedianStop', 'NasextCurveExtrapolation'}
+    assert set(ASSESSOR_CLASSES) == {'NasextMedianStop', 'NasextCurveExtrapolation', 'NasextLCRankNet'}
     for name, path in ASSESSOR_CLASSES.items():
         module, _, cls = path.rpartition('.')
         klass = getattr(importlib.import_module(module), cls)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from nni_nasext import registry
+from nni_nasext.data_paths import DataNotFoundError
 from nni_nasext.adapters.tuner import TUNER_CLASSES
 from nni_nasext.fidelity import split_budget
 from nni_nasext.nnictl_tools import load_config
@@ -27,7 +28,10 @@ def test_config_builds_its_tuner_and_asks_valid_samples(name):
     module, _, cls = TUNER_CLASSES[tuner_name].rpartition('.')
     tuner = getattr(importlib.import_module(module), cls)(**config['tuner'].get('classArgs', {}))
     space = json.loads((path.parent / config['searchSpaceFile']).read_text())
-    tuner.update_search_space(space)
+    try:
+        tuner.update_search_space(space)
+    except DataNotFoundError as err:   # a transfer tuner's metadata (NB201 tables under NASEXT_DATA)
+        pytest.skip(f'{name}: {err}')
     spec = SpaceSpec.from_json(space)
     for i in range(8):
         params = tuner.generate_parameters(i)
