@@ -29,7 +29,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict
 
 import numpy as np
 import torch
@@ -260,7 +260,6 @@ def main(argv=None) -> int:
     if args.report_only:
         result = json.loads(js.read_text())
     else:
-        from nni_nasext.data_paths import find_data  # noqa: F401  (fail early without data)
         start = time.time()
         payloads = [(args, s) for s in args.seeds]
         if args.jobs > 1:

@@ -327,15 +327,21 @@ def render_markdown(result: dict) -> str:
         lines += ['', 'Dataset character numbers (stand-in: mean 12-epoch validation accuracy / 100 of the landmark '
                   'cells all-nor_conv_3x3, all-nor_conv_1x1 and the ResNet cell): '
                   + ', '.join(f'{d} {v:.3f}' for d, v in dcn.items()) + '.']
-    lines += [
-        '',
-        'Notes.',
+    names = {n.lower() for n in result['methods']}
+    lines += ['', 'Notes.']
+    if any(n.startswith('tapas') for n in names):
+        lines += [
         '- TAPAS reads its target DCN from the target\'s 12-epoch table '
         f'({result.get("target_12ep_queries_per_run", 3)} landmark lookups, counted by the harness; cached per '
         'process): the stand-in for training TAPAS\'s probe network briefly on the target. It never reads the '
         f'target\'s {FINAL_EPOCHS}-epoch table beyond the k evaluations. With two sources the similarity rule '
-        'keeps both; their rows are not weighted.',
-        '- Metadata: 1,000 cells per source drawn with the run\'s seed; the evolution and the predictor are '
+        'keeps both; their rows are not weighted.']
+    if 'rapidnas' in names:
+        lines += ['- RapidNAS encodes a dataset as 64 probe cells with their 12-epoch accuracy on it; for the '
+                  'target these are 12-epoch lookups (not the 200-epoch table), made once per seed and not counted '
+                  'in k.']
+    lines += [
+        '- Metadata: cells of the source datasets drawn with the run\'s seed; the models and searches are '
         'seeded by it too, so seeds differ in metadata, initialisation and search.',
         '- REA and RS use their own random streams; REA\'s first 10 asks are random (population 10), so up to '
         'k = 10 it is random search without deduplication.',

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any, Dict, List, Optional, Sequence
 
-from nni_nasext.space_spec import SpaceSpec
+from nni_nasext.space_spec import SampleError, SpaceSpec
 
 __all__ = ['Searcher', 'Observation']
 
@@ -68,6 +68,20 @@ class Searcher:
         if value is None:
             self.num_failed += 1
         self._tell(obs)
+
+    def valid_successes(self) -> List[tuple]:
+        """``(sample, value)`` of every successful observation whose sample is in the space
+        (samples of another space, e.g. from an imported history, are left out)."""
+        out = []
+        for obs in self.history:
+            if obs['value'] is None:
+                continue
+            try:
+                self.space.validate(obs['sample'])
+            except (SampleError, TypeError):
+                continue
+            out.append((obs['sample'], obs['value']))
+        return out
 
     def best(self) -> Optional[Observation]:
         done = [o for o in self.history if o['value'] is not None]

@@ -38,7 +38,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from nni_nasext.searcher import Searcher
-from nni_nasext.space_spec import SampleError, SpaceSpec
+from nni_nasext.space_spec import SpaceSpec
 from .predictors import ArchEncoder, MLPEnsemble, dim_settings
 
 __all__ = ['NeuralPredictor']
@@ -129,18 +129,6 @@ class NeuralPredictor(Searcher):
         return key in self._asked or key in self._told
 
     # ------------------------------------------------------------------ predictor
-    def _successes(self):
-        out = []
-        for obs in self.history:
-            if obs['value'] is None:
-                continue
-            try:
-                self.space.validate(obs['sample'])
-                out.append((obs['sample'], obs['value']))
-            except (SampleError, TypeError):
-                continue  # not a sample of this space: the predictor ignores it
-        return out
-
     def _fitted(self, done) -> Optional[MLPEnsemble]:
         if len(done) != self._fit_n:
             if len(done) >= 2:
@@ -191,7 +179,7 @@ class NeuralPredictor(Searcher):
     # ------------------------------------------------------------------ searcher hooks
     def _ask(self):
         self._require_space()
-        done = self._successes()
+        done = self.valid_successes()
         if max(self.num_asked, len(self.history)) >= self.num_initial and self._fitted(done) is not None:
             if self.space.size <= self.pool_size:
                 samples, keys, X = self._whole_space()

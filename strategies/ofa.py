@@ -52,7 +52,7 @@ from torch.utils.data import DataLoader, Subset
 import nni
 import pytorch_lightning as pl
 
-from nni_nasext.search_spaces.mobile import OFA_DEPTHS, OFA_EXPANSIONS, OFA_KERNELS, OFA_STAGES, ofa_max_sample
+from nni_nasext.search_spaces.mobile import OFA_DEPTHS, OFA_EXPANSIONS, OFA_KERNELS, ofa_max_sample
 from nni_nasext.strategies.ofa_supernet import OFASupernet, calibrate_bn, ofa_min_sample
 
 __all__ = ['PHASES', 'OFAModule', 'evaluate_subnet', 'evolve_subnet', 'phase_choices', 'random_subnets', 'search_ofa']

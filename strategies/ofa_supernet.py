@@ -27,7 +27,6 @@ computes with that sample active (tested).
 """
 from __future__ import annotations
 
-import copy
 from contextlib import contextmanager
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 

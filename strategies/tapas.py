@@ -61,7 +61,7 @@ import torch
 from torch import nn
 
 from nni_nasext.searcher import Searcher
-from nni_nasext.space_spec import Dimension, SampleError, SpaceSpec
+from nni_nasext.space_spec import Dimension, SpaceSpec
 from .predictors import ArchEncoder
 
 __all__ = ['TAPAS', 'LANDMARK_CELLS', 'AccuracyPredictor', 'dcn_from_table', 'dcn_from_training',
@@ -517,18 +517,6 @@ class TAPAS(Searcher):
             self.num_fits += 1
         return self.proposal
 
-    def _successes(self) -> List[Tuple[dict, float]]:
-        out = []
-        for obs in self.history:
-            if obs['value'] is None:
-                continue
-            try:
-                self.space.validate(obs['sample'])
-            except (SampleError, TypeError):
-                continue
-            out.append((obs['sample'], obs['value']))
-        return out
-
     def _fine_tuned_ranking(self, done):
         prop = self._proposal()
         predictor, dcn = prop['predictor'], prop['target_dcn']
@@ -563,7 +551,7 @@ class TAPAS(Searcher):
 
     # ------------------------------------------------------------------ searcher hooks
     def _ask(self):
-        done = self._successes()
+        done = self.valid_successes()
         if self.uses_metadata:
             self._proposal()
             if not (self.fine_tune and done):

@@ -53,3 +53,19 @@ def load_experiment(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def table_queries(monkeypatch):
+    """Counts of ``NasBench201Table.query`` per (dataset, epochs), for the transfer tests that
+    check a method never reads the target table more than allowed."""
+    from nni_nasext.benchmarks import NasBench201Table
+    counts = {}
+    original = NasBench201Table.query
+
+    def query(self, arch, dataset='cifar10-valid', epochs=200):
+        counts[(dataset, epochs)] = counts.get((dataset, epochs), 0) + 1
+        return original(self, arch, dataset, epochs)
+
+    monkeypatch.setattr(NasBench201Table, 'query', query)
+    return counts

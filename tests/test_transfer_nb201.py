@@ -27,18 +27,6 @@ def tables(nb12):
     return nb12
 
 
-@pytest.fixture
-def target_queries(monkeypatch):
-    """Counts of ``NasBench201Table.query`` per (dataset, epochs)."""
-    counts = {}
-    original = NasBench201Table.query
-
-    def query(self, arch, dataset='cifar10-valid', epochs=200):
-        counts[(dataset, epochs)] = counts.get((dataset, epochs), 0) + 1
-        return original(self, arch, dataset, epochs)
-
-    monkeypatch.setattr(NasBench201Table, 'query', query)
-    return counts
 
 
 def test_predictor_training_reduces_loss_and_is_seeded():
@@ -89,16 +77,16 @@ def test_dcn_from_training_is_deterministic_on_digits():
         dcn_from_training(None, 'no-such-data', seed=0, epochs=1)
 
 
-def test_k_evaluations_query_the_target_at_most_k_times(tables, target_queries):
+def test_k_evaluations_query_the_target_at_most_k_times(tables, table_queries):
     proposal = propose('cifar100', seed=0, **TINY)
     # proposing reads the sources, and the target only through its DCN (12-epoch landmark lookups)
-    assert target_queries.get(('cifar100', 200), 0) == 0
-    assert target_queries.get(('cifar100', 12), 0) == len(tapas.LANDMARK_CELLS)
+    assert table_queries.get(('cifar100', 200), 0) == 0
+    assert table_queries.get(('cifar100', 12), 0) == len(tapas.LANDMARK_CELLS)
     assert proposal['used_sources'] == ['ImageNet16-120', 'cifar10-valid']  # nearest DCN first; both kept
     before = 0
     for k in (0, 1, 5):
         res = tapas_transfer('cifar100', k=k, seed=0, proposal=proposal)
-        now = target_queries.get(('cifar100', 200), 0)
+        now = table_queries.get(('cifar100', 200), 0)
         assert now - before == k and len(res['evaluated']) == k
         before = now
     assert res['cell'] in [c for c, _ in res['evaluated']]

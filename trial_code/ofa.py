@@ -28,14 +28,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
-import sys
-import traceback
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from nni_nasext.trial_code.oneshot import _json_safe, _optional_int, _Parser
+from nni_nasext.trial_code.oneshot import (
+    _json_safe, _optional_int, _Parser, output_dir, run_main, trial_parameters,
+)
 
 
 def _optional_float(text: str) -> Optional[float]:
@@ -109,16 +106,9 @@ def run_trial(args: argparse.Namespace) -> Dict[str, Any]:
     from nni_nasext.strategies.ofa import search_ofa
     from nni_nasext.strategies.ofa_supernet import calibrate_bn
 
-    params = None
-    if os.environ.get('NNI_PLATFORM'):
-        from nni_nasext.trial_code.run import next_sample
-        params = next_sample()
-        if params is not None and not isinstance(params, dict):
-            raise ValueError(f'NNI handed this trial {params!r}; expected an object of settings')
-        torch.set_num_threads(int(os.environ.get('NASEXT_TRIAL_THREADS', '1')))
+    params = trial_parameters()
     s = resolve(args, params)
-    out = Path(args.output_dir or os.environ.get('NNI_OUTPUT_DIR') or '.')
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(args)
     schedule = {'full': s['full'], 'kernel': s['shrink'], 'depth': s['shrink'], 'expand': s['shrink']}
     print(f'[nasext] OFA trial {nni.get_trial_id()}: {s["dataset"]}, schedule {schedule}, resolutions '
           f'{s["resolutions"]}, width {s["width_mult"]}, max_macs {s["max_macs"]}, seed {s["seed"]}', flush=True)
@@ -153,14 +143,7 @@ def run_trial(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    logging.basicConfig(level=logging.INFO, format='[%(asctime)s] %(levelname)s %(name)s: %(message)s')
-    try:
-        run_trial(build_parser().parse_args(argv))
-    except Exception as err:
-        traceback.print_exc()
-        print(f'[nasext] TRIAL FAILED: {type(err).__name__}: {err}', file=sys.stderr, flush=True)
-        return 1
-    return 0
+    return run_main(run_trial, build_parser(), argv)
 
 
 if __name__ == '__main__':

@@ -152,25 +152,38 @@ def _json_safe(value):
         return repr(value)
 
 
+def trial_parameters() -> Optional[Dict[str, Any]]:
+    """Under nnictl: the settings NNI hands this trial (taken first, as NNI requires), and one torch
+    thread unless ``NASEXT_TRIAL_THREADS`` says otherwise (as ``trial_code.run``: two threads on two
+    cores shared with the NNI manager and other jobs run several times slower here). Else ``None``."""
+    if not os.environ.get('NNI_PLATFORM'):
+        return None
+    import torch
+
+    from nni_nasext.trial_code.run import next_sample
+    params = next_sample()
+    if params is not None and not isinstance(params, dict):
+        raise ValueError(f'NNI handed this trial {params!r}; expected an object of settings')
+    torch.set_num_threads(int(os.environ.get('NASEXT_TRIAL_THREADS', '1')))
+    return params
+
+
+def output_dir(args: argparse.Namespace) -> Path:
+    """``--output-dir``, else ``NNI_OUTPUT_DIR``, else the current directory (created)."""
+    out = Path(args.output_dir or os.environ.get('NNI_OUTPUT_DIR') or '.')
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def run_trial(args: argparse.Namespace) -> Dict[str, Any]:
     import nni
-    import torch
 
     from nni_nasext.search_spaces.nasbench201 import sample_to_cellstr, sample_to_ops
     from nni_nasext.strategies.oneshot import search
 
-    params = None
-    if os.environ.get('NNI_PLATFORM'):  # under nnictl: take the parameters first, as NNI requires
-        from nni_nasext.trial_code.run import next_sample
-        params = next_sample()
-        if params is not None and not isinstance(params, dict):
-            raise ValueError(f'NNI handed this trial {params!r}; expected an object of settings')
-        # as trial_code.run: one torch thread unless NASEXT_TRIAL_THREADS says otherwise (two threads
-        # on two cores shared with the NNI manager and other jobs run several times slower here)
-        torch.set_num_threads(int(os.environ.get('NASEXT_TRIAL_THREADS', '1')))
+    params = trial_parameters()
     s = resolve(args, params)
-    out = Path(args.output_dir or os.environ.get('NNI_OUTPUT_DIR') or '.')
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(args)
     print(f'[nasext] one-shot trial {nni.get_trial_id()}: {s["method"]} on {s["dataset"]}, N={s["num_cells"]}, '
           f'C={s["channels"]}, {s["epochs"]} epochs, seed {s["seed"]}'
           + (f', method args {json.dumps(s["method_args"])}' if s['method_args'] else ''), flush=True)
@@ -206,15 +219,20 @@ def run_trial(args: argparse.Namespace) -> Dict[str, Any]:
     return {'sample': sample, 'history': history, 'final': final, 'output_dir': str(out)}
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def run_main(run, parser: argparse.ArgumentParser, argv: Optional[List[str]] = None) -> int:
+    """Run one trial program: exit status 0, or 1 with the error printed (NNI marks the trial FAILED)."""
     logging.basicConfig(level=logging.INFO, format='[%(asctime)s] %(levelname)s %(name)s: %(message)s')
     try:
-        run_trial(build_parser().parse_args(argv))
+        run(parser.parse_args(argv))
     except Exception as err:  # the trial fails visibly; the experiment records it as FAILED
         traceback.print_exc()
         print(f'[nasext] TRIAL FAILED: {type(err).__name__}: {err}', file=sys.stderr, flush=True)
         return 1
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_main(run_trial, build_parser(), argv)
 
 
 if __name__ == '__main__':
