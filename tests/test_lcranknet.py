@@ -185,3 +185,17 @@ def test_architecture_of_an_nnictl_trial_is_read_from_the_experiment_db(tmp_path
     monkeypatch.delenv('NNI_LOG_DIRECTORY')
     assert _nni_trial_sample('AAAAA') is None
     json.dumps(assessor._samples)  # samples stay JSON
+
+
+def test_shipped_nnictl_config_builds_the_assessor():
+    """experiments/assessor_lcranknet.yml names our registered assessor with arguments it takes."""
+    from pathlib import Path
+
+    from nni_nasext import nnictl_tools as nt
+    path = Path(__file__).resolve().parents[1] / 'experiments' / 'assessor_lcranknet.yml'
+    config = nt.load_config(path)
+    assert ASSESSOR_CLASSES[config['assessor']['name']].endswith('LCRankNetAssessor')
+    if not lcranknet.DEFAULT_MODEL.is_file():
+        pytest.skip(f'no trained LCRankNet model at {lcranknet.DEFAULT_MODEL}')
+    assessor = LCRankNetAssessor(**config['assessor']['classArgs'])
+    assert assessor.assess_trial('t0', [0.1, 0.2]) == AssessResult.Good   # before start_step

@@ -207,3 +207,21 @@ def test_ofa_strategy_under_nas_experiment(tmp_path):
     x = torch.randn(2, 1, 8, 8)
     assert net(x).shape == (2, 10)
     assert 'module' not in json.dumps(strategy.state_dict())
+
+
+def test_shipped_nnictl_config_resolves():
+    """experiments/oneshot/ofa.yml: its trial command and its one-point space give valid settings."""
+    import shlex
+    from pathlib import Path
+
+    from nni_nasext import nnictl_tools as nt
+    from nni_nasext.trial_code import ofa as trial
+    shipped = Path(__file__).resolve().parents[1] / 'experiments' / 'oneshot' / 'ofa.yml'
+    config = nt.load_config(shipped)
+    assert config['maxTrialNumber'] == 1 and config['trialConcurrency'] == 1
+    words = shlex.split(config['trialCommand'])
+    assert words[:3] == ['python3', '-m', 'nni_nasext.trial_code.ofa']
+    space = json.loads((shipped.parent / config['searchSpaceFile']).read_text())
+    params = {k: v['_value'][0] for k, v in space.items()}
+    settings = trial.resolve(trial.build_parser().parse_args(words[3:]), params)
+    assert settings['max_macs'] == params['max_macs'] and settings['dataset'] == 'digits'
