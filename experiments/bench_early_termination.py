@@ -190,6 +190,30 @@ def render(result: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def plot(result: dict, path: Path) -> None:
+    """Regret against the share of training time, one point per (method, held-out task), the
+    mean over tasks as a large marker: lower left is better."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    methods = list(next(iter(result['tasks'].values()))['methods'])
+    for i, m in enumerate(methods):
+        colour = f'C{i}'
+        xs = [100 * t['methods'][m]['time_share'] for t in result['tasks'].values()]
+        ys = [t['methods'][m]['regret_mean'] for t in result['tasks'].values()]
+        ax.scatter(xs, ys, s=18, color=colour, alpha=0.5)
+        ax.scatter([np.mean(xs)], [np.mean(ys)], s=120, color=colour, edgecolor='k', label=m)
+    ax.set_xlabel('training time, % of no early termination')
+    ax.set_ylabel('regret (accuracy points)')
+    ax.set_title('Early termination, leave one task out (small: per task; large: mean)')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--database', default=str(REPO / 'experiments' / 'results' / 'lc_database.jsonl'))
@@ -203,7 +227,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', default=str(REPO / 'experiments' / 'results'))
     p.add_argument('--no-save-model', action='store_true')
+    p.add_argument('--plot-only', action='store_true', help='redraw the plot from the saved JSON')
     args = p.parse_args(argv)
+    if args.plot_only:
+        out = Path(args.out)
+        plot(json.loads((out / 'early_termination.json').read_text()), out / 'early_termination.png')
+        return 0
     args.methods = [m.strip() for m in args.methods.split(',') if m.strip()]
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
@@ -258,6 +287,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     (out / 'early_termination.json').write_text(json.dumps(result, indent=1))
     report = render(result)
     (out / 'early_termination.md').write_text(report)
+    plot(result, out / 'early_termination.png')
     print(report)
     return 0
 
