@@ -157,6 +157,31 @@ register_method('rapidnas', _rapidnas,
                 'generator trained on the top 10 % of 600 cells per source; dataset-aware MLP predictor; 300 '
                 'generated cells ranked, top-k evaluated', label='RapidNAS')
 
+
+
+def _transfer_gp(target, sources, k, seed):
+    from nni_nasext.strategies.transfer_gp import transfer_gp
+    out = transfer_gp(target, sources, k, seed)   # deterministic: the seed does not change the result
+    return {'cell': out['cell'], 'settings': out['settings']}
+
+
+def source_rank(target, sources, k, seed):
+    """The top-k cells by the mean source score (no learning, no target feedback)."""
+    from nni_nasext.strategies.transfer_gp import transfer_gp
+    out = transfer_gp(target, sources, k, seed, tune_on_sources=False, pool=max(k, 2), length_scale=1.0,
+                      prior_precision=1.0, noise=1.0)   # a pool of k cells: every one is evaluated, in prior order
+    return {'cell': out['cell']}
+
+
+register_method('source-rank', source_rank,
+                "the k cells with the highest mean source score -log(1 - q) (q: the cell's quantile in a source's "
+                "200-epoch table), best evaluated; no learning (baseline)", label='source rank')
+register_method('transfer-gp', _transfer_gp,
+                'TransferGP (ours): prior mean b + w.z(x) from the source scores (Bayesian linear regression), GP '
+                'residual with an exponential Hamming kernel fitted on the target values, expected improvement over '
+                'the top cells by mean source score; its 4 settings chosen on pseudo-tasks of the sources only',
+                label='TransferGP')
+
 # ----------------------------------------------------------------------------- running
 
 @contextlib.contextmanager

@@ -115,6 +115,10 @@ STRATEGIES = _table(
     Entry('tapas', 'nni_nasext.strategies.tapas:TAPAS',
           'transfer NAS: LSTM accuracy predictor on NB201 source-dataset metadata + dataset character number, '
           'predictor-driven evolution (Istrate et al. 2019)', {'tuner': 'NasextTAPAS'}),
+    Entry('transfer_gp', 'nni_nasext.strategies.transfer_gp:TransferGP',
+          'transfer NAS: Bayesian optimisation on the target with a prior mean from NB201 source-dataset tables and '
+          'a GP residual (XferNAS-style universal + residual), settings chosen on the sources',
+          {'tuner': 'NasextTransferGP'}),
 )
 
 EVALUATORS = _table(
