@@ -93,12 +93,24 @@ def run_task(task: str, samples: List[dict], curves: np.ndarray, seconds: np.nda
     finals = curves[:, -1]
     rng = np.random.default_rng(args.seed)
     orders = [rng.permutation(n)[:args.trials or n].tolist() for _ in range(args.seeds)]
-    rows: Dict[str, List[dict]] = {m: [] for m in args.methods}
-    clock: Dict[str, float] = {m: 0.0 for m in args.methods}
+    sweep = [f'LCRankNet δ={th:g}' for th in args.sweep_thresholds] + \
+        [f'successive halving η={eta}' for eta in args.sweep_etas]
+    names = list(args.methods) + sweep
+    rows: Dict[str, List[dict]] = {m: [] for m in names}
+    clock: Dict[str, float] = {m: 0.0 for m in names}
+
+    def lcranknet(order, method, threshold):
+        assessor = LCRankNetAssessor(ranker=rankers['lstm' if 'LSTM' in method else 'additive'], task=task,
+                                     threshold=threshold, start_step=args.start_step, epoch_num=epochs,
+                                     adapt_embedding='mean embedding' not in method, seed=args.seed)
+        for i in order:
+            assessor.set_sample(str(i), samples[i])
+        return replay(assessor, curves.tolist(), order)
+
     for order in orders:
         full_time = float(sum(seconds[i].sum() for i in order))
         best = float(max(finals[i] for i in order))
-        for method in args.methods:
+        for method in names:
             t0 = time.perf_counter()
             if method == 'no early termination':
                 stops = {}
@@ -106,16 +118,15 @@ def run_task(task: str, samples: List[dict], curves: np.ndarray, seconds: np.nda
                 stops = replay(MedianStop(start_step=args.start_step), curves.tolist(), order)
             elif method == 'successive halving':
                 stops = successive_halving(curves, order, eta=3)
+            elif method.startswith('successive halving η='):
+                stops = successive_halving(curves, order, eta=int(method.rpartition('=')[2]))
             elif method == 'curve extrapolation':
                 stops = replay(CurveExtrapolation(epoch_num=epochs, start_step=args.start_step, threshold=0.05),
                                curves.tolist(), order)
+            elif method.startswith('LCRankNet δ='):
+                stops = lcranknet(order, 'LCRankNet', float(method.rpartition('=')[2]))
             else:
-                assessor = LCRankNetAssessor(ranker=rankers['lstm' if 'LSTM' in method else 'additive'], task=task,
-                                             threshold=args.threshold, start_step=args.start_step, epoch_num=epochs,
-                                             adapt_embedding='mean embedding' not in method, seed=args.seed)
-                for i in order:
-                    assessor.set_sample(str(i), samples[i])
-                stops = replay(assessor, curves.tolist(), order)
+                stops = lcranknet(order, method, args.threshold)
             clock[method] += time.perf_counter() - t0
             completed = [i for i in order if i not in stops]
             spent = float(sum(seconds[i, :stops.get(i, epochs)].sum() for i in order))
@@ -125,9 +136,9 @@ def run_task(task: str, samples: List[dict], curves: np.ndarray, seconds: np.nda
                 'epochs': int(sum(stops.get(i, epochs) for i in order)),
             })
     out = {'trials': len(orders[0]), 'architectures': n, 'epochs': epochs,
-           'best_final': float(finals.max()), 'median_final': float(np.median(finals)), 'methods': {}}
+           'best_final': float(finals.max()), 'median_final': float(np.median(finals)), 'methods': {}, 'sweep': {}}
     for method, rs in rows.items():
-        out['methods'][method] = {
+        out['sweep' if method in sweep else 'methods'][method] = {
             'regret_mean': float(np.mean([r['regret'] for r in rs])),
             'regret_max': float(np.max([r['regret'] for r in rs])),
             'time_share': float(np.mean([r['time_share'] for r in rs])),
@@ -135,9 +146,9 @@ def run_task(task: str, samples: List[dict], curves: np.ndarray, seconds: np.nda
             'completed': float(np.mean([r['completed'] for r in rs])),
             'decision_seconds': clock[method] / len(orders),
         }
-        print(f'[{task}] {method:27s} regret {out["methods"][method]["regret_mean"]:5.2f} '
-              f'time {100 * out["methods"][method]["time_share"]:5.1f} % '
-              f'completed {out["methods"][method]["completed"]:5.1f}/{len(orders[0])}', flush=True)
+        r = out['sweep' if method in sweep else 'methods'][method]
+        print(f'[{task}] {method:27s} regret {r["regret_mean"]:5.2f} time {100 * r["time_share"]:5.1f} % '
+              f'completed {r["completed"]:5.1f}/{len(orders[0])}', flush=True)
     return out
 
 
@@ -185,6 +196,22 @@ def render(result: dict) -> str:
         done = ', '.join(f'{r["methods"][m]["completed"]:.1f}' for m in methods)
         lines.append(f'| {t} | {r["architectures"]} | {r["trials"]} | {r["best_final"]:.4f} | '
                      f'{r["median_final"]:.4f} | {r["methods"]["no early termination"]["seconds"]:.0f} | {done} |')
+    if any(result['tasks'][t].get('sweep') for t in tasks):
+        lines += ['', '### Trade-off: regret against time as each method\'s knob moves', '',
+                  'LCRankNet (additive architecture, adapted embedding) at other stopping thresholds δ and successive '
+                  'halving at other η, with the rows above that use the default knobs; mean over held-out tasks. '
+                  'A method is better than another where it has lower regret at equal or lower time.', '',
+                  '| setting | mean regret | mean time | mean completed |', '|---|---|---|---|']
+        rows = []
+        for m in list(next(iter(result['tasks'].values()))['sweep']) + ['LCRankNet', 'successive halving']:
+            rs = [result['tasks'][t]['sweep'].get(m) or result['tasks'][t]['methods'].get(m) for t in tasks]
+            if all(rs):
+                rows.append((m, np.mean([r['regret_mean'] for r in rs]), np.mean([r['time_share'] for r in rs]),
+                             np.mean([r['completed'] for r in rs])))
+        for m, rg, tm, done in sorted(rows, key=lambda r: (not r[0].startswith('LCRankNet'), r[2])):
+            label = m if '=' in m else (f'{m} δ={result["protocol"]["threshold"]:g}' if m == 'LCRankNet'
+                                        else f'{m} η=3')
+            lines.append(f'| {label} | {rg:.2f} | {100 * tm:.0f} % | {done:.1f} |')
     lines += ['', f'Regret max over orders and decision time per search are in `early_termination.json`. '
               f'Start step {result["protocol"]["start_step"]}; LCRankNet threshold {result["protocol"]["threshold"]}.']
     return '\n'.join(lines) + '\n'
@@ -192,7 +219,8 @@ def render(result: dict) -> str:
 
 def plot(result: dict, path: Path) -> None:
     """Regret against the share of training time, one point per (method, held-out task), the
-    mean over tasks as a large marker: lower left is better."""
+    mean over tasks as a large marker: lower left is better. Dashed: the mean trade-off of
+    LCRankNet over its thresholds and of successive halving over eta (the sweep)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -204,6 +232,21 @@ def plot(result: dict, path: Path) -> None:
         ys = [t['methods'][m]['regret_mean'] for t in result['tasks'].values()]
         ax.scatter(xs, ys, s=18, color=colour, alpha=0.5)
         ax.scatter([np.mean(xs)], [np.mean(ys)], s=120, color=colour, edgecolor='k', label=m)
+    tasks = list(result['tasks'].values())
+    for family, default in (('LCRankNet', 'LCRankNet'), ('successive halving', 'successive halving')):
+        names = [n for n in tasks[0].get('sweep', {}) if n.startswith(family)]
+        if not names or default not in methods:
+            continue
+        pts = [(np.mean([100 * t['sweep'][n]['time_share'] for t in tasks]),
+                np.mean([t['sweep'][n]['regret_mean'] for t in tasks]), n.rpartition(' ')[2]) for n in names]
+        pts.append((np.mean([100 * t['methods'][default]['time_share'] for t in tasks]),
+                    np.mean([t['methods'][default]['regret_mean'] for t in tasks]), 'default'))
+        pts.sort()
+        colour = f'C{methods.index(default)}'
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], '--', color=colour, lw=1)
+        for x, y, knob in pts:
+            if knob != 'default':
+                ax.annotate(knob, (x, y), fontsize=7, color=colour, xytext=(3, 3), textcoords='offset points')
     ax.set_xlabel('training time, % of no early termination')
     ax.set_ylabel('regret (accuracy points)')
     ax.set_title('Early termination, leave one task out (small: per task; large: mean)')
@@ -224,6 +267,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument('--steps', type=int, default=2000, help='LCRankNet training steps')
     p.add_argument('--start-step', type=int, default=3)
     p.add_argument('--threshold', type=float, default=0.45)
+    p.add_argument('--sweep-thresholds', type=float, nargs='*', default=[0.05, 0.1, 0.2, 0.3],
+                   help='extra LCRankNet thresholds for the regret/time trade-off (additive, adapted embedding)')
+    p.add_argument('--sweep-etas', type=int, nargs='*', default=[2, 4, 6],
+                   help='extra successive-halving eta values for the trade-off')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', default=str(REPO / 'experiments' / 'results'))
     p.add_argument('--no-save-model', action='store_true')
@@ -254,6 +301,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for task in tasks:
         rankers = {}
         wanted = {'lstm' if 'LSTM' in m else 'additive' for m in args.methods if m.startswith('LCRankNet')}
+        if args.sweep_thresholds:
+            wanted.add('additive')
         for arch_model in sorted(wanted):
             t0 = time.perf_counter()
             rankers[arch_model] = ranker = LCRankNetRanker.fit(
@@ -281,7 +330,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         'runtime_s': time.time() - start, 'machine': machine_info(), 'database': database, 'records': len(db),
         'protocol': {'seeds': args.seeds, 'trials': args.trials or 'all', 'steps': args.steps,
                      'start_step': args.start_step, 'threshold': args.threshold, 'seed': args.seed,
-                     'methods': args.methods, 'successive_halving_eta': 3, 'curve_extrapolation_threshold': 0.05},
+                     'methods': args.methods, 'successive_halving_eta': 3, 'curve_extrapolation_threshold': 0.05,
+                     'sweep_thresholds': args.sweep_thresholds, 'sweep_etas': args.sweep_etas},
         'tasks': results,
     }
     (out / 'early_termination.json').write_text(json.dumps(result, indent=1))

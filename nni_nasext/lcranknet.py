@@ -441,7 +441,9 @@ class LCRankNetAssessor(Assessor):
 
     def _sample(self, trial_job_id: str) -> Optional[dict]:
         if trial_job_id not in self._samples:
-            self._samples[trial_job_id] = _nni_trial_sample(trial_job_id)
+            self._samples[trial_job_id] = sample = _nni_trial_sample(trial_job_id)
+            _logger.info('LCRankNetAssessor: trial %s architecture %s', trial_job_id,
+                         'read from nni.sqlite' if sample is not None else 'unavailable (scored without it)')
         return self._samples[trial_job_id]
 
     def assess_trial(self, trial_job_id: str, trial_history: list) -> AssessResult:

@@ -87,6 +87,11 @@ def _source_table(source: str) -> Tuple[Tuple[str, ...], np.ndarray]:
 def source_scores(sources: Sequence[str]) -> Tuple[Tuple[str, ...], np.ndarray]:
     """``(keys, Z)``: ``Z[i, s] = -log(1 - q)``, ``q`` the quantile of cell ``keys[i]`` (an
     op-index string, e.g. ``'333133'``) in source ``s``'s 200-epoch table (mid-ranks)."""
+    return _source_scores(tuple(sources))
+
+
+@functools.lru_cache(maxsize=16)
+def _source_scores(sources: Tuple[str, ...]) -> Tuple[Tuple[str, ...], np.ndarray]:
     cols, keys = [], None
     for source in sources:
         k, acc = _source_table(source)
@@ -258,7 +263,8 @@ class TransferGP(Searcher):
         top = np.argsort(-Z.mean(1), kind='stable')[:self.pool]
         self.keys = [keys[i] for i in top]
         self.samples = [ops_to_sample([int(c) for c in keys[i]]) for i in top]
-        self._index = {SpaceSpec.key(s): i for i, s in enumerate(self.samples)}
+        self._pool_keys = [SpaceSpec.key(s) for s in self.samples]
+        self._index = {key: i for i, key in enumerate(self._pool_keys)}
         codes = np.array([[int(c) for c in keys[i]] for i in top])
         self.model = SourcePriorGP(Z[top], codes, **self.gp_args)
 
@@ -273,7 +279,7 @@ class TransferGP(Searcher):
 
     def _ask(self):
         idx, values = self._observed()
-        free = np.array([i for i, s in enumerate(self.samples) if SpaceSpec.key(s) not in self._asked])
+        free = np.array([i for i, key in enumerate(self._pool_keys) if key not in self._asked])
         if len(free) == 0:
             raise RuntimeError(f'TransferGP asked all {self.pool} cells of its pool; raise pool')
         if not idx:

@@ -69,14 +69,14 @@ def test_k_evaluations_and_the_target_table_is_never_read_otherwise(tables, tabl
     read = []
     original = benchmarks._table
     monkeypatch.setattr(benchmarks, '_table', lambda d, e: (read.append(d), original(d, e))[1])
-    tg._source_table.cache_clear()
+    tg._source_table.cache_clear(), tg._source_scores.cache_clear()
     for k in (0, 1, 4):
         res = transfer_gp('cifar100', k=k, **FIXED)
         assert len(res['evaluated']) == k
     assert table_queries.get(('cifar100', 200), 0) == 5 and table_queries.get(('cifar100', 12), 0) == 0
     assert 'cifar100' in read and set(read) <= {'cifar100', 'cifar10-valid', 'ImageNet16-120'}
     # the table reads other than the k lookups are the sources' (the lookups go through query)
-    tg._source_table.cache_clear()
+    tg._source_table.cache_clear(), tg._source_scores.cache_clear()
     read.clear()
     transfer_gp('cifar100', k=0, **FIXED)
     assert 'cifar100' not in read
