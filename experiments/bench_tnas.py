@@ -9,6 +9,12 @@ Split (classes are ``(dataset, label)``; labels are re-assigned 0..N-1 per episo
 Both methods are meta-trained with the same meta-iterations, meta-batch, inner steps, learning
 rates and the very same episodes (each meta-batch mixes 5-way 1-shot and 5-way 5-shot tasks),
 first-order for both, and evaluated on the same meta-test episodes (5-way 1-shot and 5-shot).
+After T-NAS, the cell derived from its meta-architecture (``TNAS.meta_cell()``) is built as a
+discrete network (only the chosen ops) and meta-trained from scratch with first-order MAML on
+the same meta-training batches (``--derived-iterations``, default ``--iterations``; batches are
+reused cyclically if more are asked for), then evaluated on the same meta-test episodes
+("T-NAS derived cell, MAML-retrained"). A degenerate cell (no path from the cell input to its
+output through non-``none`` edges) is reported as such and not trained.
 
     OMP_NUM_THREADS=1 python experiments/bench_tnas.py --iterations 200 --episodes 200 --seed 0
 
@@ -28,7 +34,8 @@ from pathlib import Path
 import torch
 
 from nni_nasext.search_spaces.nasbench201 import sample_to_cellstr
-from nni_nasext.strategies.tnas import MAML, TNAS, EpisodeSampler, load_class_pools, mean_ci95
+from nni_nasext.strategies.tnas import (MAML, TNAS, DerivedCellMAML, EpisodeSampler, cell_is_connected,
+                                        load_class_pools, mean_ci95)
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 TRAIN_SPEC = {'mnist10k': range(10), 'fashion-mnist': range(5)}
@@ -54,7 +61,11 @@ def main(argv=None):
     ap.add_argument('--test-query', type=int, default=15, help='query images per class in meta-test')
     ap.add_argument('--maml-channels', type=int, default=32)
     ap.add_argument('--tnas-channels', type=int, default=8)
+    ap.add_argument('--derived-iterations', type=int, default=None,
+                    help='meta-iterations of the derived cell\'s MAML retraining (default: --iterations; 0 skips it)')
     args = ap.parse_args(argv)
+    if args.derived_iterations is None:
+        args.derived_iterations = args.iterations
     torch.set_num_threads(1)
     t_start = time.perf_counter()
 
@@ -107,11 +118,43 @@ def main(argv=None):
             res['meta_cell'] = sample_to_cellstr(learner.meta_cell())
             res['meta_alpha_softmax'] = torch.softmax(learner.model.alpha.detach(), -1).round(decimals=3).tolist()
         out['methods'][name] = res
+    if args.derived_iterations > 0:
+        tnas = learners['T-NAS (NB201 cell)']
+        out['methods'][DERIVED] = derived(tnas.meta_cell(), batches, test_eps, args, common)
     out['total_seconds'] = time.perf_counter() - t_start
+    print(f'total time {out["total_seconds"]:.0f} s', flush=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f'{args.name}.json').write_text(json.dumps(out, indent=1))
     (RESULTS / f'{args.name}.md').write_text(markdown(out))
     print(markdown(out))
+
+
+DERIVED = 'T-NAS derived cell, MAML-retrained'
+
+
+def derived(cell, batches, test_eps, args, common) -> dict:
+    """Meta-train the discrete network of ``cell`` with first-order MAML on ``batches`` and
+    evaluate it on ``test_eps``; a degenerate cell gives only a note."""
+    res = {'cell': sample_to_cellstr(cell), 'meta_iterations': args.derived_iterations}
+    if not cell_is_connected(cell):
+        res['degenerate'] = 'no path of non-none edges from the cell input to its output; not trained'
+        print(f'{DERIVED}: {res["cell"]} is degenerate, skipped', flush=True)
+        return res
+    learner = DerivedCellMAML(cell, 5, args.tnas_channels, 1, **common)
+    print(f'{DERIVED}: meta-training {res["cell"]} for {args.derived_iterations} iterations', flush=True)
+    learner.meta_train([batches[i % len(batches)] for i in range(args.derived_iterations)],
+                       log_every=max(1, args.derived_iterations // 5))
+    res.update({'params': sum(p.numel() for p in learner.model.parameters()),
+                'built_cell': sample_to_cellstr(learner.model.built),
+                'meta_train_seconds': learner.train_seconds,
+                'query_loss_first_last10': [sum(learner.history[:10]) / min(10, len(learner.history)),
+                                            sum(learner.history[-10:]) / min(10, len(learner.history))]})
+    for k, eps in test_eps.items():
+        t = time.perf_counter()
+        acc, ci = mean_ci95([learner.evaluate(ep)['acc'] for ep in eps])
+        res[f'5way{k}shot'] = {'acc': acc, 'ci95': ci, 'eval_seconds': time.perf_counter() - t}
+        print(f'  {DERIVED} 5-way {k}-shot: {100 * acc:.2f} +- {100 * ci:.2f} %', flush=True)
+    return res
 
 
 def markdown(out) -> str:
@@ -128,6 +171,9 @@ def markdown(out) -> str:
              f'({a["test_query"]} query images per class). Accuracy: mean +- 95 % CI over episodes.', '',
              '| method | params | 5-way 1-shot (%) | 5-way 5-shot (%) | meta-train s |', '|---|---:|---:|---:|---:|']
     for name, r in out['methods'].items():
+        if 'degenerate' in r:
+            lines.append(f'| {name} | | degenerate cell (see below) | degenerate cell | |')
+            continue
         one, five = r['5way1shot'], r['5way5shot']
         lines.append(f'| {name} | {r["params"]:,} | {100 * one["acc"]:.2f} +- {100 * one["ci95"]:.2f} | '
                      f'{100 * five["acc"]:.2f} +- {100 * five["ci95"]:.2f} | {r["meta_train_seconds"]:.0f} |')
@@ -143,6 +189,17 @@ def markdown(out) -> str:
                 top = ', '.join(f'`{c}` ({n})' for c, n in e['top_cells'])
                 lines.append(f'- {k}: {e["distinct_cells"]} distinct adapted cells over the episodes; most common '
                              f'{top}; mean max |alpha\' - alpha| {e["mean_alpha_change"]:.3f}.')
+    r = out['methods'].get(DERIVED)
+    if r is not None and 'degenerate' in r:
+        lines += ['', f'{DERIVED}: the meta-architecture\'s cell `{r["cell"]}` is degenerate: {r["degenerate"]}.']
+    if r is not None and 'degenerate' not in r:
+        lines += ['', f'{DERIVED}: the meta-architecture\'s cell `{r["cell"]}` built as a discrete network '
+                      f'(only the chosen op per edge' + (f'; dead edges pruned: `{r["built_cell"]}`'
+                                                          if r['built_cell'] != r['cell'] else '') +
+                  f'), fresh weights, first-order MAML for {r["meta_iterations"]} meta-iterations on the same '
+                  f'meta-training batches with the same inner/outer settings as MAML, same meta-test episodes; '
+                  f'query loss {r["query_loss_first_last10"][0]:.3f} -> {r["query_loss_first_last10"][1]:.3f} '
+                  f'(mean of first/last 10 meta-iterations).']
     return '\n'.join(lines) + '\n'
 
 

@@ -46,12 +46,27 @@ Simplifications (stated plainly)
 * The T-NAS paper searches a DARTS (normal + reduction) cell with 8 ops on 84x84
   Mini-ImageNet; here the cell is the 6-edge, 5-op NB201 cell in a small NB201 skeleton
   (one cell per stage, width 8-16, 1-channel images of 16x16 or 28x28: the NB201
-  reductions need a side divisible by 4). The derived cell is evaluated with the adapted
-  supernet weights of its path; the paper's separate training of the derived architecture
-  is not done here.
+  reductions need a side divisible by 4). :meth:`TNAS.evaluate` scores the derived cell
+  with the adapted supernet weights of its path (no retraining); the separate training of
+  the derived architecture is :class:`DerivedCellMAML` (below).
 * Batch normalization always uses the statistics of the current batch (no running
   statistics), as in MAML's reference implementation; the query set is normalised with
   its own batch statistics (transductive), identically for both methods.
+
+Derived architecture, meta-trained as a fixed network
+-----------------------------------------------------
+In T-NAS (Lian et al., ICLR 2020) the search yields an architecture, which is then a
+discrete network whose weights are (meta-)trained after the search with MAML, rather than
+being used with the supernet's shared weights. Here :class:`DerivedCellMAML` takes one NB201
+sample (normally :meth:`TNAS.meta_cell`, the argmax of the meta-architecture, one cell for
+every task instead of a per-task adapted cell), builds a discrete network with the same
+skeleton and width as :class:`TNASNetwork` holding only the chosen op on each edge
+(:class:`DerivedNB201Network`), and meta-trains its weights from a fresh initialisation
+with plain first-order MAML (the inner and outer loop of :class:`MAML`). Edges whose
+target node reaches the output only through ``none`` edges contribute exactly zero and are
+built as ``none`` (no parameters), so the parameter count is that of the network that
+actually computes the output. A cell with no non-``none`` path from the input node to the
+output node is *degenerate* (its output is constant); :func:`cell_is_connected` tells.
 """
 from __future__ import annotations
 
@@ -66,11 +81,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS
+from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, EDGES, OPS, make_op, nb201_skeleton
 from nni_nasext.strategies.oneshot_supernet import Mix, NB201Supernet
 
 __all__ = ['Episode', 'EpisodeSampler', 'load_class_pools', 'FourConvNet', 'TNASNetwork', 'inner_adapt',
-           'MetaLearner', 'MAML', 'TNAS', 'mean_ci95']
+           'MetaLearner', 'MAML', 'TNAS', 'mean_ci95', 'DerivedCell', 'DerivedNB201Network', 'DerivedCellMAML',
+           'cell_is_connected', 'live_edges']
 
 ClassKey = Tuple[str, int]
 
@@ -223,6 +239,68 @@ class TNASNetwork(nn.Module):
         return {label: OPS[int(alpha[e].argmax())] for e, label in enumerate(EDGE_LABELS)}
 
 
+def _reaches_output(sample: Dict[str, str]) -> set:
+    """Nodes (0..3) from which the output node 3 is reachable through non-``none`` edges."""
+    reach = {3}
+    for j in (2, 1, 0):
+        if any(sample[f'{j}_{k}'] != 'none' and k in reach for k in range(j + 1, 4)):
+            reach.add(j)
+    return reach
+
+
+def live_edges(sample: Dict[str, str]) -> Dict[str, str]:
+    """``sample`` with every edge whose target node cannot reach the output node through
+    non-``none`` edges set to ``none`` (such an edge's output is multiplied by zero on every
+    way to the output, so it changes neither the output nor any gradient)."""
+    missing = [label for label in EDGE_LABELS if label not in sample]
+    bad = {k: v for k, v in sample.items() if v not in OPS}
+    if missing or bad:
+        raise ValueError(f'not an NB201 sample: missing edges {missing}, unknown ops {bad}')
+    reach = _reaches_output(sample)
+    return {label: (sample[label] if j in reach else 'none') for (i, j), label in zip(EDGES, EDGE_LABELS)}
+
+
+def cell_is_connected(sample: Dict[str, str]) -> bool:
+    """Whether the input node 0 reaches the output node 3 through non-``none`` edges."""
+    return 0 in _reaches_output(sample)
+
+
+class DerivedCell(nn.Module):
+    """One discrete NB201 cell: edge ``i -> j`` holds only ``sample[label]``'s op (built by
+    the same :func:`~nni_nasext.search_spaces.nasbench201.make_op` as the supernet's);
+    node ``j`` sums its incoming edges."""
+
+    def __init__(self, channels: int, sample: Dict[str, str]):
+        super().__init__()
+        self.sample = dict(sample)
+        self.edges = nn.ModuleDict({label: make_op(sample[label], channels) for label in EDGE_LABELS})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for j in range(1, 4):
+            nodes.append(sum(self.edges[f'{i}_{j}'](nodes[i]) for i in range(j)))
+        return nodes[-1]
+
+
+class DerivedNB201Network(nn.Module):
+    """The NB201 skeleton of :class:`TNASNetwork` (same stem, reductions, head and width)
+    with the fixed cell ``sample`` (dead edges pruned by :func:`live_edges`) in every cell
+    position; batch-statistics-only BatchNorm."""
+
+    def __init__(self, sample: Dict[str, str], n_way: int = 5, channels: int = 8, num_cells: int = 1,
+                 in_channels: int = 1):
+        super().__init__()
+        self.sample = dict(sample)
+        self.built = live_edges(sample)
+        self.stem, layers, self.head = nb201_skeleton(num_cells, channels, n_way, in_channels,
+                                                      lambda width: DerivedCell(width, self.built))
+        self.cells = nn.Sequential(*layers)
+        _batch_stats_only(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.cells(self.stem(x)))
+
+
 # ----------------------------------------------------------------------------- inner loop
 
 def inner_adapt(model: nn.Module, params: Dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
@@ -365,3 +443,22 @@ class TNAS(MetaLearner):
         return {'acc': float((soft.argmax(-1) == episode.query_y).float().mean()),
                 'acc_derived': float((hard.argmax(-1) == episode.query_y).float().mean()),
                 'cell': sample, 'alpha_change': float((alpha - self.model.alpha.detach()).abs().max())}
+
+
+class DerivedCellMAML(MetaLearner):
+    """First-order MAML (as :class:`MAML`) of a fixed network, :class:`DerivedNB201Network`,
+    built for the NB201 ``sample`` derived by T-NAS (``TNAS.meta_cell()``): the stage of
+    T-NAS (Lian et al., ICLR 2020) in which the derived architecture's weights are trained
+    after the search. Weights start from a fresh initialisation (seeded), not from the
+    supernet; only the parameters of the chosen ops (and of the skeleton) are meta-learned.
+
+    Raises ``ValueError`` for a degenerate cell (no non-``none`` path from the cell's input
+    to its output, see :func:`cell_is_connected`) unless ``allow_degenerate``."""
+
+    def __init__(self, sample: Dict[str, str], n_way: int = 5, channels: int = 8, num_cells: int = 1, *,
+                 allow_degenerate: bool = False, **kw):
+        if not cell_is_connected(live_edges(sample)) and not allow_degenerate:
+            raise ValueError(f'degenerate cell {sample}: no path of non-none edges from the input to the output')
+        torch.manual_seed(kw.get('seed', 0))
+        self.sample = dict(sample)
+        super().__init__(DerivedNB201Network(sample, n_way, channels, num_cells, 1), **kw)

@@ -7,8 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS
-from nni_nasext.strategies.tnas import (MAML, TNAS, EpisodeSampler, FourConvNet, inner_adapt, load_class_pools,
-                                        mean_ci95)
+from nni_nasext.strategies.tnas import (MAML, TNAS, DerivedCell, DerivedCellMAML, DerivedNB201Network,
+                                        EpisodeSampler, FourConvNet, _batch_stats_only, cell_is_connected, inner_adapt,
+                                        live_edges, load_class_pools, mean_ci95)
 
 from conftest import shared_data
 
@@ -147,3 +148,94 @@ def test_class_pools_from_real_data():
         assert x.shape == (20, 1, 16, 16) and 0 <= float(x.min()) and float(x.max()) <= 1.0 + 1e-6
     ep = EpisodeSampler(pools, 2, 5, 5, seed=0).sample()
     assert ep.support_x.shape == (10, 1, 16, 16)
+
+
+# ----------------------------------------------------------------------------- derived cell, MAML-retrained
+
+def _cell(default, **edges):
+    return {label: edges.get('e' + label, default) for label in EDGE_LABELS}
+
+
+def _skeleton_params(channels=4):
+    """Parameter count of the NB201 skeleton alone (stem, two reductions, head; 5 classes)."""
+    return sum(p.numel() for p in DerivedNB201Network(_cell('skip_connect'), 5, channels).parameters())
+
+
+def test_derived_network_has_only_the_chosen_ops_parameters():
+    c = 4
+    skel = _skeleton_params(c)
+    # skip/none/pool cells: no parameter inside the cells at all
+    for cell in (_cell('skip_connect'), _cell('avg_pool_3x3'), _cell('none', e0_3='skip_connect')):
+        net = DerivedNB201Network(cell, 5, c)
+        assert not any('cells.0.' in n or 'cells.2.' in n or 'cells.4.' in n for n, _ in net.named_parameters())
+        assert sum(p.numel() for p in net.parameters()) == skel
+    # one conv3x3 edge on the path: exactly one conv + BN per cell (widths c, 2c, 4c) on top of the skeleton
+    cell = _cell('skip_connect', e1_3='nor_conv_3x3')
+    net = DerivedNB201Network(cell, 5, c)
+    extra = sum(9 * w * w + 2 * w for w in (c, 2 * c, 4 * c))
+    assert sum(p.numel() for p in net.parameters()) == skel + extra
+    cell_params = {n for n, _ in net.named_parameters() if n.startswith('cells.') and '.edges.' in n}
+    assert {n.split('.')[3] for n in cell_params} == {'1_3'}
+    supernet = TNAS(5, channels=c).model
+    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in supernet.parameters())
+    # the learner optimises exactly the network's parameters
+    learner = DerivedCellMAML(cell, 5, c, inner_steps=1)
+    assert [id(p) for g in learner.optimizer.param_groups for p in g['params']] == \
+        [id(p) for p in learner.model.parameters()]
+
+
+def test_dead_edges_pruned_and_degenerate_cells_detected():
+    # node 2 reaches the output only through 'none' (2_3), so 0_2 and 1_2 are dead
+    cell = _cell('nor_conv_3x3', e2_3='none')
+    assert live_edges(cell) == {**cell, '0_2': 'none', '1_2': 'none'}
+    assert cell_is_connected(cell)
+    c = 4
+    full = _cell('nor_conv_3x3')
+    n_dead = sum(p.numel() for p in DerivedNB201Network(cell, 5, c).parameters())
+    n_full = sum(p.numel() for p in DerivedNB201Network(full, 5, c).parameters())
+    assert n_full - n_dead == 3 * sum(9 * w * w + 2 * w for w in (c, 2 * c, 4 * c))  # 0_2, 1_2, 2_3 gone
+    # pruning changes nothing in the output: the same network with the dead edges built (random
+    # weights there, the live edges' weights copied) gives the same logits
+    torch.manual_seed(0)
+    pruned = DerivedNB201Network(cell, 5, c)
+    unpruned = DerivedNB201Network(cell, 5, c)
+    for idx, width in ((0, c), (2, 2 * c), (4, 4 * c)):
+        unpruned.cells[idx] = _batch_stats_only(DerivedCell(width, cell))
+    missing, unexpected = unpruned.load_state_dict(pruned.state_dict(), strict=False)
+    assert not unexpected and missing and all('.0_2.' in k or '.1_2.' in k for k in missing)
+    x = torch.rand(6, 1, 8, 8)
+    assert torch.allclose(pruned(x), unpruned(x), atol=1e-6)
+    # no input -> output path
+    dead = _cell('none', e0_1='nor_conv_3x3', e1_2='skip_connect')
+    assert not cell_is_connected(dead)
+    with pytest.raises(ValueError, match='degenerate'):
+        DerivedCellMAML(dead, 5, c)
+    assert not cell_is_connected(_cell('none'))
+
+
+def test_derived_meta_step_updates_parameters_and_evaluate_in_unit_interval():
+    sampler = EpisodeSampler(_pools(6, 20, size=8), 5, 2, 3, seed=0)
+    cell = _cell('skip_connect', e0_1='nor_conv_3x3', e1_3='nor_conv_1x1')
+    learner = DerivedCellMAML(cell, 5, 4, inner_steps=1, test_steps=2, seed=0)
+    before = {n: p.detach().clone() for n, p in learner.model.named_parameters()}
+    batch = [sampler.sample(), sampler.sample()]
+    loss0 = learner.meta_step(batch)
+    assert math.isfinite(loss0)
+    changed = [n for n, p in learner.model.named_parameters() if not torch.equal(p.detach(), before[n])]
+    assert changed and any('edges.0_1' in n for n in changed) and any('edges.1_3' in n for n in changed)
+    # a few more steps on the same batch lower its query loss
+    for _ in range(15):
+        last = learner.meta_step(batch)
+    assert last < loss0
+    res = learner.evaluate(sampler.sample())
+    assert 0.0 <= res['acc'] <= 1.0
+
+
+def test_derived_learner_deterministic_for_a_seed():
+    sampler = EpisodeSampler(_pools(6, 20, size=8), 5, 1, 3, seed=1)
+    batches = [[sampler.sample()] for _ in range(2)]
+    cell = _cell('nor_conv_1x1', e0_3='none')
+    a = DerivedCellMAML(cell, 5, 4, inner_steps=1, seed=3).meta_train(batches)
+    b = DerivedCellMAML(cell, 5, 4, inner_steps=1, seed=3).meta_train(batches)
+    assert a.history == b.history
+    assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))
