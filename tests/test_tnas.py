@@ -239,3 +239,59 @@ def test_derived_learner_deterministic_for_a_seed():
     b = DerivedCellMAML(cell, 5, 4, inner_steps=1, seed=3).meta_train(batches)
     assert a.history == b.history
     assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))
+
+
+def test_trial_program_settings_and_errors():
+    from nni_nasext.trial_code import tnas as trial
+    assert trial.parse_classes('mnist10k:0-2,fashion-mnist:5+7') == {'mnist10k': [0, 1, 2], 'fashion-mnist': [5, 7]}
+    parser = trial.build_parser()
+    s = trial.resolve(parser.parse_args(['--iterations', '7']), {'seed': 3})
+    assert s['seed'] == 3 and s['derived_iterations'] == 7
+    with pytest.raises(ValueError, match='held out'):
+        trial.resolve(parser.parse_args(['--test-classes', 'fashion-mnist:4-8']))
+    with pytest.raises(ValueError, match='not a setting'):
+        trial.resolve(parser.parse_args([]), {'epochs': 3})
+    with pytest.raises(ValueError, match='divisible by 4'):
+        trial.resolve(parser.parse_args(['--image-size', '14']))
+    with pytest.raises(ValueError, match='dataset:first-last'):
+        trial.parse_classes('mnist10k')
+
+
+def test_shipped_tnas_config_resolves():
+    import json
+    import shlex
+    from pathlib import Path
+
+    from nni_nasext import nnictl_tools as nt
+    from nni_nasext.trial_code import tnas as trial
+    shipped = Path(__file__).resolve().parents[1] / 'experiments' / 'transfer' / 'tnas.yml'
+    config = nt.load_config(shipped)
+    assert config['maxTrialNumber'] == 1 and config['trialConcurrency'] == 1
+    words = shlex.split(config['trialCommand'])
+    assert words[:3] == ['python3', '-m', 'nni_nasext.trial_code.tnas']
+    space = json.loads((shipped.parent / config['searchSpaceFile']).read_text())
+    settings = trial.resolve(trial.build_parser().parse_args(words[3:]), {k: v['_value'][0] for k, v in space.items()})
+    assert settings['iterations'] == 40 and settings['arch_meta_lr'] == 0.003
+
+
+def test_trial_program_runs_and_writes_its_files(tmp_path):
+    import json
+
+    from nni_nasext.data_paths import DataNotFoundError
+    from nni_nasext.datasets import load_dataset
+    from nni_nasext.search_spaces.nasbench201 import sample_to_ops
+    from nni_nasext.trial_code import tnas as trial
+    try:
+        load_dataset('mnist10k'), load_dataset('fashion-mnist')
+    except DataNotFoundError as err:
+        pytest.skip(str(err))
+    rc = trial.main(['--iterations', '2', '--report-every', '1', '--episodes', '2', '--monitor-episodes', '1',
+                     '--per-class', '25', '--derived-iterations', '1', '--query', '5', '--test-query', '5',
+                     '--output-dir', str(tmp_path)])
+    assert rc == 0
+    record = json.loads((tmp_path / 'result.json').read_text())
+    sample_to_ops(record['sample'])
+    history = json.loads((tmp_path / 'tnas_history.json').read_text())
+    assert len(history['monitor']) == 2 and 0 <= record['value'] <= 1
+    assert set(history['meta_test']) >= {'tnas_1shot', 'tnas_5shot'}
+    assert trial.main(['--n-way', '0', '--output-dir', str(tmp_path)]) == 1   # a bad setting fails the trial
