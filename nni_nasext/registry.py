@@ -119,6 +119,13 @@ STRATEGIES = _table(
           'transfer NAS: Bayesian optimisation on the target with a prior mean from NB201 source-dataset tables and '
           'a GP residual (XferNAS-style universal + residual), settings chosen on the sources',
           {'tuner': 'NasextTransferGP'}),
+    Entry('xfernas', 'nni_nasext.strategies.xfernas:XferNAS',
+          'transfer NAS: NAO-style encoder-decoder with a universal + task-residual surrogate pre-trained on NB201 '
+          'source-dataset metadata, latent gradient search, residual refitted on the target (Wistuba 2020)',
+          {'tuner': 'NasextXferNAS'}),
+    Entry('rapidnas', 'nni_nasext.strategies.rapidnas:RapidNAS',
+          'transfer NAS: cells generated from a set encoding of the target and ranked by a dataset-aware predictor, '
+          'meta-trained on NB201 source datasets (MetaD2A, Lee et al. 2021)', {'tuner': 'NasextRapidNAS'}),
 )
 
 EVALUATORS = _table(

@@ -20,6 +20,8 @@ The paper's parts, as built here for the NAS-Bench-201 cell (6 edges x 5 ops):
   generator, rank the distinct ones by the predictor; ``k = 0`` returns the top-ranked cell,
   ``k > 0`` evaluates the top ``k`` on the target (200-epoch validation accuracy) and returns
   the best evaluated.
+* **As a strategy**: :class:`RapidNAS` asks the ranked cells best first (registered as
+  ``rapidnas``, tuner ``NasextRapidNAS``); :func:`rapidnas_transfer` runs it on the NB201 tables.
 
 What stands in for what (no CIFAR/ImageNet images on these machines):
 
@@ -48,11 +50,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .tapas import check_transfer_args, top_quantile
+from nni_nasext.searcher import Searcher
+from nni_nasext.space_spec import SpaceSpec
+
+from .tapas import _is_nb201, check_transfer_args, nb201_spec, top_quantile
 from .xfernas import NUM_EDGES, NUM_OPS, ops_to_cells, source_metadata
 
 __all__ = ['SetEncoder', 'CellGenerator', 'DatasetAwarePredictor', 'probe_set', 'dataset_set', 'pretrain',
-           'propose', 'rapidnas_transfer', 'one_hot']
+           'propose', 'rapidnas_transfer', 'one_hot', 'RapidNAS']
 
 ELEMENT_WIDTH = NUM_OPS * NUM_EDGES + 1
 
@@ -240,16 +245,126 @@ def propose(target: str, sources: Tuple[str, ...], seed: int = 0, num_generated:
             'target_12ep_lookups': len(pre['probe'])}
 
 
+class RapidNAS(Searcher):
+    """RapidNAS (MetaD2A) as an ask/tell searcher on the NB201 cell (see the module docstring).
+
+    :meth:`configure` meta-trains on the sources and ranks the cells generated for the target
+    (:func:`propose`; it reads the target's 12-epoch table for the probe set, ``num_probe``
+    lookups, and nothing of its 200-epoch table), so a missing table fails before the first
+    trial. Every ask returns the best-ranked cell not yet asked, and a random unasked cell once
+    the ranking is used up. As in the paper's meta-test, the told values do not change the
+    ranking (the search is one-shot: the target is never trained on); they are recorded.
+
+    Parameters
+    ----------
+    target
+        NB201 dataset searched (``cifar10-valid``, ``cifar100``, ``ImageNet16-120``).
+    sources
+        NB201 datasets whose tables are the meta-training data (default: the other two).
+    seed
+        Seeds the probe set, the metadata draw, the meta-training, the generation and the random
+        fallback (``None``: a random seed, kept in :meth:`state_dict`).
+    num_generated, min_distinct
+        :func:`propose`: cells drawn from the generator, and the distinct cells to reach by
+        drawing again.
+    num_cells, num_probe, top_fraction, steps
+        :func:`pretrain`: metadata cells per source, probe-set size, fraction of the best source
+        cells the generator learns from, training steps of the generator and the predictor.
+    """
+
+    def __init__(self, *, target: Optional[str] = None, sources: Optional[Sequence[str]] = None,
+                 seed: Optional[int] = None, num_generated: int = 300, min_distinct: int = 100,
+                 num_cells: int = 600, num_probe: int = 64, top_fraction: float = 0.1, steps: int = 200):
+        super().__init__(seed=seed)
+        if target is None:
+            raise ValueError('RapidNAS needs a target: one of the NB201 datasets (its sources are the others)')
+        self.sources = check_transfer_args(target, sources)
+        n = NUM_OPS ** NUM_EDGES
+        checks = [(num_generated >= 1, 'num_generated >= 1'), (min_distinct >= 1, 'min_distinct >= 1'),
+                  (1 <= num_cells <= n, f'num_cells in 1..{n}'), (1 <= num_probe <= n, f'num_probe in 1..{n}'),
+                  (0 < top_fraction <= 1, 'top_fraction in (0, 1]'), (steps >= 1, 'steps >= 1')]
+        bad = [what for ok, what in checks if not ok]
+        if bad:
+            raise ValueError('RapidNAS needs ' + ', '.join(bad))
+        self.target = target
+        self.propose_args = dict(num_generated=int(num_generated), min_distinct=int(min_distinct),
+                                 num_cells=int(num_cells), num_probe=int(num_probe),
+                                 top_fraction=float(top_fraction), steps=int(steps))
+        self._model_seed = int(seed) if seed is not None else self.rng.getrandbits(31)
+        self.ranked: Optional[List[Tuple[Tuple[int, ...], float]]] = None
+        self._asked: set = set()
+
+    def configure(self, space) -> 'RapidNAS':
+        old = self.space
+        super().configure(space)
+        if not _is_nb201(self.space):
+            raise ValueError('RapidNAS reads NAS-Bench-201 tables and generates NB201 cells: the space must be '
+                             f'the NB201 cell (6 edges over the 5 NB201 ops), got labels {list(self.space.dims)[:8]}')
+        if old is not None and old != self.space:
+            self._asked = set()
+        self._ranking()   # missing tables fail here, before the first trial
+        return self
+
+    def _ranking(self) -> List[Tuple[Tuple[int, ...], float]]:
+        if self.ranked is None:
+            self.ranked = propose(self.target, tuple(self.sources), self._model_seed, **self.propose_args)['ranked']
+        return self.ranked
+
+    def _ask(self):
+        from nni_nasext.search_spaces.nasbench201 import ops_to_sample
+        sample = None
+        for ops, _ in self._ranking():
+            s = ops_to_sample(list(ops))
+            if SpaceSpec.key(s) not in self._asked:
+                sample = s
+                break
+        if sample is None:                       # the ranking is used up: a random unasked cell
+            if len(self._asked) >= NUM_OPS ** NUM_EDGES:
+                raise RuntimeError('RapidNAS asked every NB201 cell')
+            sample = self.space.random(self.rng)
+            while SpaceSpec.key(sample) in self._asked:
+                sample = self.space.random(self.rng)
+        self._asked.add(SpaceSpec.key(sample))
+        return sample
+
+    def _tell(self, obs):
+        if isinstance(obs['sample'], dict):
+            self._asked.add(SpaceSpec.key(obs['sample']))
+
+    def _rebuild(self):
+        self._asked = {SpaceSpec.key(o['sample']) for o in self.history if isinstance(o['sample'], dict)}
+
+    def state_dict(self):
+        return {**super().state_dict(), 'asked': sorted(self._asked), 'model_seed': self._model_seed}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self._asked |= set(state.get('asked', ()))
+        seed = state.get('model_seed', self._model_seed)
+        if seed != self._model_seed:             # the ranking follows the saved seed
+            self._model_seed, self.ranked = seed, None
+
+    def __repr__(self):
+        return f'RapidNAS(target={self.target!r}, sources={self.sources}, {self.propose_args}, seed={self.seed})'
+
+
 def rapidnas_transfer(target: str, sources: Optional[Sequence[str]] = None, k: int = 0, seed: int = 0,
                       **propose_args) -> dict:
-    """The k-evaluation protocol: the top ``k`` generated-and-ranked cells evaluated on the target
-    (200-epoch validation accuracy, exactly ``min(k, #generated)`` lookups); ``k = 0``: the top one."""
+    """The k-evaluation protocol: the top ``k`` generated-and-ranked cells (the first ``k`` asks of
+    :class:`RapidNAS`) evaluated on the target (200-epoch validation accuracy, exactly
+    ``min(k, #generated)`` lookups); ``k = 0``: the top one."""
     from nni_nasext.benchmarks import NasBench201Table
+    from nni_nasext.search_spaces.nasbench201 import sample_to_ops
     sources = check_transfer_args(target, sources, k)
-    ranked = propose(target, tuple(sources), int(seed), **propose_args)['ranked']
+    searcher = RapidNAS(target=target, sources=sources, seed=int(seed), **propose_args).configure(nb201_spec())
+    ranked = searcher.ranked
     if k == 0:
         return {'cell': ops_to_cells([ranked[0][0]])[0], 'evaluated': [], 'predicted': ranked[0][1]}
-    table = NasBench201Table()
-    evaluated = [(cell, table.query(cell, target, 200).accuracy) for cell in ops_to_cells([c for c, _ in ranked[:k]])]
+    table, evaluated = NasBench201Table(), []
+    for _ in range(min(k, len(ranked))):
+        sample = searcher.ask()
+        cell = ops_to_cells([sample_to_ops(sample)])[0]
+        evaluated.append((cell, table.query(cell, target, 200).accuracy))
+        searcher.tell(sample, evaluated[-1][1])
     best = max(evaluated, key=lambda t: t[1])
     return {'cell': best[0], 'accuracy': best[1], 'evaluated': evaluated}

@@ -21,6 +21,8 @@ The paper's parts, as built here for the NAS-Bench-201 cell (6 edges x 5 ops):
   latent space, decode, evaluate the decoded cell with the highest ``f_t`` (of its re-encoding)
   not yet evaluated on the target (one of the ``k`` target evaluations), refit the residual,
   repeat. ``k = 0`` returns the best decoded cell under the universal surrogate alone.
+* **As a strategy**: :class:`XferNAS` is this loop as an ask/tell searcher (registered as
+  ``xfernas``, tuner ``NasextXferNAS``); :func:`xfernas_transfer` runs it on the NB201 tables.
 
 What stands in for what, and where we deviate:
 
@@ -45,10 +47,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .tapas import check_transfer_args, top_quantile
+from nni_nasext.searcher import Searcher
+from nni_nasext.space_spec import SpaceSpec
+
+from .tapas import _is_nb201, check_transfer_args, nb201_spec, top_quantile
 
 __all__ = ['XferNASModel', 'pretrain', 'fit_autoencoder', 'fit_residual', 'latent_search', 'xfernas_transfer',
-           'cells_to_ops', 'ops_to_cells', 'source_metadata']
+           'cells_to_ops', 'ops_to_cells', 'source_metadata', 'XferNAS']
 
 NUM_OPS, NUM_EDGES = 5, 6
 
@@ -235,40 +240,179 @@ def latent_search(model: XferNASModel, task: int, start_ops: np.ndarray, *, top:
     return cand[order], score[order]
 
 
+class XferNAS(Searcher):
+    """XferNAS as an ask/tell searcher on the NB201 cell (see the module docstring).
+
+    The source phase (:func:`pretrain` on the sources' metadata) runs in :meth:`configure`, so a
+    missing table fails before the first trial. Every ask then returns the best candidate of the
+    latent search not yet asked: with no told value, the search under the universal surrogate
+    ``u`` from the best known cells; after told values, the target residual ``r_t`` is fitted on
+    them (one :func:`fit_residual` per successful value, in the order told, each on all the values
+    so far, so the residual is the same whether the values come one by one or in a batch) and the
+    latent search restarts from the best known cells plus the five best told cells. Failed trials
+    (value ``None``) are skipped. When every candidate has been asked, a random unasked cell.
+
+    Parameters
+    ----------
+    target
+        NB201 dataset searched (``cifar10-valid``, ``cifar100``, ``ImageNet16-120``); nothing of it
+        is read but the told values.
+    sources
+        NB201 datasets whose 200-epoch tables are the metadata (default: the other two).
+    seed
+        Seeds the metadata draw, the pre-training, the target residual's initialisation and the
+        random fallback (``None``: a random seed, kept in :meth:`state_dict`).
+    num_cells, epochs, latent, hidden
+        :func:`pretrain`'s settings: metadata cells per source, epochs of the joint training,
+        latent size, LSTM width.
+    """
+
+    def __init__(self, *, target: Optional[str] = None, sources: Optional[Sequence[str]] = None,
+                 seed: Optional[int] = None, num_cells: int = 1000, epochs: int = 30, latent: int = 16,
+                 hidden: int = 32):
+        super().__init__(seed=seed)
+        if target is None:
+            raise ValueError('XferNAS needs a target: one of the NB201 datasets (its sources are the others)')
+        self.sources = check_transfer_args(target, sources)
+        checks = [(1 <= num_cells <= NUM_OPS ** NUM_EDGES, f'num_cells in 1..{NUM_OPS ** NUM_EDGES}'),
+                  (epochs >= 1, 'epochs >= 1'), (latent >= 1 and hidden >= 1, 'latent, hidden >= 1')]
+        bad = [what for ok, what in checks if not ok]
+        if bad:
+            raise ValueError('XferNAS needs ' + ', '.join(bad))
+        self.target = target
+        self.pretrain_args = dict(num_cells=int(num_cells), epochs=int(epochs), latent=int(latent),
+                                  hidden=int(hidden))
+        self._set_model_seed(seed if seed is not None else self.rng.getrandbits(31))
+        self.pre: Optional[dict] = None
+        self._reset()
+
+    def _set_model_seed(self, seed: int):
+        self._model_seed = int(seed)
+        self.rng = random.Random(f'xfernas/{self.target}/{self._model_seed}')   # the random fallback's
+
+    def _reset(self):
+        """Forget the target: a fresh residual (its initial weights depend on the seed only)."""
+        self._asked: set = set()
+        self.model: Optional[XferNASModel] = None
+        self._fitted: List[Tuple[Tuple[int, ...], float]] = []   # the told values the residual has seen
+        self.candidates: Optional[np.ndarray] = None
+        self.scores: Optional[np.ndarray] = None
+
+    def configure(self, space) -> 'XferNAS':
+        old = self.space
+        super().configure(space)
+        if not _is_nb201(self.space):
+            raise ValueError('XferNAS reads NAS-Bench-201 source tables and decodes NB201 cells: the space must be '
+                             f'the NB201 cell (6 edges over the 5 NB201 ops), got labels {list(self.space.dims)[:8]}')
+        if old is not None and old != self.space:
+            self._reset()
+        self._model()   # missing tables fail here, before the first trial
+        return self
+
+    # ------------------------------------------------------------------ internals
+    def _model(self) -> XferNASModel:
+        if self.pre is None:
+            self.pre = pretrain(tuple(self.sources), self._model_seed, **self.pretrain_args)
+        if self.model is None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self._model_seed)
+                model = XferNASModel(len(self.sources), self.pre['model'].to_latent.out_features,
+                                     self.pre['model'].to_latent.in_features)
+                model.load_state_dict(self.pre['state'])
+                for p in model.parameters():
+                    p.requires_grad_(False)
+                self.task = model.add_task()
+            model.eval()
+            for p in model.residuals[self.task].parameters():
+                p.requires_grad_(True)
+            self.model, self._fitted = model, []
+            self.candidates, self.scores = latent_search(model, self.task, self.pre['start_ops'])
+        return self.model
+
+    def _told(self) -> List[Tuple[Tuple[int, ...], float]]:
+        """``(op indices, value)`` of the successful told cells, first told first (a cell told
+        twice keeps its first place and its last value)."""
+        from nni_nasext.search_spaces.nasbench201 import sample_to_ops
+        told: Dict[Tuple[int, ...], float] = {}
+        for sample, value in self.valid_successes():
+            told[tuple(sample_to_ops(sample))] = value
+        return list(told.items())
+
+    def _update(self):
+        """Fit the residual on the told values it has not seen and redo the latent search."""
+        told = self._told()
+        if told[:len(self._fitted)] != self._fitted:     # not a continuation (a reload, a changed value)
+            self.model = None
+        model = self._model()
+        if len(told) == len(self._fitted):
+            return
+        for n in range(len(self._fitted) + 1, len(told) + 1):
+            done = np.array([c for c, _ in told[:n]], dtype=np.int64)
+            with torch.no_grad():
+                z = model.encode(torch.as_tensor(done))
+            fit_residual(model, self.task, z, [v for _, v in told[:n]])
+        self._fitted = told
+        best_done = done[np.argsort(-np.array([v for _, v in told]), kind='stable')[:5]]
+        self.candidates, self.scores = latent_search(model, self.task,
+                                                     np.concatenate([self.pre['start_ops'], best_done]))
+
+    # ------------------------------------------------------------------ searcher hooks
+    def _ask(self):
+        from nni_nasext.search_spaces.nasbench201 import ops_to_sample
+        self._update()
+        sample = None
+        for c in self.candidates:
+            s = ops_to_sample([int(o) for o in c])
+            if SpaceSpec.key(s) not in self._asked:
+                sample = s
+                break
+        while sample is None or SpaceSpec.key(sample) in self._asked:   # every decode asked: a random cell
+            if len(self._asked) >= NUM_OPS ** NUM_EDGES:
+                raise RuntimeError('XferNAS asked every NB201 cell')
+            sample = ops_to_sample([self.rng.randrange(NUM_OPS) for _ in range(NUM_EDGES)])
+        self._asked.add(SpaceSpec.key(sample))
+        return sample
+
+    def _tell(self, obs):
+        if isinstance(obs['sample'], dict):
+            self._asked.add(SpaceSpec.key(obs['sample']))
+
+    def _rebuild(self):
+        self._asked = {SpaceSpec.key(o['sample']) for o in self.history if isinstance(o['sample'], dict)}
+        self.model = None    # the residual is refitted on the history at the next ask
+
+    def state_dict(self):
+        return {**super().state_dict(), 'asked': sorted(self._asked), 'model_seed': self._model_seed}
+
+    def load_state_dict(self, state):
+        seed = state.get('model_seed', self._model_seed)
+        if seed != self._model_seed:     # metadata, pre-training and residual follow the saved seed
+            self._set_model_seed(seed)
+            self.pre = None
+        super().load_state_dict(state)
+        self._asked |= set(state.get('asked', ()))
+
+    def __repr__(self):
+        return f'XferNAS(target={self.target!r}, sources={self.sources}, {self.pretrain_args}, seed={self.seed})'
+
+
 def xfernas_transfer(target: str, sources: Optional[Sequence[str]] = None, k: int = 0, seed: int = 0,
                      **pretrain_args) -> dict:
     """The k-evaluation protocol on NB201 (see the module docstring): at most ``k`` lookups of the
-    target's 200-epoch validation accuracy. Returns ``{'cell', 'evaluated', 'predicted'}``."""
+    target's 200-epoch validation accuracy, chosen one by one by :class:`XferNAS`. Returns
+    ``{'cell', 'evaluated', 'predicted'}`` (``k = 0``) or ``{'cell', 'accuracy', 'evaluated'}``."""
     from nni_nasext.benchmarks import NasBench201Table
+    from nni_nasext.search_spaces.nasbench201 import sample_to_ops
     sources = check_transfer_args(target, sources, k)
-    pre = pretrain(tuple(sources), int(seed), **pretrain_args)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = XferNASModel(len(sources), pre['model'].to_latent.out_features, pre['model'].to_latent.in_features)
-        model.load_state_dict(pre['state'])
-        for p in model.parameters():
-            p.requires_grad_(False)
-        task = model.add_task()
-    model.eval()
-    for p in model.residuals[task].parameters():
-        p.requires_grad_(True)
-    table, rng = NasBench201Table(), random.Random(f'xfernas/{target}/{seed}')
-    seen: Dict[Tuple[int, ...], float] = {}
-    cand, score = latent_search(model, task, pre['start_ops'])
+    searcher = XferNAS(target=target, sources=sources, seed=int(seed), **pretrain_args).configure(nb201_spec())
     if k == 0:
-        return {'cell': ops_to_cells(cand[:1])[0], 'evaluated': [], 'predicted': float(score[0])}
-    while len(seen) < k:
-        pick = next((tuple(int(o) for o in c) for c in cand if tuple(int(o) for o in c) not in seen), None)
-        while pick is None or pick in seen:      # every decode already evaluated: a random unseen cell
-            pick = tuple(rng.randrange(NUM_OPS) for _ in range(NUM_EDGES))
-        seen[pick] = table.query(ops_to_cells([pick])[0], target, 200).accuracy
-        done = np.array(list(seen), dtype=np.int64)
-        with torch.no_grad():
-            z = model.encode(torch.as_tensor(done))
-        fit_residual(model, task, z, list(seen.values()))
-        if len(seen) < k:
-            best_done = done[np.argsort(-np.array(list(seen.values())), kind='stable')[:5]]
-            cand, score = latent_search(model, task, np.concatenate([pre['start_ops'], best_done]))
-    best = max(seen, key=lambda c: seen[c])
-    return {'cell': ops_to_cells([best])[0], 'accuracy': seen[best],
-            'evaluated': [(ops_to_cells([c])[0], a) for c, a in seen.items()]}
+        return {'cell': ops_to_cells(searcher.candidates[:1])[0], 'evaluated': [],
+                'predicted': float(searcher.scores[0])}
+    table, evaluated = NasBench201Table(), []
+    for _ in range(k):
+        sample = searcher.ask()
+        cell = ops_to_cells([sample_to_ops(sample)])[0]
+        evaluated.append((cell, table.query(cell, target, 200).accuracy))
+        searcher.tell(sample, evaluated[-1][1])
+    best = max(evaluated, key=lambda t: t[1])
+    return {'cell': best[0], 'accuracy': best[1], 'evaluated': evaluated}

