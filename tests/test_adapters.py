@@ -148,7 +148,14 @@ def test_tuner_minimize_and_bad_names():
 
 def test_registered_tuner_classes_import():
     import importlib
+    needs_target = {'NasextTransferGP', 'NasextXferNAS', 'NasextRapidNAS'}   # NB201 transfer: a target is required
     for name, path in TUNER_CLASSES.items():
         module, _, cls = path.rpartition('.')
-        tuner = getattr(importlib.import_module(module), cls)(seed=0)
+        tuner_cls = getattr(importlib.import_module(module), cls)
+        if name in needs_target:
+            with pytest.raises(ValueError, match='target'):
+                tuner_cls(seed=0)
+            tuner = tuner_cls(seed=0, target='cifar100')
+        else:
+            tuner = tuner_cls(seed=0)
         assert isinstance(tuner, SearcherTuner) and name.startswith('Nasext')
