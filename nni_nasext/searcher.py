@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from nni_nasext.space_spec import SampleError, SpaceSpec
 
-__all__ = ['Searcher', 'Observation']
+__all__ = ['Searcher', 'NoRepeatSearcher', 'Observation']
 
 Sample = Dict[str, Any]
 
@@ -120,6 +120,34 @@ class Searcher:
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(seed={self.seed})'
+
+
+class NoRepeatSearcher(Searcher):
+    """A searcher that never asks a sample twice: ``self._asked`` holds the key
+    (:meth:`SpaceSpec.key`) of every sample asked (:meth:`_mark_asked`) or told, and survives
+    :meth:`state_dict` / :meth:`load_state_dict` and a rebuild from the history."""
+
+    def __init__(self, *, seed: Optional[int] = None):
+        super().__init__(seed=seed)
+        self._asked: set = set()
+
+    def _mark_asked(self, sample: Sample) -> Sample:
+        self._asked.add(SpaceSpec.key(sample))
+        return sample
+
+    def _tell(self, obs: Observation) -> None:
+        if isinstance(obs['sample'], dict):
+            self._asked.add(SpaceSpec.key(obs['sample']))
+
+    def _rebuild(self) -> None:
+        self._asked = {SpaceSpec.key(o['sample']) for o in self.history if isinstance(o['sample'], dict)}
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {**super().state_dict(), 'asked': sorted(self._asked)}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._asked |= set(state.get('asked', ()))
 
 
 def _as_rng_state(state):

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nni_nasext.searcher import Searcher
+from nni_nasext.searcher import NoRepeatSearcher
 from nni_nasext.space_spec import SpaceSpec
 
 from .tapas import _is_nb201, check_transfer_args, nb201_spec, top_quantile
@@ -245,7 +245,7 @@ def propose(target: str, sources: Tuple[str, ...], seed: int = 0, num_generated:
             'target_12ep_lookups': len(pre['probe'])}
 
 
-class RapidNAS(Searcher):
+class RapidNAS(NoRepeatSearcher):
     """RapidNAS (MetaD2A) as an ask/tell searcher on the NB201 cell (see the module docstring).
 
     :meth:`configure` meta-trains on the sources and ranks the cells generated for the target
@@ -292,7 +292,6 @@ class RapidNAS(Searcher):
                                  top_fraction=float(top_fraction), steps=int(steps))
         self._model_seed = int(seed) if seed is not None else self.rng.getrandbits(31)
         self.ranked: Optional[List[Tuple[Tuple[int, ...], float]]] = None
-        self._asked: set = set()
 
     def configure(self, space) -> 'RapidNAS':
         old = self.space
@@ -324,22 +323,13 @@ class RapidNAS(Searcher):
             sample = self.space.random(self.rng)
             while SpaceSpec.key(sample) in self._asked:
                 sample = self.space.random(self.rng)
-        self._asked.add(SpaceSpec.key(sample))
-        return sample
-
-    def _tell(self, obs):
-        if isinstance(obs['sample'], dict):
-            self._asked.add(SpaceSpec.key(obs['sample']))
-
-    def _rebuild(self):
-        self._asked = {SpaceSpec.key(o['sample']) for o in self.history if isinstance(o['sample'], dict)}
+        return self._mark_asked(sample)
 
     def state_dict(self):
-        return {**super().state_dict(), 'asked': sorted(self._asked), 'model_seed': self._model_seed}
+        return {**super().state_dict(), 'model_seed': self._model_seed}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
-        self._asked |= set(state.get('asked', ()))
         seed = state.get('model_seed', self._model_seed)
         if seed != self._model_seed:             # the ranking follows the saved seed
             self._model_seed, self.ranked = seed, None

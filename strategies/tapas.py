@@ -60,7 +60,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nni_nasext.searcher import Searcher
+from nni_nasext.searcher import NoRepeatSearcher
 from nni_nasext.space_spec import Dimension, SpaceSpec
 from .predictors import ArchEncoder
 
@@ -411,7 +411,7 @@ def tapas_transfer(target: str, sources: Optional[Sequence[str]] = None, k: int 
 
 # ----------------------------------------------------------------------------- searcher
 
-class TAPAS(Searcher):
+class TAPAS(NoRepeatSearcher):
     """TAPAS as an ask/tell searcher (see the module docstring).
 
     Parameters
@@ -570,23 +570,17 @@ class TAPAS(Searcher):
                 break
         if sample is None:
             sample = self._random_unseen()
-        self._asked.add(SpaceSpec.key(sample))
-        return sample
-
-    def _tell(self, obs):
-        if isinstance(obs['sample'], dict):
-            self._asked.add(SpaceSpec.key(obs['sample']))
+        return self._mark_asked(sample)
 
     def _rebuild(self):
-        self._asked = {SpaceSpec.key(o['sample']) for o in self.history if isinstance(o['sample'], dict)}
+        super()._rebuild()
         self._fit_n = None
 
     def state_dict(self):
-        return {**super().state_dict(), 'asked': sorted(self._asked), 'predictor_seed': self._torch_seed}
+        return {**super().state_dict(), 'predictor_seed': self._torch_seed}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
-        self._asked |= set(state.get('asked', ()))
         seed = state.get('predictor_seed', self._torch_seed)
         if seed != self._torch_seed:  # metadata, predictor and evolution follow the saved seed
             self._torch_seed, self.proposal, self._ranked = seed, None, None

@@ -56,7 +56,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from scipy.stats import norm, rankdata
 
-from nni_nasext.searcher import Searcher
+from nni_nasext.searcher import NoRepeatSearcher
 from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies.tapas import _is_nb201, _with_context, check_transfer_args
 
@@ -195,7 +195,7 @@ def select_settings(sources: Sequence[str], budget: int = 10, grid: Optional[Dic
     return _select(tuple(sources), int(budget), tuple((k, tuple(v)) for k, v in grid.items()))
 
 
-class TransferGP(Searcher):
+class TransferGP(NoRepeatSearcher):
     """Transfer Bayesian optimisation on the NB201 cell (see the module docstring).
 
     Parameters
@@ -241,7 +241,6 @@ class TransferGP(Searcher):
         self.tune_on_sources, self.budget = bool(tune_on_sources), int(budget)
         self.selection_score: Optional[float] = None
         self.model: Optional[SourcePriorGP] = None
-        self._asked: set = set()
 
     def configure(self, space) -> 'TransferGP':
         super().configure(space)
@@ -287,23 +286,7 @@ class TransferGP(Searcher):
         else:
             ei = self.model.expected_improvement(idx, values, free)
             choice = int(free[int(np.argmax(ei))])
-        sample = dict(self.samples[choice])
-        self._asked.add(SpaceSpec.key(sample))
-        return sample
-
-    def _tell(self, obs):
-        if isinstance(obs['sample'], dict):
-            self._asked.add(SpaceSpec.key(obs['sample']))
-
-    def _rebuild(self):
-        self._asked = {SpaceSpec.key(o['sample']) for o in self.history if isinstance(o['sample'], dict)}
-
-    def state_dict(self):
-        return {**super().state_dict(), 'asked': sorted(self._asked)}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self._asked |= set(state.get('asked', ()))
+        return self._mark_asked(dict(self.samples[choice]))
 
     def __repr__(self):
         return (f'TransferGP(target={self.target!r}, sources={self.sources}, pool={self.pool}, {self.gp_args}, '

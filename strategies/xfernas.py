@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nni_nasext.searcher import Searcher
+from nni_nasext.searcher import NoRepeatSearcher
 from nni_nasext.space_spec import SpaceSpec
 
 from .tapas import _is_nb201, check_transfer_args, nb201_spec, top_quantile
@@ -240,7 +240,7 @@ def latent_search(model: XferNASModel, task: int, start_ops: np.ndarray, *, top:
     return cand[order], score[order]
 
 
-class XferNAS(Searcher):
+class XferNAS(NoRepeatSearcher):
     """XferNAS as an ask/tell searcher on the NB201 cell (see the module docstring).
 
     The source phase (:func:`pretrain` on the sources' metadata) runs in :meth:`configure`, so a
@@ -292,7 +292,7 @@ class XferNAS(Searcher):
 
     def _reset(self):
         """Forget the target: a fresh residual (its initial weights depend on the seed only)."""
-        self._asked: set = set()
+        self._asked = set()
         self.model: Optional[XferNASModel] = None
         self._fitted: List[Tuple[Tuple[int, ...], float]] = []   # the told values the residual has seen
         self.candidates: Optional[np.ndarray] = None
@@ -370,19 +370,14 @@ class XferNAS(Searcher):
             if len(self._asked) >= NUM_OPS ** NUM_EDGES:
                 raise RuntimeError('XferNAS asked every NB201 cell')
             sample = ops_to_sample([self.rng.randrange(NUM_OPS) for _ in range(NUM_EDGES)])
-        self._asked.add(SpaceSpec.key(sample))
-        return sample
-
-    def _tell(self, obs):
-        if isinstance(obs['sample'], dict):
-            self._asked.add(SpaceSpec.key(obs['sample']))
+        return self._mark_asked(sample)
 
     def _rebuild(self):
-        self._asked = {SpaceSpec.key(o['sample']) for o in self.history if isinstance(o['sample'], dict)}
+        super()._rebuild()
         self.model = None    # the residual is refitted on the history at the next ask
 
     def state_dict(self):
-        return {**super().state_dict(), 'asked': sorted(self._asked), 'model_seed': self._model_seed}
+        return {**super().state_dict(), 'model_seed': self._model_seed}
 
     def load_state_dict(self, state):
         seed = state.get('model_seed', self._model_seed)
@@ -390,7 +385,6 @@ class XferNAS(Searcher):
             self._set_model_seed(seed)
             self.pre = None
         super().load_state_dict(state)
-        self._asked |= set(state.get('asked', ()))
 
     def __repr__(self):
         return f'XferNAS(target={self.target!r}, sources={self.sources}, {self.pretrain_args}, seed={self.seed})'
