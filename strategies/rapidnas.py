@@ -53,7 +53,7 @@ from torch import nn
 from nni_nasext.searcher import NoRepeatSearcher
 from nni_nasext.space_spec import SpaceSpec
 
-from .tapas import _is_nb201, check_transfer_args, nb201_spec, top_quantile
+from .tapas import _is_nb201, ask_tell_on_table, check_transfer_args, nb201_spec, top_quantile
 from .xfernas import NUM_EDGES, NUM_OPS, ops_to_cells, source_metadata
 
 __all__ = ['SetEncoder', 'CellGenerator', 'DatasetAwarePredictor', 'probe_set', 'dataset_set', 'pretrain',
@@ -343,18 +343,9 @@ def rapidnas_transfer(target: str, sources: Optional[Sequence[str]] = None, k: i
     """The k-evaluation protocol: the top ``k`` generated-and-ranked cells (the first ``k`` asks of
     :class:`RapidNAS`) evaluated on the target (200-epoch validation accuracy, exactly
     ``min(k, #generated)`` lookups); ``k = 0``: the top one."""
-    from nni_nasext.benchmarks import NasBench201Table
-    from nni_nasext.search_spaces.nasbench201 import sample_to_ops
     sources = check_transfer_args(target, sources, k)
     searcher = RapidNAS(target=target, sources=sources, seed=int(seed), **propose_args).configure(nb201_spec())
     ranked = searcher.ranked
     if k == 0:
         return {'cell': ops_to_cells([ranked[0][0]])[0], 'evaluated': [], 'predicted': ranked[0][1]}
-    table, evaluated = NasBench201Table(), []
-    for _ in range(min(k, len(ranked))):
-        sample = searcher.ask()
-        cell = ops_to_cells([sample_to_ops(sample)])[0]
-        evaluated.append((cell, table.query(cell, target, 200).accuracy))
-        searcher.tell(sample, evaluated[-1][1])
-    best = max(evaluated, key=lambda t: t[1])
-    return {'cell': best[0], 'accuracy': best[1], 'evaluated': evaluated}
+    return ask_tell_on_table(searcher, target, min(k, len(ranked)))

@@ -60,7 +60,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nni_nasext.searcher import NoRepeatSearcher
+from nni_nasext.searcher import NoRepeatSearcher, Searcher
 from nni_nasext.space_spec import Dimension, SpaceSpec
 from .predictors import ArchEncoder
 
@@ -405,6 +405,21 @@ def tapas_transfer(target: str, sources: Optional[Sequence[str]] = None, k: int 
         return {'cell': to_cellstr(ranked[0][0]), 'evaluated': [], 'predicted': ranked[0][1]}
     table = NasBench201Table()
     evaluated = [(to_cellstr(s), table.query(s, target, 200).accuracy) for s, _ in ranked[:k]]
+    best = max(evaluated, key=lambda t: t[1])
+    return {'cell': best[0], 'accuracy': best[1], 'evaluated': evaluated}
+
+
+def ask_tell_on_table(searcher: Searcher, target: str, rounds: int) -> dict:
+    """``rounds`` ask/tell rounds of ``searcher`` (configured on the NB201 cell) against the
+    200-epoch validation accuracy of ``target``'s NB201 table: ``{'cell', 'accuracy',
+    'evaluated'}`` with the best cell and every ``(cellstr, accuracy)`` in order (``rounds >= 1``)."""
+    from nni_nasext.benchmarks import NasBench201Table, to_cellstr
+    table, evaluated = NasBench201Table(), []
+    for _ in range(rounds):
+        sample = searcher.ask()
+        cell = to_cellstr(sample)
+        evaluated.append((cell, table.query(cell, target, 200).accuracy))
+        searcher.tell(sample, evaluated[-1][1])
     best = max(evaluated, key=lambda t: t[1])
     return {'cell': best[0], 'accuracy': best[1], 'evaluated': evaluated}
 

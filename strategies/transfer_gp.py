@@ -58,7 +58,7 @@ from scipy.stats import norm, rankdata
 
 from nni_nasext.searcher import NoRepeatSearcher
 from nni_nasext.space_spec import SpaceSpec
-from nni_nasext.strategies.tapas import _is_nb201, _with_context, check_transfer_args
+from nni_nasext.strategies.tapas import _is_nb201, _with_context, ask_tell_on_table, check_transfer_args
 
 _logger = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ def transfer_gp(target: str, sources: Optional[Sequence[str]] = None, k: int = 0
     """Leave-one-dataset-out run on the NB201 tables: ``k`` target evaluations (200-epoch
     lookups) chosen by :class:`TransferGP`; returns the best evaluated cell (``k = 0``: the
     top cell of the prior, no lookup) and the evaluated ``(cellstr, accuracy)`` in order."""
-    from nni_nasext.benchmarks import NasBench201Table, to_cellstr
+    from nni_nasext.benchmarks import to_cellstr
     from nni_nasext.strategies.tapas import nb201_spec
     if not isinstance(k, int) or k < 0:
         raise ValueError(f'k must be an integer >= 0, got {k!r}')
@@ -307,11 +307,4 @@ def transfer_gp(target: str, sources: Optional[Sequence[str]] = None, k: int = 0
     if k == 0:
         return {'cell': to_cellstr(searcher.ask()), 'evaluated': [],
                 'settings': {'pool': searcher.pool, **searcher.gp_args}}
-    table, evaluated = NasBench201Table(), []
-    for _ in range(k):
-        sample = searcher.ask()
-        acc = table.query(sample, target, 200).accuracy
-        searcher.tell(sample, acc)
-        evaluated.append((to_cellstr(sample), acc))
-    return {'cell': max(evaluated, key=lambda t: t[1])[0], 'evaluated': evaluated,
-            'settings': {'pool': searcher.pool, **searcher.gp_args}}
+    return {**ask_tell_on_table(searcher, target, k), 'settings': {'pool': searcher.pool, **searcher.gp_args}}

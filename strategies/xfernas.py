@@ -50,7 +50,7 @@ from torch import nn
 from nni_nasext.searcher import NoRepeatSearcher
 from nni_nasext.space_spec import SpaceSpec
 
-from .tapas import _is_nb201, check_transfer_args, nb201_spec, top_quantile
+from .tapas import _is_nb201, ask_tell_on_table, check_transfer_args, nb201_spec, top_quantile
 
 __all__ = ['XferNASModel', 'pretrain', 'fit_autoencoder', 'fit_residual', 'latent_search', 'xfernas_transfer',
            'cells_to_ops', 'ops_to_cells', 'source_metadata', 'XferNAS']
@@ -395,18 +395,9 @@ def xfernas_transfer(target: str, sources: Optional[Sequence[str]] = None, k: in
     """The k-evaluation protocol on NB201 (see the module docstring): at most ``k`` lookups of the
     target's 200-epoch validation accuracy, chosen one by one by :class:`XferNAS`. Returns
     ``{'cell', 'evaluated', 'predicted'}`` (``k = 0``) or ``{'cell', 'accuracy', 'evaluated'}``."""
-    from nni_nasext.benchmarks import NasBench201Table
-    from nni_nasext.search_spaces.nasbench201 import sample_to_ops
     sources = check_transfer_args(target, sources, k)
     searcher = XferNAS(target=target, sources=sources, seed=int(seed), **pretrain_args).configure(nb201_spec())
     if k == 0:
         return {'cell': ops_to_cells(searcher.candidates[:1])[0], 'evaluated': [],
                 'predicted': float(searcher.scores[0])}
-    table, evaluated = NasBench201Table(), []
-    for _ in range(k):
-        sample = searcher.ask()
-        cell = ops_to_cells([sample_to_ops(sample)])[0]
-        evaluated.append((cell, table.query(cell, target, 200).accuracy))
-        searcher.tell(sample, evaluated[-1][1])
-    best = max(evaluated, key=lambda t: t[1])
-    return {'cell': best[0], 'accuracy': best[1], 'evaluated': evaluated}
+    return ask_tell_on_table(searcher, target, k)
