@@ -34,8 +34,7 @@ from pathlib import Path
 import torch
 
 from nni_nasext.search_spaces.nasbench201 import sample_to_cellstr
-from nni_nasext.strategies.tnas import (MAML, TNAS, DerivedCellMAML, EpisodeSampler, cell_is_connected,
-                                        load_class_pools, mean_ci95)
+from nni_nasext.strategies.tnas import MAML, TNAS, DerivedCellMAML, cell_is_connected, few_shot_split, mean_ci95
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 TRAIN_SPEC = {'mnist10k': range(10), 'fashion-mnist': range(5)}
@@ -69,19 +68,11 @@ def main(argv=None):
     torch.set_num_threads(1)
     t_start = time.perf_counter()
 
-    spec = {d: sorted(set(TRAIN_SPEC.get(d, ())) | set(TEST_SPEC.get(d, ()))) for d in {**TRAIN_SPEC, **TEST_SPEC}}
-    pools = load_class_pools(spec, image_size=args.image_size, per_class=args.per_class,
-                             seed=args.seed)
-    train_classes = [(d, int(c)) for d, cs in TRAIN_SPEC.items() for c in cs]
-    test_classes = [(d, int(c)) for d, cs in TEST_SPEC.items() for c in cs]
-    assert not set(train_classes) & set(test_classes)
-    train_sampler = EpisodeSampler(pools, 5, 1, args.query, classes=train_classes, seed=args.seed)
-    shots = [1 if i % 2 == 0 else 5 for i in range(args.meta_batch)]
-    batches = [[train_sampler.sample(k_shot=k) for k in shots] for _ in range(args.iterations)]
-    test_eps = {}
-    for k in (1, 5):
-        s = EpisodeSampler(pools, 5, k, args.test_query, classes=test_classes, seed=args.seed + 1000 + k)
-        test_eps[k] = [s.sample() for _ in range(args.episodes)]
+    split = few_shot_split(TRAIN_SPEC, TEST_SPEC, n_way=5, k_shot=5, query=args.query, test_query=args.test_query,
+                           iterations=args.iterations, meta_batch=args.meta_batch, episodes=args.episodes,
+                           image_size=args.image_size, per_class=args.per_class, seed=args.seed)
+    batches, test_eps = split.batches, split.test_episodes
+    train_classes, test_classes = split.train_classes, split.test_classes
 
     common = dict(inner_lr=args.inner_lr, inner_steps=args.inner_steps, test_steps=args.test_steps,
                   meta_lr=args.meta_lr, first_order=True, seed=args.seed)

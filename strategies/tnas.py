@@ -86,7 +86,7 @@ from nni_nasext.strategies.oneshot_supernet import Mix, NB201Supernet
 
 __all__ = ['Episode', 'EpisodeSampler', 'load_class_pools', 'FourConvNet', 'TNASNetwork', 'inner_adapt',
            'MetaLearner', 'MAML', 'TNAS', 'mean_ci95', 'DerivedCell', 'DerivedNB201Network', 'DerivedCellMAML',
-           'cell_is_connected', 'live_edges']
+           'cell_is_connected', 'live_edges', 'FewShotSplit', 'few_shot_split']
 
 ClassKey = Tuple[str, int]
 
@@ -179,6 +179,44 @@ def load_class_pools(spec: Dict[str, Iterable[int]], *, image_size: int = 16, pe
                 x = F.interpolate(x, size=(image_size, image_size), mode=mode, **kwargs)
             pools[(name, int(label))] = x.contiguous()
     return pools
+
+
+@dataclass
+class FewShotSplit:
+    """Meta-training batches and meta-test episodes on disjoint classes (:func:`few_shot_split`)."""
+    pools: Dict[ClassKey, torch.Tensor]
+    train_classes: List[ClassKey]
+    test_classes: List[ClassKey]
+    batches: List[List[Episode]]
+    test_episodes: Dict[int, List[Episode]]
+
+
+def few_shot_split(train: Dict[str, Iterable[int]], test: Dict[str, Iterable[int]], *, n_way: int = 5,
+                   k_shot: int = 5, query: int = 10, test_query: int = 15, iterations: int = 100,
+                   meta_batch: int = 4, episodes: int = 100, image_size: int = 16, per_class: int = 400,
+                   seed: int = 0, root=None) -> FewShotSplit:
+    """The episodes both T-NAS and MAML are trained and tested on: images of the ``train`` and
+    ``test`` classes (:func:`load_class_pools`; ``{dataset: labels}``, disjoint), ``iterations``
+    meta-batches of ``meta_batch`` N-way episodes alternating 1-shot and ``k_shot`` (``query``
+    query images per class), and ``episodes`` meta-test episodes for 1 shot and for ``k_shot``
+    (``test_query`` per class; sampler seeds ``seed + 1000 + shots``)."""
+    train_classes = [(d, int(c)) for d, cs in train.items() for c in cs]
+    test_classes = [(d, int(c)) for d, cs in test.items() for c in cs]
+    overlap = set(train_classes) & set(test_classes)
+    if overlap:
+        raise ValueError(f'meta-test classes must be held out of meta-training; both have {sorted(overlap)}')
+    spec: Dict[str, List[int]] = {}
+    for d, c in train_classes + test_classes:
+        spec[d] = sorted(set(spec.get(d, [])) | {c})
+    pools = load_class_pools(spec, image_size=image_size, per_class=per_class, seed=seed, root=root)
+    sampler = EpisodeSampler(pools, n_way, 1, query, classes=train_classes, seed=seed)
+    shots = [1 if i % 2 == 0 else k_shot for i in range(meta_batch)]
+    batches = [[sampler.sample(k_shot=k) for k in shots] for _ in range(iterations)]
+    test_episodes = {}
+    for k in (1, k_shot):
+        ts = EpisodeSampler(pools, n_way, k, test_query, classes=test_classes, seed=seed + 1000 + k)
+        test_episodes[k] = [ts.sample() for _ in range(episodes)]
+    return FewShotSplit(pools, train_classes, test_classes, batches, test_episodes)
 
 
 # ----------------------------------------------------------------------------- networks

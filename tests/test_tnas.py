@@ -295,3 +295,9 @@ def test_trial_program_runs_and_writes_its_files(tmp_path):
     assert len(history['monitor']) == 2 and 0 <= record['value'] <= 1
     assert set(history['meta_test']) >= {'tnas_1shot', 'tnas_5shot'}
     assert trial.main(['--n-way', '0', '--output-dir', str(tmp_path)]) == 1   # a bad setting fails the trial
+
+
+def test_few_shot_split_refuses_shared_classes():
+    from nni_nasext.strategies.tnas import few_shot_split
+    with pytest.raises(ValueError, match='held out'):
+        few_shot_split({'mnist10k': [0, 1]}, {'mnist10k': [1, 2]})

@@ -126,30 +126,21 @@ def run_trial(args: argparse.Namespace) -> Dict[str, Any]:
     import nni
 
     from nni_nasext.search_spaces.nasbench201 import sample_to_cellstr
-    from nni_nasext.strategies.tnas import TNAS, DerivedCellMAML, EpisodeSampler, load_class_pools, mean_ci95
+    from nni_nasext.strategies.tnas import TNAS, DerivedCellMAML, EpisodeSampler, few_shot_split, mean_ci95
 
     params = trial_parameters()
     s = resolve(args, params)
     out = output_dir(args)
     start = time.perf_counter()
-    train, test = parse_classes(s['train_classes']), parse_classes(s['test_classes'])
-    spec: Dict[str, List[int]] = {}
-    for classes in (train, test):
-        for d, cs in classes.items():
-            spec[d] = sorted(set(spec.get(d, [])) | set(cs))
     print(f'[nasext] T-NAS trial {nni.get_trial_id()}: {s["n_way"]}-way, meta-train {s["train_classes"]}, '
           f'meta-test {s["test_classes"]}, {s["iterations"]} meta-iterations, seed {s["seed"]}', flush=True)
-    pools = load_class_pools(spec, image_size=s['image_size'], per_class=s['per_class'], seed=s['seed'])
-    train_keys = [(d, c) for d, cs in train.items() for c in cs]
-    test_keys = [(d, c) for d, cs in test.items() for c in cs]
-    sampler = EpisodeSampler(pools, s['n_way'], 1, s['query'], classes=train_keys, seed=s['seed'])
-    shots = [1 if i % 2 == 0 else s['k_shot'] for i in range(s['meta_batch'])]
-    batches = [[sampler.sample(k_shot=k) for k in shots] for _ in range(s['iterations'])]
-    test_eps = {}
-    for k in (1, s['k_shot']):
-        ts = EpisodeSampler(pools, s['n_way'], k, s['test_query'], classes=test_keys, seed=s['seed'] + 1000 + k)
-        test_eps[k] = [ts.sample() for _ in range(s['episodes'])]
-    ms = EpisodeSampler(pools, s['n_way'], s['k_shot'], s['test_query'], classes=test_keys, seed=s['seed'] + 7)
+    split = few_shot_split(parse_classes(s['train_classes']), parse_classes(s['test_classes']), n_way=s['n_way'],
+                           k_shot=s['k_shot'], query=s['query'], test_query=s['test_query'],
+                           iterations=s['iterations'], meta_batch=s['meta_batch'], episodes=s['episodes'],
+                           image_size=s['image_size'], per_class=s['per_class'], seed=s['seed'])
+    batches, test_eps = split.batches, split.test_episodes
+    ms = EpisodeSampler(split.pools, s['n_way'], s['k_shot'], s['test_query'], classes=split.test_classes,
+                        seed=s['seed'] + 7)
     monitor = [ms.sample() for _ in range(s['monitor_episodes'])]
 
     common = dict(inner_lr=s['inner_lr'], inner_steps=s['inner_steps'], test_steps=s['test_steps'],
