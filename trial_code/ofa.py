@@ -31,7 +31,7 @@ import json
 from typing import Any, Dict, List, Optional
 
 from nni_nasext.trial_code.oneshot import (
-    _json_safe, _optional_int, _Parser, output_dir, run_main, trial_parameters,
+    _json_safe, _optional_int, _Parser, apply_parameters, output_dir, run_main, trial_parameters,
 )
 
 
@@ -75,18 +75,7 @@ def resolve(args: argparse.Namespace, params: Optional[Dict[str, Any]] = None) -
     s = {name: getattr(args, name) for name in _SETTINGS}
     s['progressive'] = _SETTINGS['progressive'](s['progressive'])
     s['resolutions'] = list(args.resolutions)
-    for key, value in (params or {}).items():
-        name = key.replace('-', '_')
-        if name == 'resolutions':
-            s['resolutions'] = [int(r) for r in value]
-        elif name not in _SETTINGS:
-            raise ValueError(f'NNI parameter {key!r} is not a setting of the OFA trial; known: '
-                             f'{", ".join(sorted(_SETTINGS))}, resolutions')
-        else:
-            try:
-                s[name] = _SETTINGS[name](value) if value is not None else None
-            except (TypeError, ValueError):
-                raise ValueError(f'NNI parameter {key!r} = {value!r} is not a valid {name}') from None
+    apply_parameters(s, params, {**_SETTINGS, 'resolutions': lambda v: [int(r) for r in v]}, 'OFA trial')
     if s['dataset'] not in DATASETS:
         raise ValueError(f'Unknown dataset {s["dataset"]!r}; known datasets: {", ".join(DATASETS)}')
     for name in ('batch_size', 'population', 'generations', 'subnets_per_step'):

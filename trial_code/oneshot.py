@@ -120,10 +120,7 @@ def resolve(args: argparse.Namespace, params: Optional[Dict[str, Any]] = None) -
     for key, value in (params or {}).items():
         name = key.replace('-', '_')
         if name in _SETTINGS:
-            try:
-                settings[name] = _SETTINGS[name](value) if value is not None else None
-            except (TypeError, ValueError):
-                raise ValueError(f'NNI parameter {key!r} = {value!r} is not a valid {name}') from None
+            settings[name] = convert_parameter(key, value, name, _SETTINGS)
         elif name == 'method_args':
             if not isinstance(value, dict):
                 raise ValueError(f'NNI parameter {key!r} must be an object, got {value!r}')
@@ -150,6 +147,30 @@ def _json_safe(value):
         return value
     except (TypeError, ValueError):
         return repr(value)
+
+
+def convert_parameter(key: str, value: Any, name: str, types: Dict[str, Any], allow_none: bool = True) -> Any:
+    """NNI parameter ``key`` = ``value`` as the setting ``name`` of type ``types[name]``; a clear
+    ``ValueError`` when it is not one (``None`` stays ``None`` when ``allow_none``)."""
+    if value is None and allow_none:
+        return None
+    try:
+        return types[name](value)
+    except (TypeError, ValueError):
+        raise ValueError(f'NNI parameter {key!r} = {value!r} is not a valid {name}') from None
+
+
+def apply_parameters(settings: Dict[str, Any], params: Optional[Dict[str, Any]], types: Dict[str, Any],
+                     trial: str, *, allow_none: bool = True) -> Dict[str, Any]:
+    """NNI's ``params`` override the ``settings`` of the same name (dashes read as underscores),
+    converted by ``types``; a name that is not a setting of this ``trial`` fails it."""
+    for key, value in (params or {}).items():
+        name = key.replace('-', '_')
+        if name not in types:
+            raise ValueError(f'NNI parameter {key!r} is not a setting of the {trial}; known: '
+                             f'{", ".join(sorted(types))}')
+        settings[name] = convert_parameter(key, value, name, types, allow_none)
+    return settings
 
 
 def trial_parameters() -> Optional[Dict[str, Any]]:

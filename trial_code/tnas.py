@@ -30,7 +30,7 @@ import json
 import time
 from typing import Any, Dict, List, Optional
 
-from nni_nasext.trial_code.oneshot import _Parser, _json_safe, output_dir, run_main, trial_parameters
+from nni_nasext.trial_code.oneshot import _Parser, _json_safe, apply_parameters, output_dir, run_main, trial_parameters
 
 _SETTINGS = {'train_classes': str, 'test_classes': str, 'n_way': int, 'k_shot': int, 'query': int,
              'test_query': int, 'iterations': int, 'meta_batch': int, 'inner_steps': int, 'test_steps': int,
@@ -93,15 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve(args: argparse.Namespace, params: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The settings: the arguments, overridden by NNI's ``params``; checked."""
     s = {name: getattr(args, name) for name in _SETTINGS}
-    for key, value in (params or {}).items():
-        name = key.replace('-', '_')
-        if name not in _SETTINGS:
-            raise ValueError(f'NNI parameter {key!r} is not a setting of the T-NAS trial; known: '
-                             f'{", ".join(sorted(_SETTINGS))}')
-        try:
-            s[name] = _SETTINGS[name](value)
-        except (TypeError, ValueError):
-            raise ValueError(f'NNI parameter {key!r} = {value!r} is not a valid {name}') from None
+    apply_parameters(s, params, _SETTINGS, 'T-NAS trial', allow_none=False)
     if s['derived_iterations'] is None:
         s['derived_iterations'] = s['iterations']
     train, test = parse_classes(s['train_classes']), parse_classes(s['test_classes'])
