@@ -35,7 +35,8 @@ def _kv(items: List[str]) -> dict:
 
 
 def cmd_list(args) -> int:
-    kinds = {'spaces': 'space', 'strategies': 'strategy', 'evaluators': 'evaluator', 'assessors': 'assessor'}
+    kinds = {'spaces': 'space', 'strategies': 'strategy', 'oneshot': 'oneshot', 'evaluators': 'evaluator',
+             'assessors': 'assessor'}
     for plural, kind in kinds.items():
         if args.kind and args.kind != plural:
             continue
@@ -49,6 +50,8 @@ def cmd_list(args) -> int:
                 extra = f"  [nnictl tuner: {e.extra['tuner']}]"
             if kind == 'assessor':
                 extra = f"  [nnictl assessor: {e.extra['assessor']}]"
+            if kind == 'oneshot':
+                extra = f"  [{e.extra['paper']}; OneShotStrategy({e.name!r}); nnictl: trial_code.oneshot --method {e.name}]"
             print(f'  {e.name:24s} {e.summary}{extra}')
     return 0
 
@@ -160,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='nasext', description='nni-nasext: NAS methods for NNI 3.0')
     sub = p.add_subparsers(dest='command', required=True)
     s = sub.add_parser('list', help='list spaces, strategies and evaluators')
-    s.add_argument('kind', nargs='?', choices=['spaces', 'strategies', 'evaluators', 'assessors'])
+    s.add_argument('kind', nargs='?', choices=['spaces', 'strategies', 'oneshot', 'evaluators', 'assessors'])
     s.set_defaults(func=cmd_list)
     s = sub.add_parser('space', help='show a space, or its nnictl search-space JSON')
     s.add_argument('name')

@@ -157,7 +157,50 @@ ASSESSORS = _table(
           {'assessor': 'NasextLCRankNet'}),
 )
 
-KINDS = {'space': SPACES, 'strategy': STRATEGIES, 'evaluator': EVALUATORS, 'assessor': ASSESSORS}
+_OS = 'nni_nasext.strategies.oneshot'
+#: One-shot (weight-sharing) methods: Lightning modules over the generic supernet of any
+#: ModelSpace (:mod:`nni_nasext.strategies.oneshot`); NNI face: ``OneShotStrategy(name)`` under
+#: NasExperiment, ``python3 -m nni_nasext.trial_code.oneshot --method name`` under nnictl.
+ONESHOT = _table(
+    Entry('darts', f'{_OS}.darts:DARTS', 'soft mix softmax(alpha), first-order bilevel step',
+          {'paper': 'Liu, Simonyan & Yang, ICLR 2019'}),
+    Entry('darts2', f'{_OS}.darts:SecondOrderDARTS', 'DARTS with the second-order (unrolled) architecture gradient',
+          {'paper': 'Liu, Simonyan & Yang, ICLR 2019'}),
+    Entry('gdas', f'{_OS}.darts:GDAS', 'one Gumbel-sampled candidate per decision, straight-through gradient',
+          {'paper': 'Dong & Yang, CVPR 2019'}),
+    Entry('snas', f'{_OS}.darts:SNAS', 'relaxed Gumbel-softmax sample of every decision, annealed temperature',
+          {'paper': 'Xie et al., ICLR 2019'}),
+    Entry('pcdarts', f'{_OS}.darts:PCDARTS', 'DARTS on 1/K of the channels with edge normalisation',
+          {'paper': 'Xu et al., ICLR 2020'}),
+    Entry('fairdarts', f'{_OS}.darts:FairDARTS', 'sigmoid weights (no competition) and a zero-one loss',
+          {'paper': 'Chu et al., ECCV 2020'}),
+    Entry('proxyless', f'{_OS}.proxyless:ProxylessNAS', 'two sampled paths under binary gates; expected-latency loss',
+          {'paper': 'Cai, Zhu & Han, ICLR 2019'}),
+    Entry('enas', f'{_OS}.enas:ENAS', 'LSTM controller trained by REINFORCE on the shared weights',
+          {'paper': 'Pham et al., ICML 2018'}),
+    Entry('rsps', f'{_OS}.single_path:RSPS', 'uniform single-path training, then random search scored by the supernet',
+          {'paper': 'Li & Talwalkar, UAI 2019'}),
+    Entry('spos', f'{_OS}.single_path:SPOS', 'uniform single-path training, then evolution scored by the supernet',
+          {'paper': 'Guo et al., ECCV 2020'}),
+    Entry('bender', f'{_OS}.single_path:Bender', 'path dropout with a rising rate, then random search on the one-shot model',
+          {'paper': 'Bender et al., ICML 2018'}),
+    Entry('rdarts', f'{_OS}.remedies:RobustDARTS', 'DARTS with early stopping on the Hessian eigenvalue (DARTS-ES)',
+          {'paper': 'Zela et al., ICLR 2020'}),
+    Entry('darts_plus', f'{_OS}.remedies:DARTSPlus', 'DARTS stopped on too many skips or a stable ranking',
+          {'paper': 'Liang et al., arXiv 1909.06035, 2019'}),
+    Entry('pdarts', f'{_OS}.remedies:PDARTS', 'DARTS with decaying dropout on skips and at most M skips derived',
+          {'paper': 'Chen et al., ICCV 2019'}),
+    Entry('asap', f'{_OS}.remedies:ASAP', 'annealed softmax and pruning of weak candidates during the search',
+          {'paper': 'Noy et al., AISTATS 2020'}),
+    Entry('darts_pt', f'{_OS}.remedies:DARTSPT', 'DARTS, then perturbation-based selection of every decision',
+          {'paper': 'Wang et al., ICLR 2021'}),
+    Entry('darts_pt_fixed', f'{_OS}.remedies:DARTSPTFixed', 'supernet trained with uniform, frozen alpha, then perturbation-based selection',
+          {'paper': 'Wang et al., ICLR 2021'}),
+    Entry('te_nas', f'{_OS}.te_nas:TENAS', 'training-free pruning by NTK condition number and linear regions',
+          {'paper': 'Chen, Gong & Wang, ICLR 2021'}),
+)
+
+KINDS = {'space': SPACES, 'strategy': STRATEGIES, 'evaluator': EVALUATORS, 'assessor': ASSESSORS, 'oneshot': ONESHOT}
 
 
 class UnknownNameError(KeyError):

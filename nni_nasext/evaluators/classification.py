@@ -82,8 +82,10 @@ class _Classifier(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        self._correct += (self(x).argmax(dim=1) == y).sum().item()
+        correct = (self(x).argmax(dim=1) == y).sum().item()
+        self._correct += correct
         self._seen += len(y)
+        self.log('val_acc', correct / max(len(y), 1), batch_size=len(y))
 
     def on_validation_epoch_end(self):
         if self.trainer.sanity_checking:
@@ -238,6 +240,17 @@ class ImageClassification(ArgumentsEvaluator):
             self._loaders = (train, val)
         self._generator.manual_seed(self.seed)  # every model sees the same data order
         return self._loaders
+
+    def oneshot_recipe(self, model: nn.Module):
+        """The recipe a one-shot search trains a supernet with (:mod:`nni_nasext.strategies.oneshot`):
+        this evaluator's module, data and epochs; architectures are scored by ``val_acc``."""
+        from nni_nasext.evaluators.recipe import Recipe
+        train_loader, val_loader = self.dataloaders()
+        kwargs = dict(max_epochs=self.max_epochs, accelerator=self.accelerator, devices=1)
+        if self.limit_train_batches is not None:
+            kwargs['limit_train_batches'] = self.limit_train_batches
+        return Recipe(module=_Classifier(model, self), train=train_loader, val=val_loader, trainer_kwargs=kwargs,
+                      metric='val_acc', mode='max', seed=self.seed)
 
     def evaluate(self, model: nn.Module) -> float:
         """Train ``model`` in place and return its final validation accuracy (also reported to NNI)."""

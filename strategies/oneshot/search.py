@@ -1,0 +1,185 @@
+"""Run one one-shot search: any space, any evaluator with a Lightning module, any method.
+
+:func:`search` builds the supernet from a *copy* of the space (the space stays a space), wraps
+the evaluator's Lightning module, trains with a fresh Lightning ``Trainer`` (the evaluator's
+Trainer arguments; gradient clipping moves into the method), derives the architecture and
+checks that it is a sample of the space. With ``output_dir`` it checkpoints every epoch
+(``output_dir/checkpoints/last.ckpt``) and, when that file exists, *resumes* from it: the
+weights, architecture parameters, optimiser states, every random generator of the method and
+the data order continue where they stopped, so a search killed half-way and restarted ends
+with the same architecture as one never stopped (with the same seed, on the same machine).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+from torch import nn
+
+import pytorch_lightning as pl
+
+from .base import OneShotModule
+from .data import first_batch, paired_loaders, recipe_for
+from .supernet import Supernet, build_supernet, inherit
+
+__all__ = ['OneShotResult', 'check_method_args', 'method_class', 'search']
+
+_logger = logging.getLogger(__name__)
+
+#: arguments of a method's module that the search sets itself
+SET_BY_SEARCH = ('self', 'inner', 'supernet', 'seed', 'metric', 'mode')
+#: arguments of :func:`search` itself (not method arguments)
+SEARCH_ARGS = ('epochs', 'arch_data', 'seed', 'output_dir', 'resume', 'verbose', 'hooks', 'accelerator', 'callbacks',
+               'num_score_batches')
+
+
+def method_class(method: str):
+    """The module class of a one-shot method (a name of the ``oneshot`` registry table)."""
+    from nni_nasext.registry import lookup
+    if not isinstance(method, str):
+        raise TypeError(f'method must be a name, got {type(method).__name__}')
+    return lookup('oneshot', method).load()
+
+
+def check_method_args(method: str, method_args: Dict[str, Any], cls=None) -> type:
+    """Raise a ``ValueError`` naming the argument if ``method_args`` has one that the method
+    does not take (or one that the search sets itself). Returns the method's class."""
+    cls = cls or method_class(method)
+    accepted = set()
+    for klass in cls.__mro__:
+        if '__init__' in vars(klass):
+            params = inspect.signature(klass.__init__).parameters
+            accepted |= {n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+            if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                break
+    accepted -= set(SET_BY_SEARCH)
+    for key in method_args:
+        if key in SET_BY_SEARCH or key in SEARCH_ARGS:
+            raise ValueError(f'{key!r} is a search setting, not an argument of one-shot method {method!r}')
+        if key not in accepted:
+            raise ValueError(f'Unknown argument {key!r} for one-shot method {method!r}; accepted: '
+                             f'{", ".join(sorted(accepted))}')
+    return cls
+
+
+@dataclasses.dataclass
+class OneShotResult:
+    """What a search returns: the derived ``sample``, the per-epoch ``history`` (validation
+    metric, training loss, strengths), the trained ``module`` and ``supernet``, ``seconds``."""
+    method: str
+    sample: Dict[str, Any]
+    history: Dict[str, list]
+    module: OneShotModule
+    supernet: Supernet
+    seconds: float
+    settings: Dict[str, Any]
+    resumed_from: Optional[str] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        extra = {k: v for k, v in self.history.items() if k not in ('val', 'train_loss', 'strengths')}
+        return {'method': self.method, 'sample': self.sample, 'val': self.history.get('val', []),
+                'train_loss': self.history.get('train_loss', []), 'strengths': self.history.get('strengths', []),
+                'seconds': self.seconds, 'settings': self.settings, 'resumed_from': self.resumed_from,
+                'decisions': {k: [str(c) for c in d.candidates] for k, d in self.supernet.decisions.items()},
+                **{f'history_{k}': v for k, v in extra.items()}}
+
+    def network(self, inherit_weights: bool = False) -> nn.Module:
+        """The derived network: built fresh from the space (``space.freeze``), or with the
+        supernet's weights (``inherit_weights=True``)."""
+        if inherit_weights:
+            return inherit(self.supernet, self.sample)
+        return self.settings['_space'].freeze(self.sample)
+
+
+def search(space, evaluator, method: str = 'darts', *, epochs: Optional[int] = None, arch_data: Optional[str] = None,
+           seed: Optional[int] = None, output_dir: Optional[str] = None, resume: bool = True, verbose: bool = True,
+           hooks: Sequence = (), accelerator: Optional[str] = None, callbacks: Sequence = (),
+           num_score_batches: int = 4, **method_args) -> OneShotResult:
+    """Search ``space`` with one-shot ``method``, training with ``evaluator``'s recipe.
+
+    ``epochs`` overrides the evaluator's; ``arch_data`` is ``'split'`` (halve the training
+    data) or ``'val'`` (the validation data; default: the evaluator's preference);
+    ``num_score_batches`` architecture batches score candidates in the methods that search
+    the trained supernet (RSPS, SPOS, DARTS-PT, ...). Everything else is an argument of the
+    method's module. Bad arguments, spaces or evaluators raise before any training.
+    """
+    start = time.time()
+    cls = check_method_args(method, method_args)
+    if epochs is not None and int(epochs) < 1:
+        raise ValueError(f'epochs must be positive, got {epochs}')
+    original = space
+    space = copy.deepcopy(space)
+    supernet = build_supernet(space, method, weighted=cls.weighted,
+                              partial_k=int(method_args.get('partial_k', cls.partial_k)), hooks=hooks)
+    recipe = recipe_for(evaluator, supernet.model)
+    seed = recipe.seed if seed is None else int(seed)
+    pl.seed_everything(seed, workers=True, verbose=False)
+    loaders = paired_loaders(recipe, arch_data, seed)
+    module = cls(recipe.module, supernet, seed=seed, metric=recipe.metric, mode=recipe.mode, **method_args)
+    module.probe(first_batch(loaders.train)['train'])
+    kwargs = dict(recipe.trainer_kwargs)
+    clip = kwargs.pop('gradient_clip_val', None)
+    kwargs.pop('gradient_clip_algorithm', None)
+    if clip is not None and 'grad_clip' not in method_args:
+        module.hp['grad_clip'] = clip
+    if epochs is not None:
+        kwargs['max_epochs'] = int(epochs)
+    if accelerator is not None:
+        kwargs['accelerator'] = accelerator
+    kwargs.setdefault('max_epochs', 1)
+    if kwargs['max_epochs'] is None or kwargs['max_epochs'] < 1:
+        raise ValueError(f'The evaluator trains for max_epochs={kwargs["max_epochs"]}; a one-shot search needs >= 1')
+    all_callbacks = list(kwargs.pop('callbacks', None) or []) + list(callbacks)
+    ckpt_path = None
+    if output_dir is not None:
+        from pytorch_lightning.callbacks import ModelCheckpoint
+        ckpt_dir = Path(output_dir) / 'checkpoints'
+        all_callbacks.append(ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=0,
+                                             every_n_epochs=1, save_on_train_epoch_end=True))
+        last = ckpt_dir / 'last.ckpt'
+        if resume and last.exists():
+            ckpt_path = str(last)
+            if verbose:
+                print(f'{method}: resuming from {ckpt_path}', file=sys.stderr, flush=True)
+    kwargs.update(callbacks=all_callbacks, num_sanity_val_steps=0, enable_checkpointing=output_dir is not None,
+                  enable_model_summary=False)
+    kwargs.setdefault('logger', False)
+    kwargs.setdefault('enable_progress_bar', bool(verbose and sys.stderr.isatty()))
+    from nni_nasext.evaluators.classification import _interrupt_stays_interrupt, _quiet_lightning
+    if getattr(cls, 'training_free', False):
+        sample = supernet.validate(module.prune(first_batch(loaders.train)['train']))
+    else:
+        with _quiet_lightning():
+            trainer = pl.Trainer(**kwargs)
+            loaders.train.epoch_fn = lambda: trainer.current_epoch
+            with _interrupt_stays_interrupt():
+                trainer.fit(module, loaders.train, loaders.val, ckpt_path=ckpt_path)
+        if trainer.interrupted:
+            raise KeyboardInterrupt('the one-shot search was interrupted')
+        module.score_data = [module._to_device(b) for b in loaders.score_batches(num_score_batches)]
+        module.eval()
+        sample = supernet.validate(module.derive())
+    original.validate(sample)
+    seconds = time.time() - start
+    settings = {'method': method, 'epochs': kwargs['max_epochs'], 'seed': seed,
+                'arch_data': arch_data or recipe.arch_data, 'method_args': _jsonable(method_args), '_space': original}
+    result = OneShotResult(method, sample, module.history, module, supernet, seconds, settings, ckpt_path)
+    if verbose:
+        val = [round(v, 4) for v in module.history.get('val', [])]
+        print(f'{method}: derived {sample} in {seconds:.0f} s; supernet {recipe.metric} per epoch {val}',
+              file=sys.stderr, flush=True)
+    return result
+
+
+def _jsonable(args: Dict[str, Any]) -> Dict[str, Any]:
+    out = {}
+    for k, v in args.items():
+        out[k] = v if isinstance(v, (int, float, str, bool, type(None), list, dict)) else repr(v)
+    return out
+
