@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 
 from nni_nasext.data_paths import DataNotFoundError, data_roots
 
-__all__ = ['DATASETS', 'DatasetInfo', 'ImageDataset', 'load_dataset']
+__all__ = ['DATASETS', 'DatasetInfo', 'ImageDataset', 'batches_of', 'load_dataset']
 
 DATASETS: Tuple[str, ...] = ('digits', 'mnist10k', 'mnist', 'fashion-mnist', 'cifar10', 'cifar100')
 
@@ -214,3 +214,10 @@ def load_dataset(name: str, *, root: Optional[PathLike] = None, split_seed: int 
     train_idx, val_idx = torch.from_numpy(np.sort(train_idx)), torch.from_numpy(np.sort(val_idx))
     return (ImageDataset(images[train_idx], labels[train_idx], scale),
             ImageDataset(images[val_idx], labels[val_idx], scale), info)
+
+
+def batches_of(ds, n: int = 1024, batch_size: int = 256):
+    """The first ``n`` examples of ``ds`` as a list of ``(x, y)`` batches."""
+    idx = list(range(min(len(ds), n)))
+    chunks = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+    return [(torch.stack([ds[i][0] for i in chunk]), torch.tensor([int(ds[i][1]) for i in chunk])) for chunk in chunks]

@@ -82,10 +82,9 @@ import torch
 from torch import nn
 
 from nni.nas.hub.pytorch.nasnet import OPS as HUB_OPS, FactorizedReduce, ReLUConvBN
-from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace
-from nni.nas.nn.pytorch.choice import ChosenInputs
+from nni.nas.nn.pytorch import Cell, InputChoice, LayerChoice, ModelSpace, MutableModule
 from nni.mutable import label_scope
-from nni.nas.space import model_context
+from nni.nas.space import current_model, model_context
 
 __all__ = [
     'FAMILIES', 'NASNET_OPS', 'DARTS_OPS', 'ENAS_OPS', 'AMOEBA_OPS', 'PNAS_OPS',
@@ -140,9 +139,21 @@ def cell_labels(family: str, num_blocks: Optional[int] = None) -> List[str]:
     return out
 
 
-class _Cell(nn.Module):
+class _Cell(MutableModule):
     """One cell (see the module docstring). Built inside ``model_context(sample)`` it is the
-    chosen network; otherwise it holds the ``LayerChoice`` / ``InputChoice`` of the space."""
+    chosen network; otherwise (the space) its blocks are NNI's ``Cell`` with an op factory, so
+    that the reduction-cell ops on the cell inputs get stride 2 whatever the slot, and
+    one-shot supernets (ours, NNI's DARTS) can give every (block, input) edge its own ops.
+    It lists its choices block by block (``input_j_0``, ``op_j_0``, ``input_j_1``, ...), the
+    space's order since before it held a ``Cell``, so seeded searches keep their samples."""
+
+    def leaf_mutables(self, is_leaf):
+        if self.cell is None:
+            return
+        for inputs, ops in zip(self.cell.inputs, self.cell.ops):
+            for inp, op in zip(inputs, ops):
+                yield from inp.leaf_mutables(is_leaf)
+                yield from op.leaf_mutables(is_leaf)
 
     def __init__(self, name: str, ops: Sequence[str], num_blocks: int, concat: str, enas: bool,
                  c_pprev: int, c_prev: int, channels: int, reduction: bool, reduction_prev: bool):
@@ -152,6 +163,18 @@ class _Cell(nn.Module):
         self.pre1 = ReLUConvBN(c_prev, channels, 1, 1, 0)
         # ENAS's fixed layer maps h_i to C channels, then applies one more ReLU-conv1x1-BN ("layer_base").
         self.base = ReLUConvBN(channels, channels, 1, 1, 0) if enas else None
+        num_states = num_blocks + 2
+        if current_model() is None:  # the space: NNI's Cell, every block an output (shape only)
+            factory = {op: (lambda node, slot, inp, op=op: _make_op(op, channels, 2 if reduction and (inp is None or inp < 2)
+                                                                 else 1)) for op in ops}
+            self.cell = Cell(factory, num_nodes=num_blocks, num_ops_per_node=2, num_predecessors=2, merge_op='all',
+                             label=name)
+            self.chosen: List[Optional[int]] = [None] * (2 * num_blocks)
+            self.out_indices = list(range(2, num_states))
+            self.calibrate = nn.ModuleDict()
+            self.multiplier = num_blocks
+            return
+        self.cell = None
         self.inputs = nn.ModuleList()
         self.ops = nn.ModuleList()
         chosen: List[Optional[int]] = []
@@ -160,20 +183,15 @@ class _Cell(nn.Module):
             for k in range(2):
                 with scope:
                     inp = InputChoice(j, 1, label=f'input_{j}_{k}')
-                src = inp.chosen[0] if isinstance(inp, ChosenInputs) else None
+                src = inp.chosen[0]
                 chosen.append(src)
-                self.inputs.append(inp if src is None else nn.Identity())
-                # stride 2 on cell inputs of a reduction cell; in the space (src unknown) the
-                # candidates are built for a cell input, as NNI's NDS does
-                stride = 2 if reduction and (src is None or src < 2) else 1
+                self.inputs.append(nn.Identity())
+                stride = 2 if reduction and src < 2 else 1  # stride 2 on cell inputs of a reduction cell
                 with scope:
                     self.ops.append(LayerChoice({op: _make_op(op, channels, stride) for op in ops},
                                                 label=f'op_{j}_{k}'))
         self.chosen = chosen
-        num_states = num_blocks + 2
-        if any(c is None for c in chosen):  # space: treat every block as an output (shape only)
-            out = list(range(2, num_states))
-        elif concat == 'all':
+        if concat == 'all':
             out = list(range(2, num_states))
         else:
             used = set(chosen)
@@ -191,14 +209,14 @@ class _Cell(nn.Module):
         s0, s1 = self.pre0(s0), self.pre1(s1)
         if self.base is not None:
             s1 = self.base(s1)
+        if self.cell is not None:
+            return self.cell([s0, s1])
         states = [s0, s1]
         for b in range(len(self.ops) // 2):
             total = 0
             for k in range(2):
                 idx = 2 * b + k
-                src = self.chosen[idx]
-                x = states[src] if src is not None else self.inputs[idx](states)
-                total = total + self.ops[idx](x)
+                total = total + self.ops[idx](states[self.chosen[idx]])
             states.append(total)
         outs = [self.calibrate[str(i)](states[i]) if str(i) in self.calibrate else states[i] for i in self.out_indices]
         return torch.cat(outs, dim=1)

@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from nni.mutable import Categorical, CategoricalMultiple
-from nni.nas.nn.pytorch import ModelSpace, MutableModule
+from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace, MutableModule
 
 __all__ = ['OPS', 'STEM', 'EnasMacroSpace', 'EnasMacroNetwork', 'pool_layers', 'skip_candidates',
            'sample_to_layers', 'arc_to_sample', 'sample_to_arc', 'log10_size', 'ENAS_MACRO_CIFAR10_ARC',
@@ -251,15 +251,59 @@ class EnasMacroNetwork(nn.Module):
         return self.classifier(self.dropout(out))
 
 
+class _SkipChoice(InputChoice):
+    """The skip connections of layer ``i``: any subset of ``skip_candidates(i)`` (values -1 = the
+    stem, 0 .. i-2), summed."""
+
+    def __init__(self, i: int, label: str):
+        self._values = skip_candidates(i)
+        super().__init__(i, None, 'sum', label=label)
+
+    def _inner_choice(self, n_candidates, n_chosen, weights, label):
+        return CategoricalMultiple(self._values, n_chosen=n_chosen, weights=weights, label=label)
+
+
 class _EnasMacroSearchable(MutableModule):
+    """The space's network. ``style='search'``: the weight-shared child built of NNI's
+    primitives (a ``LayerChoice`` of the ops per layer, an any-subset ``InputChoice`` of the
+    skips, summed, then BN), so one-shot methods can search it; its modules are laid out as
+    :class:`EnasMacroNetwork`'s, whose weights a sample of it therefore loads. ``'final'``: the
+    decisions only (the concatenating final network has no weight-shared form). In a fixed
+    context (``space.freeze(sample)``) it is :class:`EnasMacroNetwork`."""
+
     def __init__(self, **kwargs):
         super().__init__()
         self._kwargs = kwargs
-        for i in range(kwargs['num_layers']):
-            lab = _labels(i)
-            self.add_mutable(Categorical(OPS[:kwargs['num_ops']], label=lab['op']))
+        n, num_ops, width = kwargs['num_layers'], kwargs['num_ops'], kwargs['width']
+        if kwargs['style'] != 'search':
+            for i in range(n):
+                lab = _labels(i)
+                self.add_mutable(Categorical(OPS[:num_ops], label=lab['op']))
+                if i >= 1:
+                    self.add_mutable(CategoricalMultiple(skip_candidates(i), n_chosen=None, label=lab['skip']))
+            self.style = 'final'
+            return
+        self.style = 'search'
+        self.stem = nn.Sequential(nn.Conv2d(kwargs['in_channels'], width, 3, padding=1, bias=False), nn.BatchNorm2d(width))
+        self.pool_at = pool_layers(n)
+        self.ops = nn.ModuleList(
+            LayerChoice({op: _op(op, width, 'search', kwargs['sep_as_conv']) for op in OPS[:num_ops]},
+                        label=_labels(i)['op']) for i in range(n))
+        self.skip_choices = nn.ModuleList([nn.Identity()] + [_SkipChoice(i, _labels(i)['skip']) for i in range(1, n)])
+        self.skip_ops = nn.ModuleList([nn.Identity()] + [nn.BatchNorm2d(width) for _ in range(1, n)])
+        self.reductions = nn.ModuleDict({str(i): nn.ModuleList(FactorizedReduce(width, width) for _ in range(i + 2))
+                                         for i in self.pool_at})
+        self.dropout = nn.Dropout(kwargs['dropout'])
+        self.classifier = nn.Linear(width, kwargs['num_classes'])
+
+    def leaf_mutables(self, is_leaf):
+        if self.style != 'search':
+            yield from super().leaf_mutables(is_leaf)
+            return
+        for i, (op, choice) in enumerate(zip(self.ops, self.skip_choices)):  # layer by layer: op, then skips
+            yield from op.leaf_mutables(is_leaf)
             if i >= 1:
-                self.add_mutable(CategoricalMultiple(skip_candidates(i), n_chosen=None, label=lab['skip']))
+                yield from choice.leaf_mutables(is_leaf)
 
     @classmethod
     def create_fixed_module(cls, sample: dict, num_layers: int, num_ops: int, **kwargs) -> nn.Module:
@@ -269,7 +313,19 @@ class _EnasMacroSearchable(MutableModule):
         return self.create_fixed_module(sample, **self._kwargs)
 
     def forward(self, x):
-        raise NotImplementedError('Freeze the ENAS macro space with a sample before running it')
+        if self.style != 'search':
+            raise NotImplementedError('Freeze the ENAS macro space with a sample before running it')
+        nodes = [self.stem(x)]
+        for i, (op, choice, skip_op) in enumerate(zip(self.ops, self.skip_choices, self.skip_ops)):
+            out = op(nodes[-1])
+            if i >= 1:
+                extra = choice(nodes[:-1])
+                out = skip_op(out if extra is None else out + extra)
+            nodes.append(out)
+            if str(i) in self.reductions:
+                nodes = [fr(m) for fr, m in zip(self.reductions[str(i)], nodes)]
+        out = torch.flatten(nn.functional.adaptive_avg_pool2d(nodes[-1], 1), 1)
+        return self.classifier(self.dropout(out))
 
 
 class EnasMacroSpace(ModelSpace):

@@ -321,7 +321,7 @@ def ofa_loaders(dataset: str = 'fashion-mnist', *, limit: Optional[int] = 5000, 
     """Training loader, the held-out search split (a list of batches, for the sub-network
     search), the dataset's validation loader and its info."""
     from nni_nasext.datasets import load_dataset
-    from nni_nasext.strategies.oneshot import batches_of
+    from nni_nasext.datasets import batches_of
     train, val, info = load_dataset(dataset, split_seed=seed, limit=limit)
     gen = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(train), generator=gen).tolist()

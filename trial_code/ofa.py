@@ -30,8 +30,8 @@ import argparse
 import json
 from typing import Any, Dict, List, Optional
 
-from nni_nasext.trial_code.oneshot import (
-    _json_safe, _optional_int, _Parser, apply_parameters, output_dir, run_main, trial_parameters,
+from nni_nasext.trial_code.common import (
+    ArgParser, apply_parameters, json_safe, optional_int, output_dir, run_main, trial_parameters,
 )
 
 
@@ -39,17 +39,17 @@ def _optional_float(text: str) -> Optional[float]:
     return None if str(text).lower() in ('none', 'null', '') else float(text)
 
 
-_SETTINGS = {'dataset': str, 'limit': _optional_int, 'batch_size': int, 'seed': int, 'full': int, 'shrink': int,
+_SETTINGS = {'dataset': str, 'limit': optional_int, 'batch_size': int, 'seed': int, 'full': int, 'shrink': int,
              'max_macs': _optional_float, 'width_mult': float, 'population': int, 'generations': int,
              'progressive': lambda v: str(v).lower() in ('1', 'true', 'yes'), 'kd_ratio': float,
              'subnets_per_step': int, 'lr_full': float, 'lr_shrink': float, 'accelerator': str}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog='python3 -m nni_nasext.trial_code.ofa', description=__doc__,
+    p = ArgParser(prog='python3 -m nni_nasext.trial_code.ofa', description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--dataset', default='digits', help='a name of nni_nasext.datasets.DATASETS')
-    p.add_argument('--limit', type=_optional_int, default=None, help='training examples kept (default: all)')
+    p.add_argument('--limit', type=optional_int, default=None, help='training examples kept (default: all)')
     p.add_argument('--batch-size', type=int, default=64)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--full', type=int, default=4, help='epochs of the full-network phase')
@@ -113,8 +113,8 @@ def run_trial(args: argparse.Namespace) -> Dict[str, Any]:
         subnet = net.export(sample).eval()
     torch.save(subnet.state_dict(), out / 'subnet.pt')
     space_args = dict(net.space_args)
-    history = {k: _json_safe(v) for k, v in result.items()}
-    history.update(settings=s, trial_id=nni.get_trial_id(), parameters=_json_safe(params), space_args=space_args)
+    history = {k: json_safe(v) for k, v in result.items()}
+    history.update(settings=s, trial_id=nni.get_trial_id(), parameters=json_safe(params), space_args=space_args)
     (out / 'derived_sample.json').write_text(json.dumps(sample, indent=1))
     (out / 'ofa_history.json').write_text(json.dumps(history, indent=1))
     record = {'sample': sample, 'value': result['val_acc_subnet'], 'metric': 'validation accuracy, inherited weights',

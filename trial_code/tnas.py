@@ -30,7 +30,9 @@ import json
 import time
 from typing import Any, Dict, List, Optional
 
-from nni_nasext.trial_code.oneshot import _Parser, _json_safe, apply_parameters, output_dir, run_main, trial_parameters
+from nni_nasext.trial_code.common import (
+    ArgParser, apply_parameters, json_safe, optional_int, output_dir, run_main, trial_parameters,
+)
 
 _SETTINGS = {'train_classes': str, 'test_classes': str, 'n_way': int, 'k_shot': int, 'query': int,
              'test_query': int, 'iterations': int, 'meta_batch': int, 'inner_steps': int, 'test_steps': int,
@@ -61,7 +63,7 @@ def parse_classes(text: str) -> Dict[str, List[int]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog='python3 -m nni_nasext.trial_code.tnas', description=__doc__,
+    p = ArgParser(prog='python3 -m nni_nasext.trial_code.tnas', description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--train-classes', default='mnist10k:0-9,fashion-mnist:0-4', help='meta-training classes')
     p.add_argument('--test-classes', default='fashion-mnist:5-9', help='meta-test classes (held out)')
@@ -167,7 +169,7 @@ def run_trial(args: argparse.Namespace) -> Dict[str, Any]:
                 accs[f'derived_{k}shot'] = mean_ci95([derived.evaluate(ep)['acc'] for ep in eps])
     seconds = time.perf_counter() - start
     value = accs[f'tnas_{s["k_shot"]}shot'][0]
-    history = {'settings': s, 'trial_id': nni.get_trial_id(), 'parameters': _json_safe(params),
+    history = {'settings': s, 'trial_id': nni.get_trial_id(), 'parameters': json_safe(params),
                'cell': sample_to_cellstr(cell), 'query_loss': tnas.history, 'monitor': curve,
                'derived_query_loss': derived.history if derived is not None else None,
                'meta_test': {name: {'acc': a, 'ci95': c} for name, (a, c) in accs.items()}, 'seconds': seconds}

@@ -29,13 +29,30 @@ import nni
 from nni.nas.oneshot.pytorch.strategy import OneShotStrategy as _NniOneShotStrategy
 from nni.nas.space import RawFormatModelSpace
 
-from nni_nasext.adapters.oneshot_strategy import OneShotStrategy, evaluator_settings
+from nni.nas.execution import SequentialExecutionEngine
+from nni.nas.space import ModelStatus
+
+from nni_nasext.adapters.oneshot_strategy import _SearchEvaluator
 from nni_nasext.search_spaces.mobile import OFASpace
 
-__all__ = ['OFAStrategy']
+__all__ = ['OFAStrategy', 'evaluator_settings']
 
 
-class OFAStrategy(OneShotStrategy):
+def evaluator_settings(evaluator) -> Dict[str, Any]:
+    """The data recipe of an :class:`ImageClassification` evaluator, as arguments of the OFA search."""
+    from nni_nasext.evaluators.classification import ImageClassification
+    if not isinstance(evaluator, ImageClassification):
+        raise TypeError('The OFA search reads its dataset, batch size, seed and epochs from '
+                        'nni_nasext.evaluators.classification.ImageClassification; got '
+                        f'{type(evaluator).__name__} (not supported)')
+    if evaluator.data_root is not None:
+        raise ValueError(f'The OFA search finds datasets through NASEXT_DATA only; this evaluator has '
+                         f'data_root={evaluator.data_root!r}: set NASEXT_DATA to it instead')
+    return {'dataset': evaluator.dataset, 'batch_size': int(evaluator.batch_size), 'seed': int(evaluator.seed),
+            'limit': evaluator.limit, 'epochs': int(evaluator.max_epochs), 'accelerator': evaluator.accelerator}
+
+
+class OFAStrategy(_NniOneShotStrategy):
     """Once-for-All over an :class:`OFASpace` as one model of NNI's sequential engine.
 
     Parameters
@@ -86,8 +103,40 @@ class OFAStrategy(OneShotStrategy):
     def _initialize(self, model_space, engine):
         space = model_space.model_space if isinstance(model_space, RawFormatModelSpace) else model_space
         if not isinstance(space, OFASpace):
-            raise TypeError(f'OFAStrategy searches OFASpace; got {type(space).__name__}')
-        return super()._initialize(model_space, engine)
+            raise TypeError(f'OFAStrategy searches OFASpace; got {type(space).__name__} (not supported): OFA needs the '
+                            'elastic kernel, depth and expansion of OFASpace; use OneShotStrategy for other spaces')
+        if not isinstance(engine, SequentialExecutionEngine):
+            raise TypeError(f'OFAStrategy runs only on NNI\'s sequential execution engine, got {type(engine).__name__}')
+        if not isinstance(model_space, RawFormatModelSpace):
+            raise TypeError('OFAStrategy needs the raw model format (model_format=\'raw\')')
+        self.settings = self._settings_for(model_space)
+        self._search_model = RawFormatModelSpace(model_space.model_space, _SearchEvaluator(self))
+        self._search_model.status = ModelStatus.Frozen
+        return model_space
+
+    def _run(self) -> None:
+        if self._search_model is None:
+            raise RuntimeError('OFA strategy is not initialized yet.')
+        if self.result is not None and self.result.get('sample') is not None:
+            return
+        if not self.wait_for_resource():
+            return
+        self.engine.submit_models(self._search_model)
+        self.engine.wait_models()
+
+    def list_models(self, sort: bool = True, limit: Optional[int] = 1):
+        """The space frozen with the chosen sub-network (one model)."""
+        if self.result is None or self.result.get('sample') is None:
+            return
+        yield self.model_space.freeze(dict(self.result['sample']))
+
+    @property
+    def sample(self) -> Optional[Dict[str, Any]]:
+        return None if self.result is None else self.result.get('sample')
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if state_dict.get('result'):
+            self.result = dict(state_dict['result'])
 
     def _space_settings(self, space) -> Dict[str, Any]:
         kw = space.net._kwargs

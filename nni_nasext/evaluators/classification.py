@@ -27,6 +27,7 @@ number of epochs; under ``NasExperiment`` a sample carrying ``nasext_budget``
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import sys
@@ -105,6 +106,18 @@ class _Classifier(pl.LightningModule):
         return {'optimizer': opt, 'lr_scheduler': sched}
 
 
+def _reshaped(ds, size: Optional[int], channels: Optional[int]):
+    """``ds`` (an :class:`~nni_nasext.datasets.ImageDataset`) resized to ``size`` and with
+    ``channels`` channels (grey repeated, or colour averaged)."""
+    from nni_nasext.datasets import ImageDataset
+    x = ds.images.float() * ds.scale
+    if size is not None:
+        x = F.interpolate(x, size=(size, size), mode='bilinear', align_corners=False)
+    if channels is not None and channels != x.shape[1]:
+        x = x.mean(dim=1, keepdim=True) if channels == 1 else x[:, :1].repeat(1, channels, 1, 1)
+    return ImageDataset(x, ds.labels, 1.0)
+
+
 def _reset_parameters(model: nn.Module) -> None:
     for module in model.modules():
         if hasattr(module, 'reset_parameters') and callable(module.reset_parameters):
@@ -179,6 +192,11 @@ class ImageClassification(ArgumentsEvaluator):
         Keep at most this many training examples (see :func:`~nni_nasext.datasets.load_dataset`).
     seed
         Seeds the weight initialisation, the data order and the train/val split.
+    image_size
+        Resize the images to ``image_size`` x ``image_size`` (bilinear; default: as they are).
+    in_channels
+        Give the images this many channels: 3 repeats a grey image, 1 averages a colour one
+        (default: as they are).
     data_root
         A directory searched for the dataset before ``NASEXT_DATA``.
     accelerator
@@ -191,16 +209,22 @@ class ImageClassification(ArgumentsEvaluator):
                  learning_rate: float = 0.05, weight_decay: float = 5e-4, momentum: float = 0.9,
                  optimizer: str = 'sgd', num_workers: int = 0, limit_train_batches: Union[int, float, None] = None,
                  limit: Optional[int] = None, seed: int = 0, data_root: Optional[str] = None,
-                 accelerator: str = 'auto', reset_parameters: bool = True):
+                 accelerator: str = 'auto', reset_parameters: bool = True, image_size: Optional[int] = None,
+                 in_channels: Optional[int] = None):
         if optimizer not in _OPTIMIZERS:
             raise ValueError(f'Unknown optimizer {optimizer!r}; expected one of {_OPTIMIZERS}')
         if max_epochs < 1 or batch_size < 1:
             raise ValueError(f'max_epochs and batch_size must be positive, got {max_epochs}, {batch_size}')
+        if image_size is not None and int(image_size) < 1:
+            raise ValueError(f'image_size must be positive, got {image_size}')
+        if in_channels not in (None, 1, 3):
+            raise ValueError(f'in_channels must be 1 or 3, got {in_channels}')
         self._arguments = dict(
             dataset=dataset, max_epochs=max_epochs, batch_size=batch_size, learning_rate=learning_rate,
             weight_decay=weight_decay, momentum=momentum, optimizer=optimizer, num_workers=num_workers,
             limit_train_batches=limit_train_batches, limit=limit, seed=seed, data_root=data_root,
-            accelerator=accelerator, reset_parameters=reset_parameters)
+            accelerator=accelerator, reset_parameters=reset_parameters, image_size=image_size,
+            in_channels=in_channels)
         vars(self).update(self._arguments)  # self.dataset, self.max_epochs, ...
         self._loaders = None
         self.info = None
@@ -231,6 +255,10 @@ class ImageClassification(ArgumentsEvaluator):
         if self._loaders is None:
             train_ds, val_ds, self.info = load_dataset(self.dataset, root=self.data_root, split_seed=self.seed,
                                                        limit=self.limit)
+            if self.image_size is not None or self.in_channels is not None:
+                train_ds, val_ds = (_reshaped(ds, self.image_size, self.in_channels) for ds in (train_ds, val_ds))
+                self.info = dataclasses.replace(self.info, in_channels=self.in_channels or self.info.in_channels,
+                                                image_size=self.image_size or self.info.image_size)
             self._generator = torch.Generator()
             persistent = self.num_workers > 0
             train = DataLoader(train_ds, batch_size=self.batch_size, shuffle=True, generator=self._generator,

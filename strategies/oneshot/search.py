@@ -122,7 +122,12 @@ def search(space, evaluator, method: str = 'darts', *, epochs: Optional[int] = N
     pl.seed_everything(seed, workers=True, verbose=False)
     loaders = paired_loaders(recipe, arch_data, seed)
     module = cls(recipe.module, supernet, seed=seed, metric=recipe.metric, mode=recipe.mode, **method_args)
-    module.probe(first_batch(loaders.train)['train'])
+    try:
+        module.probe(first_batch(loaders.train)['train'])
+    except (RuntimeError, ValueError, IndexError) as err:
+        raise ValueError(f'{method}: the supernet of {type(original).__name__} does not run on a training batch of '
+                         f'{type(evaluator).__name__} ({type(err).__name__}: {err}); check that the space fits the data '
+                         '(input channels, image size, number of classes)') from err
     kwargs = dict(recipe.trainer_kwargs)
     clip = kwargs.pop('gradient_clip_val', None)
     kwargs.pop('gradient_clip_algorithm', None)

@@ -370,7 +370,9 @@ def freeze_module(module: nn.Module, sample: Dict[str, Any], root: bool = False)
     if isinstance(module, MixedModule):
         return module.freeze(sample)
     if not root and isinstance(module, Mutable) and module.simplify():
-        return module.freeze(sample)
+        if not (isinstance(module, MutableModule) and not module.mutables):
+            return module.freeze(sample)
+        # a module whose choices all sit in its children: freeze those, keep its weights
     replaced = {}
     for name, child in module.named_children():
         new = freeze_module(child, sample)

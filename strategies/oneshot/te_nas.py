@@ -13,26 +13,33 @@ than one is removed in turn and the supernet without it is measured by
   ``ntk_batch`` inputs of a training batch
   (:func:`~nni_nasext.evaluators.proxies.score_te_nas_ntk`);
 * the number of linear regions (larger: more expressive): distinct ReLU activation patterns
-  (``nn.ReLU`` modules) over ``lr_samples`` Gaussian inputs of the input's shape, eval mode,
-  counted on the first ``lr_channels`` channels of every ReLU (:func:`linear_regions`).
+  (``nn.ReLU`` modules) over ``lr_samples`` Gaussian inputs, eval mode (:func:`linear_regions`),
+  of a *thin* supernet when ``lr_space`` is given (the same space built narrow, e.g.
+  ``NasBench201Space(num_cells=1, channels=1, in_channels=1)``, carrying the same pruning, on
+  inputs of ``lr_input_size``: the authors' protocol), else of the supernet itself on inputs
+  of the input's shape, counting the first ``lr_channels`` channels of every ReLU.
 
 Both are ranked over all candidates of the round (average ranks); on each decision the
 candidate whose removal gives the smallest rank sum is pruned. When every decision has one
 candidate left, cells choose their edges the same way: per node, the incoming edge whose
 removal gives the smallest rank sum is pruned until ``num_ops_per_node`` remain.
 
-Deviations from the authors' code (``VITA-Group/TENAS``): the linear regions are counted on a
-subset of the supernet's units (the first channels of every ReLU) rather than on a separately
-built thin network, because a thin copy of an arbitrary user space cannot be built; spaces
-whose nonlinearities are ``F.relu`` calls (no ``nn.ReLU`` module) count one region and are
-ranked by the NTK alone. ``repeats`` (1) re-initialises, not re-samples the batch.
+``exclude_none=True`` starts every decision without its zero candidate (the authors' code masks
+``none`` before the first round); cell edges always start without it (removing an edge is the
+topology selection's job).
+
+Deviations from the authors' code (``VITA-Group/TENAS``): without ``lr_space`` the linear regions
+are counted on a subset of the supernet's units (the first channels of every ReLU), since a
+thin copy of an arbitrary space cannot be built; spaces whose nonlinearities are ``F.relu``
+calls (no ``nn.ReLU`` module) count one region and are ranked by the NTK alone. ``repeats`` (1)
+re-initialises, not re-samples the batch.
 """
 from __future__ import annotations
 
 import math
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -81,15 +88,26 @@ class TENAS(OneShotModule):
     training_free = True
 
     def __init__(self, inner, supernet, *, ntk_batch: int = 16, lr_samples: int = 500, lr_channels: int = 1,
+                 lr_space=None, lr_input_size: Optional[Sequence[int]] = None, exclude_none: bool = False,
                  repeats: int = 1, verbose: bool = False, **kwargs):
         super().__init__(inner, supernet, **kwargs)
         if ntk_batch < 2 or lr_samples < 1 or lr_channels < 1 or repeats < 1:
             raise ValueError('ntk_batch >= 2, lr_samples, lr_channels and repeats >= 1 are needed')
         self.ntk_batch, self.lr_samples, self.lr_channels, self.repeats = ntk_batch, lr_samples, lr_channels, repeats
         self.verbose = bool(verbose)
-        # cell edges start without their zero candidate (it would only remove the edge, which the
-        # topology selection does): the authors' DARTS-space setting
-        self.alive = {k: [i for i in range(d.size) if not (d.kind == 'edge' and i in d.none and len(d.none) < d.size)]
+        self.thin = None
+        if lr_space is not None:
+            import copy
+            from .supernet import build_supernet
+            self.thin = build_supernet(copy.deepcopy(lr_space), self.method, weighted=True)
+            if set(self.thin.decisions) != set(supernet.decisions):
+                raise ValueError('lr_space must have the same decisions as the space searched '
+                                 f'({sorted(self.thin.decisions)[:4]}... vs {sorted(supernet.decisions)[:4]}...)')
+        self.lr_input_size = None if lr_input_size is None else tuple(int(v) for v in lr_input_size)
+        # cell edges start without their zero candidate (removing an edge is the topology
+        # selection's job): the authors' DARTS-space setting; exclude_none does so everywhere
+        self.alive = {k: [i for i in range(d.size)
+                          if not ((d.kind == 'edge' or exclude_none) and i in d.none and len(d.none) < d.size)]
                       for k, d in supernet.decisions.items()}
         self.edges_kept: Dict[str, List[int]] = {}
         self.history.update(rounds=[], seconds=None)
@@ -108,10 +126,16 @@ class TENAS(OneShotModule):
         self.set_mixes(self._mixes(alive))
         model = self.supernet.model
         conds, regions = [], []
+        if self.thin is not None:
+            self.thin.set_mixes({k: Mix.soft(m.weights.detach().cpu(), m.index) for k, m in self._mixes(alive).items()})
+            example = torch.zeros((1,) + (self.lr_input_size or tuple(inputs.shape[1:])))
+            lr_model, channels = self.thin.model, 10 ** 9
+        else:
+            example, lr_model, channels = inputs[:1], model, self.lr_channels
         for r in range(self.repeats):
             cond = score_te_nas_ntk(model, inputs, seed=self.seed + r)
             conds.append(cond if math.isfinite(cond) else math.inf)
-            regions.append(linear_regions(model, inputs[:1], samples=self.lr_samples, channels=self.lr_channels,
+            regions.append(linear_regions(lr_model, example, samples=self.lr_samples, channels=channels,
                                           seed=self.seed + r))
         cond = math.inf if any(math.isinf(c) for c in conds) else float(np.mean(conds))
         return cond, float(np.mean(regions))
