@@ -112,6 +112,8 @@ def run_trial(args) -> Dict[str, Any]:
     params = trial_parameters()
     s = resolve(args, params)
     out = output_dir(args)
+    import torch
+    torch.manual_seed(0 if s['seed'] is None else s['seed'])  # the space's initial weights: seeded
     space = registry.build('space', s['space'], **s['space_args'])
     evaluator = registry.build('evaluator', s['evaluator'], **s['evaluator_args'])
     print(f'[nasext] one-shot trial {nni.get_trial_id()}: {s["method"]} on {s["space"]} with {s["evaluator"]} '

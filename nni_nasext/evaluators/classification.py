@@ -278,7 +278,7 @@ class ImageClassification(ArgumentsEvaluator):
         if self.limit_train_batches is not None:
             kwargs['limit_train_batches'] = self.limit_train_batches
         return Recipe(module=_Classifier(model, self), train=train_loader, val=val_loader, trainer_kwargs=kwargs,
-                      metric='val_acc', mode='max', seed=self.seed)
+                      metric='val_acc', mode='max', seed=self.seed, reset_parameters=self.reset_parameters)
 
     def evaluate(self, model: nn.Module) -> float:
         """Train ``model`` in place and return its final validation accuracy (also reported to NNI)."""

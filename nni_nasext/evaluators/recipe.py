@@ -24,7 +24,8 @@ class Recipe:
     ``validation_step`` that scores an architecture, ``mode`` whether it is maximised;
     ``ordered``: the data order matters (a text stream), so it is never reshuffled;
     ``arch_data``: the evaluator's preferred source of architecture batches (``'split'`` the
-    training data, or ``'val'``)."""
+    training data, or ``'val'``); ``reset_parameters``: re-initialise the supernet's weights
+    from the search's seed (the evaluator does so for every model it trains)."""
     module: Any
     train: Any = None
     val: Any = None
@@ -35,6 +36,7 @@ class Recipe:
     seed: int = 0
     ordered: bool = False
     arch_data: str = 'split'
+    reset_parameters: bool = False
 
 
 def metric_mode(name: Optional[str]) -> str:

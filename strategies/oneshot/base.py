@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
@@ -39,6 +41,23 @@ import pytorch_lightning as pl
 from .supernet import Decision, Mix, Supernet
 
 __all__ = ['OneShotModule', 'bn_batch_statistics', 'captured_logs', 'derive_from_strengths', 'random_sample']
+
+
+def plain(obj):
+    """``obj`` with every str / int / float subclass (NNI's labels, torch's version) made the
+    plain type, recursively: what torch's weights-only loading of a checkpoint accepts."""
+    if isinstance(obj, dict):
+        return {plain(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(plain(v) for v in obj) if type(obj) in (list, tuple) else [plain(v) for v in obj]
+    if isinstance(obj, bool) or obj is None or torch.is_tensor(obj):
+        return obj
+    for t in (str, int, float):
+        if isinstance(obj, t) and type(obj) is not t:
+            return t(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
 
 
 def random_sample(supernet: Supernet, rng: np.random.RandomState) -> Dict[str, Any]:
@@ -204,6 +223,8 @@ class OneShotModule(pl.LightningModule):
         self.history: Dict[str, list] = {'val': [], 'train_loss': [], 'strengths': []}
         self._losses: List[float] = []
         self.score_data: Optional[List[Any]] = None
+        #: where :meth:`on_train_epoch_end` writes ``last.ckpt`` (``None``: nowhere)
+        self.checkpoint_dir: Optional[Path] = None
 
     # ------------------------------------------------------------------ policy
     def init_alpha(self, decision: Decision, generator: torch.Generator) -> torch.Tensor:
@@ -373,7 +394,20 @@ class OneShotModule(pl.LightningModule):
         if self.differentiable:
             self.history['strengths'].append({k: v.tolist() for k, v in self.strengths().items()})
         self.on_epoch_schedule()
-        return self.inner.on_train_epoch_end()
+        out = self.inner.on_train_epoch_end()
+        self.save_last_checkpoint()
+        return out
+
+    def save_last_checkpoint(self) -> None:
+        """Write ``checkpoint_dir/last.ckpt`` (after the epoch's validation and every schedule
+        of the method), atomically: the new file replaces the old one only once complete, so a
+        process killed while writing leaves the previous epoch's checkpoint intact."""
+        if self.checkpoint_dir is None or self._trainer is None or not self.trainer.is_global_zero:
+            return
+        Path(self.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        tmp = Path(self.checkpoint_dir) / 'last.ckpt.part'
+        self.trainer.save_checkpoint(str(tmp))
+        os.replace(tmp, Path(self.checkpoint_dir) / 'last.ckpt')
 
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch, batch_idx):
@@ -447,7 +481,7 @@ class OneShotModule(pl.LightningModule):
         checkpoint['oneshot'] = {
             'generator': self.generator.get_state(), 'rng': [kind, torch.as_tensor(keys), int(pos), int(has_gauss),
                                                              float(cached)],
-            'torch_rng': torch.get_rng_state(), 'history': self.history, 'extra': self.extra_state(),
+            'torch_rng': torch.get_rng_state(), 'history': plain(self.history), 'extra': plain(self.extra_state()),
             'partial': {name: m.partial_k for name, m in self.named_modules() if hasattr(m, 'requested_k')}}
 
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:

@@ -142,7 +142,7 @@ def measure_latency_table(module, batch, *, batch_size: int = 1, repeats: int = 
             'within': {k: [list(w) for w in d.within] for k, d in supernet.decisions.items()},
             'config': {'batch_size': batch_size, 'repeats': repeats, 'inner': inner, 'warmup': warmup, 'threads': threads,
                        'device': str(next(model.parameters()).device),
-                       'processor': platform.processor() or platform.machine(), 'torch': torch.__version__}}
+                       'processor': platform.processor() or platform.machine(), 'torch': str(torch.__version__)}}
 
 
 def _cost_at(supernet: Supernet, table, sample, modules) -> float:

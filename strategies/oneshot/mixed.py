@@ -132,7 +132,7 @@ class MixedLayerChoice(MixedModule):
 
     def __init__(self, choice: LayerChoice, path: str, ctx: BuildContext):
         super().__init__(ctx.state, [choice.choice])
-        self.label = choice.label
+        self.label = str(choice.label)
         self.names = list(choice.names)
         originals = [choice[n] for n in self.names]
         ctx.register(Decision(self.label, 'layer', list(self.names), label=self.label,
@@ -177,7 +177,7 @@ class MixedInputChoice(MixedModule):
 
     def __init__(self, choice: InputChoice, path: str, ctx: BuildContext):
         super().__init__(ctx.state, [choice.choice])
-        self.label, self.reduction, self.n_chosen = choice.label, choice.reduction, choice.n_chosen
+        self.label, self.reduction, self.n_chosen = str(choice.label), choice.reduction, choice.n_chosen
         self.values = list(choice.choice.values)
         if ctx.weighted and (choice.reduction == 'none' or (choice.reduction == 'concat' and choice.n_chosen != 1)):
             raise OneShotUnsupported(f'InputChoice {self.label!r} (reduction={choice.reduction!r}, '
@@ -220,7 +220,7 @@ class MixedRepeat(MixedModule):
     def __init__(self, repeat: Repeat, path: str, ctx: BuildContext):
         super().__init__(ctx.state, [repeat.depth_choice])
         self.depth_choice = repeat.depth_choice
-        self.label = leaf_label(repeat.depth_choice, f'Repeat {path!r} depth')
+        self.label = str(leaf_label(repeat.depth_choice, f'Repeat {path!r} depth'))
         values = list(repeat.depth_choice.simplify()[self.label].values)
         self.depths = [int(repeat.depth_choice.freeze({self.label: v})) for v in values]
         ctx.register(Decision(self.label, 'repeat', values, label=self.label), path)
@@ -299,11 +299,11 @@ class MixedCell(MixedModule):
         super().__init__(ctx.state, [op_choice[s].choice for s in slots] + [in_choice[s].choice for s in slots])
         self.np, self.num_nodes, self.per_node = cell.num_predecessors, cell.num_nodes, cell.num_ops_per_node
         self.merge_op, self.concat_dim = cell.merge_op, cell.concat_dim
-        self.cell_label = cell.label
+        self.cell_label = str(cell.label)
         first = op_choice[slots[0]]
         self.names = list(first.names)
-        self.op_labels = {s: op_choice[s].label for s in slots}
-        self.input_labels = {s: in_choice[s].label for s in slots}
+        self.op_labels = {s: str(op_choice[s].label) for s in slots}
+        self.input_labels = {s: str(in_choice[s].label) for s in slots}
         self.input_values = {s: list(in_choice[s].choice.values) for s in slots}
         self.preprocessor = ctx.mutate(cell.preprocessor, f'{path}.preprocessor')
         self.postprocessor = ctx.mutate(cell.postprocessor, f'{path}.postprocessor')

@@ -61,7 +61,7 @@ class _MixedLayer(MixedModule):
         self.values: Dict[str, Dict[Any, Any]] = {}  # argument -> {label value: argument value}
         for name, arg in self.args.items():
             if isinstance(arg, Mutable):
-                label = leaf_label(arg, f'{type(layer).__name__} {path!r} argument {name!r}')
+                label = str(leaf_label(arg, f'{type(layer).__name__} {path!r} argument {name!r}'))
                 values = list(arg.simplify()[label].values)
                 self.mutable_args[name] = label
                 self.values[name] = {v: arg.freeze({label: v}) for v in values}

@@ -114,12 +114,16 @@ def search(space, evaluator, method: str = 'darts', *, epochs: Optional[int] = N
     if epochs is not None and int(epochs) < 1:
         raise ValueError(f'epochs must be positive, got {epochs}')
     original = space
+    seed = int(getattr(evaluator, 'seed', 0) or 0) if seed is None else int(seed)
+    pl.seed_everything(seed, workers=True, verbose=False)
     space = copy.deepcopy(space)
     supernet = build_supernet(space, method, weighted=cls.weighted,
                               partial_k=int(method_args.get('partial_k', cls.partial_k)), hooks=hooks)
     recipe = recipe_for(evaluator, supernet.model)
-    seed = recipe.seed if seed is None else int(seed)
-    pl.seed_everything(seed, workers=True, verbose=False)
+    if recipe.reset_parameters:  # the weights are a function of the seed alone, as the evaluator's trials
+        for m in supernet.model.modules():
+            if callable(getattr(m, 'reset_parameters', None)):
+                m.reset_parameters()
     loaders = paired_loaders(recipe, arch_data, seed)
     module = cls(recipe.module, supernet, seed=seed, metric=recipe.metric, mode=recipe.mode, **method_args)
     try:
@@ -143,16 +147,14 @@ def search(space, evaluator, method: str = 'darts', *, epochs: Optional[int] = N
     all_callbacks = list(kwargs.pop('callbacks', None) or []) + list(callbacks)
     ckpt_path = None
     if output_dir is not None:
-        from pytorch_lightning.callbacks import ModelCheckpoint
         ckpt_dir = Path(output_dir) / 'checkpoints'
-        all_callbacks.append(ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=0,
-                                             every_n_epochs=1, save_on_train_epoch_end=True))
+        module.checkpoint_dir = ckpt_dir
         last = ckpt_dir / 'last.ckpt'
         if resume and last.exists():
             ckpt_path = str(last)
             if verbose:
                 print(f'{method}: resuming from {ckpt_path}', file=sys.stderr, flush=True)
-    kwargs.update(callbacks=all_callbacks, num_sanity_val_steps=0, enable_checkpointing=output_dir is not None,
+    kwargs.update(callbacks=all_callbacks, num_sanity_val_steps=0, enable_checkpointing=False,
                   enable_model_summary=False)
     kwargs.setdefault('logger', False)
     kwargs.setdefault('enable_progress_bar', bool(verbose and sys.stderr.isatty()))

@@ -238,6 +238,8 @@ class BuildContext:
 
     def register(self, decision: Decision, where: str) -> Decision:
         """Register (or join: a shared label) a decision; candidates must agree."""
+        decision.key = str(decision.key)  # NNI's labels are a str subclass: keep plain strings (checkpoints)
+        decision.label = None if decision.label is None else str(decision.label)
         old = self.state.decisions.get(decision.key)
         if old is None:
             decision.modules = [where]
@@ -308,7 +310,7 @@ def build_supernet(space: nn.Module, method: str = 'darts', *, weighted: bool = 
     if not isinstance(space, ModelSpace):
         raise OneShotUnsupported(f'One-shot search needs an NNI ModelSpace (nni.nas.nn.pytorch.ModelSpace), got '
                                  f'{type(space).__name__} (not supported)')
-    space_mutables = dict(space.simplify())
+    space_mutables = {str(k): v for k, v in space.simplify().items()}
     if not space_mutables:
         raise ValueError(f'The model space {type(space).__name__} has nothing to search (no mutable); '
                          f'{method} needs at least one choice')
