@@ -1,68 +1,54 @@
-"""Cost of one supernet training step of the one-shot methods, side by side: time and activation memory.
+"""Cost of one supernet training step of the one-shot methods, ours beside NNI 3.0's: time and activation memory.
 
-Every method trains the same NAS-Bench-201 supernet (``--cells`` N cells per stage, ``--channels``
-C, 10 classes, ``--size`` x ``--size`` inputs with 3 channels) on the same batches (``--batch``
-examples of seeded Gaussian noise for the weight half and as many for the architecture half:
-the cost of a step does not depend on the pixel values), on one CPU thread, each method in a
-fresh process (``--jobs 1``, the default, runs them one after the other; ``--jobs 2`` runs two
-at once and lets them share the memory bandwidth, faster but noisier). ``--rounds R`` repeats
-the sweep R times, every other round in reverse order, and pools the steps of all rounds: on a
-shared machine, load that comes and goes then weighs on every method alike rather than on the
-ones measured while it lasted (the ratios are what the goals check).
+Every method trains the supernet of the same space (``--space``: ``darts_cells``, DARTS' cell space
+reduced to ``--cells`` normal cells per stage and ``--channels`` C; or ``nasbench201``, the NB201
+cell in its skeleton) with the same NNI evaluator (``nni.nas.evaluator.pytorch.Classification``,
+SGD, lr 0.025, weight decay 3e-4, gradient clipping 5) on the same batches (``--batch`` examples of
+seeded Gaussian noise, ``--size`` x ``--size`` x 3, for the weights and as many for the
+architecture: the cost of a step does not depend on the pixel values), on one CPU thread, each
+method in a fresh process (``--jobs 1`` one after the other). ``--rounds R`` repeats the sweep R
+times, every other round reversed, and pools the steps: load that comes and goes weighs on every
+method alike.
 
-Methods (``--methods``; default ``DEFAULT_METHODS``, a method whose module is absent is skipped
-with a note): our :class:`~nni_nasext.strategies.oneshot.OneShotModule` methods -- ``darts``
-(first order), ``darts2`` (second order, eq. 7-8 of Liu et al.), ``pcdarts`` (partial channels
-K=4 + edge normalization), ``gdas`` (hard Gumbel, one op per edge), ``spos`` (uniform single
-path) and any other method of it -- the methods of the later modules (``proxyless`` in
-``strategies/proxylessnas.py``, ``enas``, the DARTS variants) where they exist, and
-``nni-darts``: NNI 3.0's built-in first-order DARTS.
+Methods (``--methods``): any of ours (``nasext list oneshot``: the generic supernet of
+:mod:`nni_nasext.strategies.oneshot`, wrapping the evaluator's module) and NNI 3.0's own
+strategies on the same space and evaluator: ``nni-darts`` (``DARTS``), ``nni-gumbel``
+(``GumbelDARTS``), ``nni-proxyless`` (``Proxyless``; NNI's supports no ``Cell``: it is reported as
+not supported on ``darts_cells``), ``nni-random`` (``RandomOneShot``, i.e. SPOS's uniform single
+path). NNI's run the way ``NasExperiment`` runs them: ``strategy.mutate_model(space)``,
+``strategy.mutate_evaluator(evaluator)``, ``evaluator.evaluate(model)``.
 
 How a step is driven. Each module runs inside a real Lightning ``Trainer.fit`` of one epoch
-limited to ``--warmup + --repeats + --mem-steps`` batches (manual optimisation needs the
-trainer for ``optimizers()``, ``manual_backward`` and ``clip_gradients``); the module's
-``training_step`` is wrapped (an instance attribute, the computation is untouched) to time it.
-One step = everything ``training_step`` does: for the differentiable methods the architecture
-step on the second half's batch and the weight step on the first half's (forward, backward,
-gradient clipping, optimizer step). NNI's DARTS runs the way ``NasExperiment`` runs it:
-``DARTS(gradient_clip_val=5).mutate_model(NasBench201Space(N, C))`` and
-``mutate_evaluator(Classification(optimizer=SGD, learning_rate=0.025, weight_decay=3e-4,
-train_dataloaders=..., val_dataloaders=...))``, then ``evaluator.evaluate(model)`` (the
-strategy's ``_initialize`` and the sequential engine's call, without the experiment around
-them); its step is ``DartsLightningModule.training_step`` (NNI's own arch step + weight step;
-its Classification module also updates a torchmetrics accuracy and logs the loss, and its SGD
-has no momentum, ours 0.9: small differences in the same direction).
+limited to ``--warmup + --repeats + --mem-steps`` batches; the module's ``training_step`` is
+wrapped (an instance attribute, the computation is untouched) to time it. One step = everything
+``training_step`` does: for the differentiable methods the architecture step and the weight step
+(forward, backward, gradient clipping, optimizer step).
 
 What is measured.
 
 * **ms / step**: the median over ``--repeats`` steps after ``--warmup`` steps (wall clock,
   ``time.perf_counter``, one thread).
-* **activation MB**: on the ``--mem-steps`` steps that follow (timed separately, not in the
-  median), every tensor autograd saves for backward passes through
-  ``torch.autograd.graph.saved_tensors_hooks``; the bytes of the distinct storages held this
-  way (parameters and architecture parameters excluded; a storage is counted once however many
-  ops save it or a view of it) are tracked as they are packed and as the autograd graphs
-  release them. *Peak* = the most held at once during the step (what a larger batch or a
-  GPU must fit), *total* = everything packed over the step's forward passes. Mean over the
-  memory steps (sampling methods draw other paths each step; the max is in the JSON).
-* **RSS growth MB**: the process's peak resident set over all its steps (``VmHWM`` at the end
-  of the last step, after a reset through ``/proc/self/clear_refs`` at the start of the first)
-  minus its resident set before the first step: a second, noisier figure (allocator caching,
-  optimizer state, one-time work of the first step such as ProxylessNAS' latency table).
+* **activation MB**: on the ``--mem-steps`` steps that follow (timed separately), every tensor
+  autograd saves for backward passes through ``torch.autograd.graph.saved_tensors_hooks``; the
+  bytes of the distinct storages held (parameters excluded; a storage counted once however many
+  ops save it or a view of it) are tracked as they are packed and released. *Peak* = the most
+  held at once during the step, *total* = everything packed over the step. Mean over the steps.
+* **RSS growth MB**: peak resident set over the steps minus the resident set before the first
+  (noisier: allocator caching, optimizer state, one-time work such as ProxylessNAS' latency table).
 
-The saved-tensor meter hands autograd a *detached* alias of each saved tensor: holding the
-tensor itself would, for a tensor that is its op's own output, close a reference cycle through
-its ``grad_fn`` that a partial backward (``autograd.grad`` with respect to ``α`` only, as in
-second-order DARTS) never breaks, and the meter would then report memory that only it keeps.
-ProxylessNAS measures its latency table during its first step (a warm-up step here).
+The meter hands autograd a *detached* alias of each saved tensor: holding the tensor itself would,
+for a tensor that is its op's own output, close a reference cycle through its ``grad_fn`` that a
+partial backward (second-order DARTS' ``autograd.grad`` w.r.t. ``α``) never breaks.
 
-Goal checks (reported as met or missed, never tuned): PC-DARTS (K=4) peak activation memory at
-most half of DARTS'; second-order DARTS at most 2.5x first-order DARTS per step.
+Goal checks (met or missed, never tuned): ours <= 1.0 x NNI's on time and on peak activation
+memory for each pair that ran (DARTS / nni-darts, ProxylessNAS / nni-proxyless, SPOS / nni-random,
+GDAS / nni-gumbel); PC-DARTS (K=4) peak activation memory <= 0.5 x DARTS'; second-order DARTS
+<= 2.5 x first-order per step.
 
-    python experiments/bench_oneshot_cost.py                        # N=2, C=16, 32x32, batch 64
+    python experiments/bench_oneshot_cost.py --space darts_cells --rounds 2
+    python experiments/bench_oneshot_cost.py --space nasbench201 --methods darts proxyless spos nni-darts nni-proxyless nni-random
 
-Writes ``oneshot_cost.{md,json,png}`` under ``--out`` (default experiments/results; a run with
-other sizes than the defaults writes ``oneshot_cost_<N>n<C>c<size>px<batch>b.*``).
+Writes ``oneshot_cost_<space>.{md,json,png}`` under ``--out`` (default experiments/results).
 """
 from __future__ import annotations
 
@@ -80,55 +66,28 @@ from pathlib import Path
 warnings.filterwarnings('ignore', category=RuntimeWarning)
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_METHODS = ['darts', 'darts2', 'pcdarts', 'gdas', 'spos', 'proxyless', 'nni-darts']
-LABELS = {'darts': 'DARTS, first order (ours)', 'darts2': 'DARTS, second order (ours)',
-          'pcdarts': 'PC-DARTS, K=4 (ours)', 'gdas': 'GDAS (ours)', 'snas': 'SNAS (ours)',
-          'fairdarts': 'Fair DARTS (ours)', 'rsps': 'RSPS (ours)', 'spos': 'SPOS (ours)',
-          'proxyless': 'ProxylessNAS (ours)', 'enas': 'ENAS (ours)', 'rdarts': 'R-DARTS / DARTS-ES (ours)',
-          'darts_plus': 'DARTS+ (ours)', 'pdarts': 'P-DARTS skip regularization (ours)', 'asap': 'ASAP (ours)',
-          'darts_pt': 'DARTS-PT (ours)',
-          'nni-darts': "NNI 3.0's DARTS (nni.nas.strategy.DARTS)"}
-#: methods that live in later modules: method -> module (the class is found in it by its ``methods``)
-EXTRA_MODULES = {'proxyless': 'nni_nasext.strategies.proxylessnas', 'enas': 'nni_nasext.strategies.enas',
-                 **{m: 'nni_nasext.strategies.oneshot_variants'
-                    for m in ('rdarts', 'darts_plus', 'pdarts', 'asap', 'darts_pt')}}
-NNI_DARTS = 'nni-darts'
+DEFAULT_METHODS = ['darts', 'nni-darts', 'darts2', 'pcdarts', 'gdas', 'nni-gumbel', 'spos', 'nni-random', 'proxyless',
+                   'nni-proxyless']
+#: NNI 3.0's strategies: name -> (class in nni.nas.strategy, the method of ours it matches)
+NNI = {'nni-darts': ('DARTS', 'darts'), 'nni-gumbel': ('GumbelDARTS', 'gdas'), 'nni-proxyless': ('Proxyless', 'proxyless'),
+       'nni-random': ('RandomOneShot', 'spos')}
 BASELINE = 'darts'
-DEFAULTS = dict(cells=2, channels=16, size=32, batch=64)
+DEFAULTS = dict(space='darts_cells', cells=1, channels=8, size=16, batch=32)
 
 
-# ----------------------------------------------------------------------------- method lookup
-
-def module_class(method: str):
-    """The :class:`OneShotModule` (sub)class that implements ``method``, or ``None`` where its
-    module is absent (or holds no class for it). Unknown names raise ``ValueError``."""
-    from nni_nasext.strategies.oneshot import METHODS, OneShotModule
-    if method in METHODS:
-        return OneShotModule
-    name = EXTRA_MODULES.get(method)
-    if name is None:
-        raise ValueError(f'unknown one-shot method {method!r}; known: {list(METHODS) + list(EXTRA_MODULES)}')
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as err:
-        if err.name and name.startswith(err.name):  # the module itself is absent, not one of its imports
-            return None
-        raise
-    found = [obj for obj in vars(module).values()
-             if isinstance(obj, type) and issubclass(obj, OneShotModule) and method in getattr(obj, 'methods', ())]
-    found.sort(key=lambda c: (c.__module__ != name, -len(c.__mro__)))  # the module's own, most derived first
-    return found[0] if found else None
+def label(method: str) -> str:
+    if method in NNI:
+        return f"NNI 3.0's {NNI[method][0]} (nni.nas.strategy)"
+    from nni_nasext.registry import lookup
+    return f'{lookup("oneshot", method).summary.split(",")[0]} [{method}] (ours)'
 
 
-def available(methods, note=print):
-    """``methods`` less those whose module is absent, with a note for each one skipped."""
-    out = []
-    for m in methods:
-        if m == NNI_DARTS or module_class(m) is not None:
-            out.append(m)
-        else:
-            note(f'note: skipping {m!r}: {EXTRA_MODULES[m]} is absent or defines no module for it')
-    return out
+def check_methods(methods):
+    from nni_nasext.registry import ONESHOT
+    bad = [m for m in methods if m not in NNI and m not in ONESHOT]
+    if bad:
+        raise ValueError(f'unknown methods {bad}; ours: {", ".join(ONESHOT)}; NNI: {", ".join(NNI)}')
+    return list(methods)
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -241,9 +200,8 @@ def make_batches(steps: int, batch: int, size: int, seed: int = 0):
     from torch.utils.data import TensorDataset
     g = torch.Generator().manual_seed(seed)
     n = steps * batch
-    halves = [TensorDataset(torch.randn(n, 3, size, size, generator=g), torch.randint(0, 10, (n,), generator=g))
-              for _ in range(2)]
-    return halves
+    return [TensorDataset(torch.randn(n, 3, size, size, generator=g), torch.randint(0, 10, (n,), generator=g))
+            for _ in range(2)]
 
 
 def _trainer_kwargs(steps: int) -> dict:
@@ -252,35 +210,54 @@ def _trainer_kwargs(steps: int) -> dict:
                 enable_model_summary=False, enable_progress_bar=False)
 
 
-def _build_ours(method, args, first, second, steps):
-    import pytorch_lightning as pl
-    from torch.utils.data import DataLoader
-    from nni_nasext.strategies.oneshot import PairedHalves
-    cls = module_class(method)
-    module = cls(method, num_cells=args.cells, channels=args.channels, num_classes=10, in_channels=3, epochs=1,
-                 seed=args.seed)
-    loader = DataLoader(PairedHalves(first, second), batch_size=args.batch, shuffle=False)
-    trainer = pl.Trainer(**_trainer_kwargs(steps))
-    return module, module, lambda: trainer.fit(module, loader), cls.__module__ + '.' + cls.__qualname__
-
-
-def _build_nni_darts(args, first, second, steps):
-    import torch
-    from nni.nas.evaluator.pytorch import Classification, DataLoader
-    from nni.nas.strategy import DARTS
+def make_space(args):
+    from nni_nasext.search_spaces.cells import CellSpace
     from nni_nasext.search_spaces.nasbench201 import NasBench201Space
+    if args.space == 'darts_cells':
+        return CellSpace('darts', channels=args.channels, num_cells=args.cells, num_classes=10, in_channels=3)
+    return NasBench201Space(num_cells=args.cells, channels=args.channels, num_classes=10, in_channels=3)
+
+
+def _evaluator(first, second, args, steps):
+    import torch
+    import nni
+    from nni.nas.evaluator.pytorch import Classification, DataLoader
+    return Classification(learning_rate=0.025, weight_decay=3e-4, optimizer=torch.optim.SGD, num_classes=10,
+                          train_dataloaders=nni.trace(DataLoader)(first, batch_size=args.batch, shuffle=False),
+                          val_dataloaders=nni.trace(DataLoader)(second, batch_size=args.batch, shuffle=False),
+                          export_onnx=False, **_trainer_kwargs(steps))
+
+
+def _build_ours(method, args, first, second, steps):
+    """Our module of ``method`` on the space, wrapping the NNI evaluator's module, as
+    :func:`nni_nasext.strategies.oneshot.search` builds it."""
+    import pytorch_lightning as pl
+    import torch
+    from torch.utils.data import DataLoader
+    from nni_nasext.strategies.oneshot import build_supernet, method_class
+    from nni_nasext.strategies.oneshot.data import PairedBatches, recipe_for
     torch.manual_seed(args.seed)
-    space = NasBench201Space(num_cells=args.cells, channels=args.channels, num_classes=10, in_channels=3)
-    evaluator = Classification(learning_rate=0.025, weight_decay=3e-4, optimizer=torch.optim.SGD, num_classes=10,
-                               train_dataloaders=DataLoader(first, batch_size=args.batch, shuffle=False),
-                               val_dataloaders=DataLoader(second, batch_size=args.batch, shuffle=False),
-                               **_trainer_kwargs(steps))
-    strategy = DARTS(gradient_clip_val=5.0)
-    model = strategy.mutate_model(space)
+    cls = method_class(method)
+    supernet = build_supernet(make_space(args), method, weighted=cls.weighted, partial_k=cls.partial_k)
+    recipe = recipe_for(_evaluator(first, second, args, steps), supernet.model)
+    module = cls(recipe.module, supernet, seed=args.seed, metric=recipe.metric, mode=recipe.mode)
+    loader = PairedBatches(DataLoader(first, batch_size=args.batch), DataLoader(second, batch_size=args.batch), [])
+    module.probe(next(iter(loader))['train'])
+    trainer = pl.Trainer(**_trainer_kwargs(steps))
+    return module, supernet.model, lambda: trainer.fit(module, loader), f'{cls.__module__}.{cls.__qualname__}'
+
+
+def _build_nni(method, args, first, second, steps):
+    import torch
+    from nni.nas import strategy as nni_strategy
+    torch.manual_seed(args.seed)
+    name = NNI[method][0]
+    strategy = getattr(nni_strategy, name)(**({'gradient_clip_val': 5.0} if name in ('DARTS', 'GumbelDARTS') else {}))
+    evaluator = _evaluator(first, second, args, steps)
+    model = strategy.mutate_model(make_space(args))
     evaluator = strategy.mutate_evaluator(evaluator)
-    module = evaluator.module  # DartsLightningModule around the Classification module
-    impl = 'nni.nas.oneshot.pytorch.differentiable.DartsLightningModule'
-    return module, model, lambda: evaluator.evaluate(model), impl
+    module = evaluator.module
+    return module, model, lambda: evaluator.evaluate(model), f'{type(module).__module__}.{type(module).__qualname__}'
 
 
 def measure(method: str, args) -> dict:
@@ -294,13 +271,16 @@ def measure(method: str, args) -> dict:
     first, second = make_batches(steps, args.batch, args.size, args.seed)
     with _quiet_lightning():
         warnings.filterwarnings('ignore', message='.*but have no `val_dataloader`.*')
-        if method == NNI_DARTS:
-            module, net, fit, impl = _build_nni_darts(args, first, second, steps)
+        if method in NNI:
+            try:
+                module, net, fit, impl = _build_nni(method, args, first, second, steps)
+            except TypeError as err:  # NNI's strategy cannot search this space
+                return {'method': method, 'label': label(method), 'unsupported': str(err).splitlines()[0][:200]}
         else:
             module, net, fit, impl = _build_ours(method, args, first, second, steps)
         params = list({id(p): p for p in list(module.parameters()) + list(net.parameters())}.values())
         arch = [p for m in net.modules() if m is not net and hasattr(m, 'arch_parameters') for p in m.arch_parameters()]
-        if method != NNI_DARTS:
+        if method not in NNI:
             arch = module.arch_parameters()
         arch_ids = {id(p) for p in arch}
         weight_params = sum(p.numel() for p in params if id(p) not in arch_ids)
@@ -342,7 +322,7 @@ def measure(method: str, args) -> dict:
     if state['rss0'] is not None and state.get('hwm_reset') and state.get('hwm') is not None:
         rss_growth = (state['hwm'] - state['rss0']) * 1024
     ms = record['ms']
-    return {'method': method, 'label': LABELS.get(method, method), 'implementation': impl,
+    return {'method': method, 'label': label(method), 'implementation': impl,
             'ms_median': statistics.median(ms), 'ms': ms,
             'ms_iqr': (statistics.quantiles(ms, n=4)[2] - statistics.quantiles(ms, n=4)[0]) if len(ms) > 1 else 0.0,
             'mem_steps_ms': record['mem_ms'],
@@ -380,7 +360,13 @@ def pool_rounds(old, new: dict) -> dict:
 
 def _task(task):
     method, args = task
-    return measure(method, args)
+    try:
+        return measure(method, args)
+    except Exception as err:  # noqa: BLE001 -- NNI's strategy fails on this space: report it as such
+        if method not in NNI:
+            raise
+        return {'method': method, 'label': label(method),
+                'unsupported': f'{type(err).__name__}: {str(err).splitlines()[0][:160]}'}
 
 
 def _child(fn, item, conn):
@@ -446,6 +432,13 @@ def goal_checks(results: dict) -> list:
         r = results['darts2']['ms_median'] / base['ms_median']
         checks.append({'goal': 'DARTS second order <= 2.5 x first order, time per step',
                        'value': r, 'limit': 2.5, 'met': r <= 2.5})
+    for nni_name, (cls, ours) in NNI.items():
+        if nni_name in results and ours in results:
+            a, b = results[ours], results[nni_name]
+            for key, what in (('ms_median', 'time per step'), ('activation_peak_bytes', 'peak activation memory')):
+                r = a[key] / b[key]
+                checks.append({'goal': f'our {ours} <= 1.0 x NNI\'s {cls}, {what}', 'value': r, 'limit': 1.0,
+                               'met': r <= 1.0})
     return checks
 
 
@@ -460,7 +453,7 @@ def plot(results: dict, path: Path, title: str) -> None:
               (axes[1], 'activation_peak_bytes', 1 / MB, 'peak activation MB (saved for backward)'))
     for ax, key, scale, xlabel in panels:
         vals = [results[m][key] * scale for m in names]
-        colors = ['tab:gray' if m == NNI_DARTS else 'tab:blue' for m in names]
+        colors = ['tab:gray' if m in NNI else 'tab:blue' for m in names]
         ax.barh(range(len(names)), vals, color=colors)
         for i, v in enumerate(vals):
             ax.text(v, i, f' {v:.0f}' if v >= 10 else f' {v:.1f}', va='center', fontsize=8)
@@ -487,7 +480,8 @@ def main(argv=None) -> int:
     import torch
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--methods', nargs='+', default=DEFAULT_METHODS,
-                        help=f'one-shot methods, or {NNI_DARTS!r} for NNI 3.0\'s DARTS (default: %(default)s)')
+                        help=f'our one-shot methods and NNI\'s ({", ".join(NNI)}) (default: %(default)s)')
+    parser.add_argument('--space', choices=['darts_cells', 'nasbench201'], default=DEFAULTS['space'])
     parser.add_argument('--cells', type=int, default=DEFAULTS['cells'], help='N, cells per stage')
     parser.add_argument('--channels', type=int, default=DEFAULTS['channels'], help='C, width of the first stage')
     parser.add_argument('--size', type=int, default=DEFAULTS['size'], help='input height = width (3 channels)')
@@ -505,7 +499,7 @@ def main(argv=None) -> int:
         parser.error('--repeats and --mem-steps must be >= 1, --warmup >= 0')
     torch.set_num_threads(1)
     try:
-        methods = available(list(dict.fromkeys(args.methods)), note=lambda s: print(s, file=sys.stderr, flush=True))
+        methods = check_methods(list(dict.fromkeys(args.methods)))
     except ValueError as err:
         parser.error(str(err))
     if not methods:
@@ -517,12 +511,17 @@ def main(argv=None) -> int:
           file=sys.stderr, flush=True)
     results = {}
     order = [m for r in range(max(1, args.rounds)) for m in (methods if r % 2 == 0 else methods[::-1])]
+    unsupported = {}
     for res in fork_map(_task, [(m, args) for m in order], args.jobs, name=lambda t: t[0]):  # a fresh process each
+        if 'unsupported' in res:
+            unsupported[res['method']] = res
+            print(f'{res["method"]}: not supported on {args.space}: {res["unsupported"]}', file=sys.stderr, flush=True)
+            continue
         res = pool_rounds(results.get(res['method']), res)
         results[res['method']] = res
         print(f'{res["method"]}: {res["ms_median"]:.0f} ms/step, peak activations '
               f'{res["activation_peak_bytes"] / MB:.1f} MB ({time.time() - start:.0f} s)', file=sys.stderr, flush=True)
-    results = {m: results[m] for m in methods}
+    results = {m: results[m] for m in methods if m in results}
     base = results.get(BASELINE)
     for r in results.values():
         r['ms_ratio'] = r['ms_median'] / base['ms_median'] if base else None
@@ -533,10 +532,12 @@ def main(argv=None) -> int:
     command = 'python experiments/bench_oneshot_cost.py' + ''.join(
         ' ' + a for a in (sys.argv[1:] if argv is None else argv))
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
-    setting = (f'NB201 supernet N={args.cells}, C={args.channels}, 10 classes, {args.size}x{args.size}x3 inputs, '
+    space_name = {'darts_cells': "DARTS' cell space (8 ops, 4 nodes)", 'nasbench201': 'NB201 cell'}[args.space]
+    setting = (f'{space_name} supernet, N={args.cells} cell(s) per stage, C={args.channels}, 10 classes, '
+               f'{args.size}x{args.size}x3 inputs, '
                f'batch {args.batch} per half')
     default = all(getattr(args, k) == v for k, v in DEFAULTS.items())
-    stem = 'oneshot_cost' if default else f'oneshot_cost_{args.cells}n{args.channels}c{args.size}px{args.batch}b'
+    stem = f'oneshot_cost_{args.space}' + ('' if default else f'_{args.cells}n{args.channels}c{args.size}px{args.batch}b')
 
     def fmt_ratio(v):
         return '' if v is None else f'{v:.2f}'
@@ -559,15 +560,17 @@ def main(argv=None) -> int:
         lines.append(f'| {r["label"]} | {r["ms_median"]:.0f} | {fmt_ratio(r["ms_ratio"])} | '
                      f'{r["activation_peak_bytes"] / MB:.1f} | {fmt_ratio(r["activation_ratio"])} | '
                      f'{r["activation_total_bytes"] / MB:.1f} | {rss} | {r["weight_params"] / 1e6:.3f} |')
+    for m, r in unsupported.items():
+        lines.append(f'| {r["label"]} | not supported on this space: {r["unsupported"]} | | | | | | |')
     lines += ['', 'Goals:', '']
     for c in checks:
         lines.append(f'- {c["goal"]}: {c["value"]:.2f} -> **{"met" if c["met"] else "missed"}**')
     if not checks:
         lines.append('- (not checked: DARTS, PC-DARTS or second-order DARTS did not run)')
-    lines += ['', "NNI's DARTS is built the way `NasExperiment` builds it "
-              '(`DARTS(gradient_clip_val=5).mutate_model` on `NasBench201Space(N, C)` and `mutate_evaluator` of '
-              'an NNI `Classification` evaluator with SGD, lr 0.025, weight decay 3e-4) and fitted by '
-              '`evaluator.evaluate(model)`; its `training_step` is timed the same way.',
+    lines += ['', "NNI's strategies are built the way `NasExperiment` builds them "
+              '(`strategy.mutate_model(space)`, `strategy.mutate_evaluator(evaluator)`, fitted by '
+              '`evaluator.evaluate(model)`); ours wrap the same NNI `Classification` evaluator (SGD, lr 0.025, '
+              'weight decay 3e-4); every `training_step` is timed the same way.',
               '', f'Command: `{command}`; runtime {runtime:.0f} s on a 2-core CPU; load average (1 min) '
               f'{load["start"]} at the start, {load["end"]} at the end (this run itself adds '
               f'{min(args.jobs, len(methods))}); '
@@ -576,10 +579,10 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f'{stem}.md').write_text(md)
     (args.out / f'{stem}.json').write_text(json.dumps(
-        {'setting': setting, 'cells': args.cells, 'channels': args.channels, 'size': args.size, 'batch': args.batch,
+        {'setting': setting, 'space': args.space, 'cells': args.cells, 'channels': args.channels, 'size': args.size, 'batch': args.batch,
          'warmup': args.warmup, 'repeats': args.repeats, 'mem_steps': args.mem_steps, 'jobs': args.jobs,
          'rounds': args.rounds,
-         'seed': args.seed, 'results': results, 'goals': checks, 'command': command, 'runtime_s': runtime,
+         'seed': args.seed, 'results': results, 'unsupported': unsupported, 'goals': checks, 'command': command, 'runtime_s': runtime,
          'load_average_1min': load,
          'date': date}, indent=1) + '\n')
     plot(results, args.out / f'{stem}.png', f'One-shot step cost, {setting}')

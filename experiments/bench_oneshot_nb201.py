@@ -1,10 +1,9 @@
 """Search quality of the one-shot methods on NAS-Bench-201: derived cells, their NB201 accuracy, collapse.
 
-For each method (``--methods``; default: every method whose module is present, see
-``bench_oneshot_cost.EXTRA_MODULES``; an absent one is skipped with a note) and seed
-(``--seeds``, default 3), the method's own search function
-(:func:`nni_nasext.strategies.oneshot.search`, or the module's ``search`` / ``search_variant``)
-trains the NB201 supernet on ``--dataset`` (Fashion-MNIST by default: CIFAR is not on these
+For each method (``--methods``; default: every method of ``nasext list oneshot``) and seed
+(``--seeds``, default 3), :func:`nni_nasext.strategies.oneshot.search` trains the generic supernet
+of ``NasBench201Space`` (the same one any space gets) with an ``ImageClassification`` evaluator
+(SGD, lr 0.025, momentum 0.9, weight decay 3e-4, cosine schedule) on ``--dataset`` (Fashion-MNIST by default: CIFAR is not on these
 machines) and derives one cell; the cell is looked up in the NB201 tables
 (``NasBench201Table``, 200 epochs: validation accuracy on cifar10-valid, cifar100 and
 ImageNet16-120). Reported per method: mean ± std over seeds of those accuracies, the share of
@@ -47,8 +46,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import functools
-import importlib
 import json
 import logging
 import math
@@ -63,7 +60,7 @@ warnings.filterwarnings('ignore', category=RuntimeWarning)
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_oneshot_cost import EXTRA_MODULES, LABELS, available, fork_map, module_class  # noqa: E402
+from bench_oneshot_cost import fork_map  # noqa: E402
 
 from nni_nasext.benchmarks import NB201_DATASETS, NasBench201Table  # noqa: E402
 from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS, sample_to_cellstr  # noqa: E402
@@ -79,30 +76,34 @@ PUBLISHED_OPTIMAL = (94.37, 73.51, 47.31)
 #: extra work per epoch / per run in DARTS steps; only for the printed plan
 STEP_FACTOR = {'darts': 1.0, 'darts2': 2.3, 'pcdarts': 0.45, 'gdas': 0.25, 'snas': 1.0, 'fairdarts': 1.0,
                'rsps': 0.1, 'spos': 0.1, 'proxyless': 0.3, 'enas': 0.2, 'rdarts': 1.0, 'darts_plus': 1.0,
-               'pdarts': 1.0, 'asap': 1.0, 'darts_pt': 1.0}
+               'pdarts': 1.0, 'asap': 1.0, 'darts_pt': 1.0, 'darts_pt_fixed': 0.5, 'bender': 0.4, 'te_nas': 0.0}
 EPOCH_EXTRA = {'rdarts': 35.0}  # 20 power iterations of Hessian-vector products on 4 kept batches (measured)
-RUN_EXTRA = {'darts_pt': 60.0}  # perturbation selection: 6 edges x 5 masks x 8 batches + fine-tuning (measured)
+RUN_EXTRA = {'darts_pt': 60.0, 'darts_pt_fixed': 60.0, 'te_nas': 150.0}  # perturbation selection: 6 edges x 5 masks x 8 batches + fine-tuning (measured)
 CANDIDATE_FACTOR = 0.2          # scoring one RSPS / SPOS candidate on 1,024 images, per forward-pass unit (measured)
 SKIP, NONE, POOL = 'skip_connect', 'none', 'avg_pool_3x3'
+LABELS = {'darts': 'DARTS, first order (ours)', 'darts2': 'DARTS, second order (ours)',
+          'pcdarts': 'PC-DARTS, K=4 (ours)', 'gdas': 'GDAS (ours)', 'snas': 'SNAS (ours)',
+          'fairdarts': 'Fair DARTS (ours)', 'rsps': 'RSPS (ours)', 'spos': 'SPOS (ours)',
+          'proxyless': 'ProxylessNAS (ours)', 'enas': 'ENAS (ours)', 'rdarts': 'R-DARTS / DARTS-ES (ours)',
+          'darts_plus': 'DARTS+ (ours)', 'pdarts': 'P-DARTS skip regularization (ours)', 'asap': 'ASAP (ours)',
+          'darts_pt': 'DARTS-PT (ours)', 'darts_pt_fixed': 'DARTS-PT, fixed alpha (ours)',
+          'bender': 'Bender et al. one-shot, path dropout (ours)', 'te_nas': 'TE-NAS pruning, no training (ours)'}
+#: extra method arguments of the protocol (the old NB201 modules' equivalents)
+METHOD_ARGS = {'rsps': {'num_candidates': 100}, 'spos': {'num_candidates': 100}, 'bender': {'num_candidates': 100},
+               'te_nas': {'exclude_none': False}}
 
 
 def default_methods() -> list:
-    from nni_nasext.strategies.oneshot import METHODS
-    return list(METHODS) + list(EXTRA_MODULES)
+    from nni_nasext.registry import ONESHOT
+    return list(ONESHOT)
 
 
-def search_function(method: str):
-    """``f(**kwargs) -> result`` for ``method``: the module's own search function where it has one."""
-    from nni_nasext.strategies import oneshot
-    if method in oneshot.METHODS:
-        return functools.partial(oneshot.search, method)
-    module = importlib.import_module(EXTRA_MODULES[method])
-    if callable(getattr(module, 'search_variant', None)):
-        return functools.partial(module.search_variant, method)
-    own = getattr(module, 'search', None)
-    if callable(own) and own is not oneshot.search:
-        return own
-    return functools.partial(oneshot.search, method, module_cls=module_class(method))
+def available(methods, note=print):
+    from nni_nasext.registry import ONESHOT
+    bad = [m for m in methods if m not in ONESHOT]
+    if bad:
+        raise ValueError(f'unknown one-shot methods {bad}')
+    return list(methods)
 
 
 # ----------------------------------------------------------------------------- one search
@@ -119,7 +120,7 @@ def _callbacks(label: str, val_batches, start: float):
 
     class Progress(pl.Callback):
         def on_train_epoch_end(self, trainer, pl_module):
-            accs = pl_module.history.get('val_acc') or [float('nan')]
+            accs = pl_module.history.get('val') or [float('nan')]
             print(f'[{time.time() - start:6.0f} s] {label}: epoch {trainer.current_epoch + 1}/{trainer.max_epochs}, '
                   f'supernet val acc {accs[-1]:.3f}', file=sys.stderr, flush=True)
 
@@ -132,22 +133,35 @@ def run_one(task) -> dict:
     import torch
     torch.set_num_threads(1)
     logging.getLogger('nni').setLevel(logging.ERROR)
+    from nni_nasext.evaluators.classification import ImageClassification
+    from nni_nasext.search_spaces.nasbench201 import NasBench201Space
+    from nni_nasext.strategies.oneshot import search
     val_batches = None if cfg['val_images'] is None else max(1, math.ceil(cfg['val_images'] / 256))
-    extra = {} if cfg['arch_lr'] is None else {'arch_lr': cfg['arch_lr']}
+    extra = dict(METHOD_ARGS.get(method, {}))
+    if method in ('rsps', 'spos', 'bender'):
+        extra['num_candidates'] = cfg['num_candidates']
+    if cfg['arch_lr'] is not None and method not in ('rsps', 'spos', 'bender', 'te_nas', 'darts_pt_fixed'):
+        extra['arch_lr'] = cfg['arch_lr']
     t = time.time()
-    result = search_function(method)(
-        dataset=cfg['dataset'], limit=cfg['limit'], image_size=cfg['image_size'], epochs=cfg['epochs'],
-        batch_size=cfg['batch_size'], num_cells=cfg['num_cells'], channels=cfg['channels'], seed=seed,
-        num_candidates=cfg['num_candidates'], accelerator='cpu', verbose=False,
-        callbacks=_callbacks(f'{method} seed {seed}', val_batches, start), **extra)
-    sample = {label: result['sample'][label] for label in EDGE_LABELS}
+    torch.manual_seed(seed)
+    info_channels = 3 if cfg['dataset'].startswith('cifar') else 1
+    space = NasBench201Space(num_cells=cfg['num_cells'], channels=cfg['channels'], num_classes=10,
+                             in_channels=info_channels)
+    evaluator = ImageClassification(cfg['dataset'], max_epochs=cfg['epochs'], batch_size=cfg['batch_size'],
+                                    learning_rate=0.025, weight_decay=3e-4, momentum=0.9, limit=cfg['limit'],
+                                    seed=seed, image_size=cfg['image_size'], accelerator='cpu')
+    result = search(space, evaluator, method, verbose=False, num_score_batches=max(1, 1024 // cfg['batch_size']),
+                    callbacks=_callbacks(f'{method} seed {seed}', val_batches, start), **extra)
+    sample = {label: result.sample[label] for label in EDGE_LABELS}
+    strengths = result.history.get('strengths', [])
     out = {'method': method, 'seed': seed, 'sample': sample, 'cellstr': sample_to_cellstr(sample),
-           'val_acc': [float(a) for a in result['val_acc']],
-           'alpha': [[[round(float(v), 6) for v in row] for row in epoch] for epoch in result.get('alpha', [])],
-           'epochs_run': int(result.get('epochs_run', len(result['val_acc']))),
-           'seconds': float(result.get('seconds', time.time() - t))}
-    if 'supernet_score' in result:
-        out['supernet_score'] = float(result['supernet_score'])
+           'val_acc': [float(a) for a in result.history.get('val', [])],
+           'alpha': [[[round(float(v), 6) for v in epoch[e]] for e in EDGE_LABELS] for epoch in strengths],
+           'epochs_run': len(result.history.get('val', [])),
+           'seconds': float(result.seconds)}
+    search_rec = result.history.get('search')
+    if search_rec:
+        out['supernet_score'] = float(search_rec['score'])
     print(f'[{time.time() - start:6.0f} s] {method} seed {seed}: derived {out["cellstr"]} in {out["seconds"]:.0f} s',
           file=sys.stderr, flush=True)
     return out
@@ -163,7 +177,7 @@ def calibrate(cfg) -> float:
     if size is None:
         from nni_nasext.datasets import load_dataset
         size = load_dataset(cfg['dataset'], limit=64)[2].image_size
-    r = measure('darts', Namespace(cells=cfg['num_cells'], channels=cfg['channels'], size=size,
+    r = measure('darts', Namespace(space='nasbench201', cells=cfg['num_cells'], channels=cfg['channels'], size=size,
                                    batch=cfg['batch_size'], warmup=1, repeats=2, mem_steps=1, seed=0))
     return r['ms_median'] / 1e3
 
