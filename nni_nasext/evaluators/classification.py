@@ -186,8 +186,8 @@ class ImageClassification(ArgumentsEvaluator):
         ``'sgd'`` (Nesterov momentum) or ``'adam'``.
     num_workers
         DataLoader worker processes (0: load in the main process).
-    limit_train_batches
-        Train on at most this many batches per epoch (an int), or this share (a float in (0, 1]).
+    limit_train_batches, limit_val_batches
+        Train (validate) on at most this many batches per epoch (an int), or this share (a float in (0, 1]).
     limit
         Keep at most this many training examples (see :func:`~nni_nasext.datasets.load_dataset`).
     seed
@@ -208,6 +208,7 @@ class ImageClassification(ArgumentsEvaluator):
     def __init__(self, dataset: str = 'digits', *, max_epochs: int = 3, batch_size: int = 64,
                  learning_rate: float = 0.05, weight_decay: float = 5e-4, momentum: float = 0.9,
                  optimizer: str = 'sgd', num_workers: int = 0, limit_train_batches: Union[int, float, None] = None,
+                 limit_val_batches: Union[int, float, None] = None,
                  limit: Optional[int] = None, seed: int = 0, data_root: Optional[str] = None,
                  accelerator: str = 'auto', reset_parameters: bool = True, image_size: Optional[int] = None,
                  in_channels: Optional[int] = None):
@@ -222,7 +223,7 @@ class ImageClassification(ArgumentsEvaluator):
         self._arguments = dict(
             dataset=dataset, max_epochs=max_epochs, batch_size=batch_size, learning_rate=learning_rate,
             weight_decay=weight_decay, momentum=momentum, optimizer=optimizer, num_workers=num_workers,
-            limit_train_batches=limit_train_batches, limit=limit, seed=seed, data_root=data_root,
+            limit_train_batches=limit_train_batches, limit_val_batches=limit_val_batches, limit=limit, seed=seed, data_root=data_root,
             accelerator=accelerator, reset_parameters=reset_parameters, image_size=image_size,
             in_channels=in_channels)
         vars(self).update(self._arguments)  # self.dataset, self.max_epochs, ...
@@ -275,8 +276,9 @@ class ImageClassification(ArgumentsEvaluator):
         from nni_nasext.evaluators.recipe import Recipe
         train_loader, val_loader = self.dataloaders()
         kwargs = dict(max_epochs=self.max_epochs, accelerator=self.accelerator, devices=1)
-        if self.limit_train_batches is not None:
-            kwargs['limit_train_batches'] = self.limit_train_batches
+        for key in ('limit_train_batches', 'limit_val_batches'):
+            if getattr(self, key) is not None:
+                kwargs[key] = getattr(self, key)
         return Recipe(module=_Classifier(model, self), train=train_loader, val=val_loader, trainer_kwargs=kwargs,
                       metric='val_acc', mode='max', seed=self.seed, reset_parameters=self.reset_parameters)
 
@@ -290,7 +292,8 @@ class ImageClassification(ArgumentsEvaluator):
         with _quiet_lightning():
             trainer = pl.Trainer(
                 max_epochs=self.max_epochs, accelerator=self.accelerator, devices=1,
-                limit_train_batches=self.limit_train_batches, num_sanity_val_steps=0,
+                limit_train_batches=self.limit_train_batches, limit_val_batches=self.limit_val_batches,
+                num_sanity_val_steps=0,
                 logger=False, enable_checkpointing=False, enable_model_summary=False,
                 enable_progress_bar=sys.stdout.isatty(),
             )
