@@ -51,6 +51,7 @@ import math
 import os
 import platform
 import random
+import re
 import sys
 import time
 import warnings
@@ -133,7 +134,6 @@ def recalibrated_accuracy(supernet, sample, bn_batches, val_batches) -> float:
 def run_one(task) -> dict:
     """Train one supernet (in a worker) and score the cells of every k it serves."""
     method, seed, ks, cfg = task
-    import pytorch_lightning as pl
     import torch
     torch.set_num_threads(1)
     logging.getLogger('nni').setLevel(logging.ERROR)
@@ -141,17 +141,13 @@ def run_one(task) -> dict:
     from nni_nasext.evaluators.classification import ImageClassification
     from nni_nasext.strategies.oneshot import search
 
-    class ValidationSubset(pl.Callback):  # per-epoch supernet validation: a progress signal only
-        def setup(self, trainer, pl_module, stage):
-            trainer.limit_val_batches = max(1, math.ceil(cfg['val_images'] / 256))
-
     space = (RestrictedNB201Space(ks[0], num_cells=1, channels=cfg['channels']) if cfg['train_restricted']
              else NasBench201Space(num_cells=1, channels=cfg['channels'], in_channels=1))
     evaluator = ImageClassification('fashion-mnist', image_size=16, limit=cfg['limit'], max_epochs=cfg['epochs'],
-                                    batch_size=64, learning_rate=0.025, weight_decay=3e-4, seed=seed)
+                                    batch_size=64, learning_rate=0.025, weight_decay=3e-4, seed=seed,
+                                    limit_val_batches=max(1, math.ceil(cfg['val_images'] / 256)))  # progress only
     t0 = time.time()
-    result = search(space, evaluator, method, num_candidates=1, seed=seed, verbose=False, arch_data='val',
-                    callbacks=[ValidationSubset()])
+    result = search(space, evaluator, method, num_candidates=1, seed=seed, verbose=False, arch_data='val')
     train_s = time.time() - t0
     train_loader, val_loader = evaluator.dataloaders()
     bn_batches = batches_of(train_loader.dataset, cfg['bn_images'], 128)
@@ -232,7 +228,9 @@ def write_report(runs, meta, out: Path, table) -> str:
     cfg = meta['config']
 
     def pm(d):
-        return '–' if math.isnan(d['mean']) else f'{d["mean"]:.3f} ± {d["std"]:.3f}'
+        if math.isnan(d['mean']):
+            return '–'
+        return f'{d["mean"]:.3f}' + (f' ± {d["std"]:.3f}' if len(d['per_seed']) > 1 else '')
 
     how = ('one supernet per k, trained on the restricted space (--train-restricted)' if cfg['train_restricted'] else
            'a restriction of the *evaluated cells*; one supernet trained on the full NB201 space ranks every k '
@@ -266,9 +264,12 @@ def write_report(runs, meta, out: Path, table) -> str:
     md = '\n'.join(lines)
     out.mkdir(parents=True, exist_ok=True)
     (out / 'oneshot_ranking.md').write_text(md)
-    (out / 'oneshot_ranking.json').write_text(json.dumps(
-        {**meta, 'summary': summary, 'paper_tau_by_nodes': PAPER_TAU, 'fixed_op': FIXED_OP, 'free_edges': FREE,
-         'runs': runs, 'columns': ['cellstr', 'acc_bn_recalibrated', 'acc_bn_batch_stats']}, indent=1) + '\n')
+    text = json.dumps({**meta, 'summary': summary, 'paper_tau_by_nodes': PAPER_TAU, 'fixed_op': FIXED_OP,
+                       'free_edges': FREE, 'runs': runs,
+                       'columns': ['cellstr', 'acc_bn_recalibrated', 'acc_bn_batch_stats']}, indent=1)
+    # innermost lists on one line; no NB201 accuracies in the file (they come from the tables)
+    text = re.sub(r'\[\s+([^\[\]{}]*?)\s+\]', lambda m: '[' + ' '.join(m.group(1).split()) + ']', text)
+    (out / 'oneshot_ranking.json').write_text(text + '\n')
     plot(runs, table, out / 'oneshot_ranking.png')
     return md
 
@@ -288,8 +289,8 @@ def main(argv=None) -> int:
     parser.add_argument('--out', type=Path, default=HERE / 'results')
     parser.add_argument('--quick', action='store_true', help='smoke test: ' + str(QUICK))
     args = parser.parse_args(argv)
-    if args.quick:
-        vars(args).update(QUICK)
+    if args.quick:  # tiny settings, except where given explicitly
+        vars(args).update({k: v for k, v in QUICK.items() if getattr(args, k) == parser.get_default(k)})
     cfg = {k: getattr(args, k) for k in ('epochs', 'limit', 'channels', 'cells', 'cell_seed', 'bn_images',
                                          'val_images', 'train_restricted', 'jobs')}
     table = NasBench201Table()

@@ -53,50 +53,47 @@ def test_saved_tensor_meter_counts_storages_and_keeps_gradients(cost):
     assert meter.live == 0 and meter.peak > 0
 
 
-def test_module_lookup_skips_absent_modules(cost, monkeypatch):
-    from nni_nasext.strategies.oneshot import OneShotModule
-    assert cost.module_class('darts') is OneShotModule
-    with pytest.raises(ValueError, match='unknown one-shot method'):
-        cost.module_class('no-such-method')
-    monkeypatch.setitem(cost.EXTRA_MODULES, 'proxyless', 'nni_nasext.strategies.no_such_module')
-    notes = []
-    assert cost.available(['darts', 'proxyless', 'nni-darts'], note=notes.append) == ['darts', 'nni-darts']
-    assert 'proxyless' in notes[0]
+def test_method_names_are_checked(cost):
+    assert cost.check_methods(['darts', 'nni-darts']) == ['darts', 'nni-darts']
+    with pytest.raises(ValueError, match='unknown methods'):
+        cost.check_methods(['no-such-method'])
 
 
 def test_cost_script(cost, tmp_path):
-    methods = ['darts', 'darts2', 'pcdarts', 'spos', 'nni-darts']
-    assert cost.main(['--methods', *methods, '--cells', '1', '--channels', '8', '--size', '8', '--batch', '8',
-                      '--warmup', '1', '--repeats', '2', '--mem-steps', '1', '--out', str(tmp_path)]) == 0
-    data = json.loads((tmp_path / 'oneshot_cost_1n8c8px8b.json').read_text())
+    methods = ['darts', 'darts2', 'pcdarts', 'spos', 'nni-darts', 'nni-random', 'nni-proxyless']
+    assert cost.main(['--space', 'darts_cells', '--methods', *methods, '--cells', '1', '--channels', '4',
+                      '--size', '8', '--batch', '4', '--warmup', '1', '--repeats', '2', '--mem-steps', '1',
+                      '--out', str(tmp_path)]) == 0
+    data = json.loads((tmp_path / 'oneshot_cost_darts_cells_1n4c8px4b.json').read_text())
     res = data['results']
-    assert list(res) == methods
+    assert list(res) == methods[:-1]  # NNI's Proxyless cannot search cells
+    assert 'nni-proxyless' in data['unsupported']
     for r in res.values():
         assert len(r['ms']) == 2 and r['ms_median'] > 0 and r['activation_peak_bytes'] > 0
         assert r['saved_bytes_held_before_step'] == [0]  # no graph of an earlier step still alive
     darts = res['darts']
     assert darts['ms_ratio'] == pytest.approx(1.0) and darts['activation_ratio'] == pytest.approx(1.0)
-    # partial channels (K=4) and a single path keep fewer activations than the all-ops DARTS supernet
-    assert res['pcdarts']['activation_peak_bytes'] < 0.6 * darts['activation_peak_bytes']
+    # a single path keeps fewer activations than the all-ops supernet; partial channels fewer too
     assert res['spos']['activation_peak_bytes'] < 0.5 * darts['activation_peak_bytes']
-    # second order: more forward passes per step, each one as large as DARTS' (one graph at a time)
+    assert res['pcdarts']['activation_peak_bytes'] < 0.8 * darts['activation_peak_bytes']
+    # second order: more forward passes per step
     assert res['darts2']['activation_total_bytes'] > 2 * darts['activation_total_bytes']
-    assert res['darts2']['activation_peak_bytes'] == pytest.approx(darts['activation_peak_bytes'], rel=0.05)
-    # NNI's DARTS trains the same supernet: the same weights, about the same activations
+    # NNI's DARTS trains the same cell supernet: the same weights, about the same activations
     assert res['nni-darts']['weight_params'] == darts['weight_params']
-    assert res['nni-darts']['activation_peak_bytes'] == pytest.approx(darts['activation_peak_bytes'], rel=0.2)
-    goals = {g['goal'].split(' ')[0]: g for g in data['goals']}
-    assert set(goals) == {'PC-DARTS', 'DARTS'} and all(isinstance(g['met'], bool) for g in goals.values())
-    md = (tmp_path / 'oneshot_cost_1n8c8px8b.md').read_text()
-    assert "NNI 3.0's DARTS" in md and 'Command: `python experiments/bench_oneshot_cost.py' in md
-    assert (tmp_path / 'oneshot_cost_1n8c8px8b.png').stat().st_size > 0
+    assert res['nni-darts']['activation_peak_bytes'] == pytest.approx(darts['activation_peak_bytes'], rel=0.25)
+    goals = [g['goal'] for g in data['goals']]
+    assert any(g.startswith('our darts <= 1.0 x NNI') for g in goals) and any(g.startswith('PC-DARTS') for g in goals)
+    assert any(g.startswith('our spos <= 1.0 x NNI\'s RandomOneShot') for g in goals)
+    md = (tmp_path / 'oneshot_cost_darts_cells_1n4c8px4b.md').read_text()
+    assert "NNI 3.0's DARTS" in md and 'not supported on this space' in md
+    assert (tmp_path / 'oneshot_cost_darts_cells_1n4c8px4b.png').stat().st_size > 0
 
 
 def test_cost_rounds_are_pooled(cost, tmp_path):
-    assert cost.main(['--methods', 'spos', 'gdas', '--cells', '1', '--channels', '4', '--size', '8', '--batch', '4',
-                      '--warmup', '0', '--repeats', '2', '--mem-steps', '1', '--rounds', '2',
-                      '--out', str(tmp_path)]) == 0
-    res = json.loads((tmp_path / 'oneshot_cost_1n4c8px4b.json').read_text())['results']
+    assert cost.main(['--space', 'nasbench201', '--methods', 'spos', 'gdas', '--cells', '1', '--channels', '4',
+                      '--size', '8', '--batch', '4', '--warmup', '0', '--repeats', '2', '--mem-steps', '1',
+                      '--rounds', '2', '--out', str(tmp_path)]) == 0
+    res = json.loads((tmp_path / 'oneshot_cost_nasbench201_1n4c8px4b.json').read_text())['results']
     assert list(res) == ['spos', 'gdas']  # the reversed second round does not reorder the table
     for r in res.values():
         assert r['rounds'] == 2 and len(r['ms']) == 4 and len(r['activation_peak_bytes_per_step']) == 2

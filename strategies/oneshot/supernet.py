@@ -395,10 +395,11 @@ def freeze_module(module: nn.Module, sample: Dict[str, Any], root: bool = False)
 
 
 def inherit(supernet: Supernet, sample: Dict[str, Any]) -> nn.Module:
-    """The network of ``sample`` as an ordinary module holding the supernet's weights (its
-    mixed modules frozen to ``sample``, everything else copied)."""
+    """The network of ``sample`` as an ordinary module holding a *copy* of the supernet's
+    weights (its mixed modules frozen to ``sample``): training it or re-estimating its batch
+    norm leaves the supernet as it was."""
     supernet.validate(sample)
-    return freeze_module(supernet.model, dict(sample), root=True)
+    return copy.deepcopy(freeze_module(supernet.model, dict(sample), root=True))
 
 
 def uniform_weights(n: int, device=None) -> torch.Tensor:
