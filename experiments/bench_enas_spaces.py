@@ -27,7 +27,7 @@ during search and F=36 (N=6, cutout, auxiliary head, 630 epochs) for the final n
 alternating every step, and a short identical retraining for ENAS and random architectures, so
 the comparison is of tiny budgets, not of the paper's numbers.
 
-Full run (not run by its author; estimated 35-50 min on 2 CPU cores)::
+Full run (not run by its author; estimated 20-40 min on 2 CPU cores, the upper end when shared)::
 
     NASEXT_DATA=/work/shared/data python experiments/bench_enas_spaces.py
 
@@ -105,10 +105,10 @@ def main(argv=None):
     p.add_argument('--spaces', nargs='+', default=['enas_macro', 'enas_micro'], choices=['enas_macro', 'enas_micro'])
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     p.add_argument('--macro-layers', type=int, default=6)
-    p.add_argument('--limit', type=int, default=4000)
+    p.add_argument('--limit', type=int, default=5000)
     p.add_argument('--val-limit', type=int, default=2000)
-    p.add_argument('--epochs', type=int, default=5, help='search epochs')
-    p.add_argument('--retrain-epochs', type=int, default=4)
+    p.add_argument('--epochs', type=int, default=10, help='search epochs')
+    p.add_argument('--retrain-epochs', type=int, default=5)
     p.add_argument('--randoms', type=int, default=3, help='random architectures per seed')
     p.add_argument('--batch-size', type=int, default=64)
     p.add_argument('--lr', type=float, default=0.05)

@@ -41,7 +41,7 @@ epochs on a few thousand images, the table measured on this machine's CPU, and t
 the loss (a budget rather than a trade-off). The tiny input makes the fixed part (stem, head,
 Python overhead) a large share of the latency, which shrinks the range the search can move in.
 
-Full run (not run by its author; estimated 20-30 min on 2 CPU cores)::
+Full run (not run by its author; estimated 20-35 min on 2 CPU cores, the upper end when shared)::
 
     NASEXT_DATA=/work/shared/data python experiments/bench_proxyless_latency.py
 

@@ -150,6 +150,9 @@ class _Cell(MutableModule):
     def leaf_mutables(self, is_leaf):
         if self.cell is None:
             return
+        if not isinstance(self.cell, Cell):  # another module in its place (e.g. a one-shot supernet's cell)
+            yield from super().leaf_mutables(is_leaf)
+            return
         for inputs, ops in zip(self.cell.inputs, self.cell.ops):
             for inp, op in zip(inputs, ops):
                 yield from inp.leaf_mutables(is_leaf)

@@ -14,8 +14,9 @@ ProxylessNAS (Cai et al., ICLR 2019, Section 3.3.1) makes latency differentiable
 * a choice inside a mutable layer (channels, kernel size) times each layer that depends on it
   at each value, the layer's other choices at their defaults; a depth choice ``d`` costs the
   parts of the first ``d`` blocks that are not choices themselves;
-* ``F_0``, the fixed part, is the whole network's time at the default architecture (every
-  label's first value) minus what the table says that architecture costs.
+* ``F_0``, the fixed part, is the time of the default architecture (every label's first
+  value) built as a plain network with the supernet's weights, minus what the table says that
+  architecture's choices cost.
 
 ``G_k`` is the probability that decision ``k`` runs at all: the product, over the ``Repeat``
 blocks it sits in, of the probability that the depth reaches that block. The table is
@@ -34,9 +35,10 @@ from torch import nn
 from .base import captured_logs
 from .mixed import MixedCell, MixedLayerChoice, MixedRepeat, PartialChannels
 from .mixed_layers import _MixedLayer
-from .supernet import Mix, Supernet
+from .supernet import Mix, Supernet, inherit
 
-__all__ = ['default_sample', 'expected_latency', 'measure_latency_table', 'measured_latency', 'time_ms']
+__all__ = ['default_sample', 'expected_latency', 'measure_latency_table', 'measured_latency', 'table_latency',
+           'time_ms']
 
 
 def time_ms(fn: Callable[[], Any], repeats: int = 10, inner: int = 3, warmup: int = 2) -> float:
@@ -129,9 +131,11 @@ def measure_latency_table(module, batch, *, batch_size: int = 1, repeats: int = 
                 x = b(x)
             for i, depth in enumerate(rep.depths):
                 table[rep.label][i] += sum(own[:depth])
-        supernet.set_sample(base)
-        whole = tm(lambda: model(*_first(model_input[0], batch_size)))
-        fixed = whole - _table_cost(supernet, table, base)
+        # the fixed part: the default architecture as the plain network it freezes to (the
+        # supernet's own dispatch would add its overhead to every prediction), less its choices
+        default_net = inherit(supernet, base).eval()
+        whole = tm(lambda: default_net(*_first(model_input[0], batch_size)))
+        fixed = whole - table_latency(supernet, table, base)
     finally:
         torch.set_num_threads(before)
         model.train(was)
@@ -168,8 +172,11 @@ def _key_cost(supernet: Supernet, table, key: str, sample) -> float:
     return 0.0
 
 
-def _table_cost(supernet: Supernet, table, sample) -> float:
-    """The table's latency of ``sample`` (labelled decisions; cell edges at their slots)."""
+def table_latency(supernet: Supernet, table, sample) -> float:
+    """The table's latency of one architecture ``sample``, without the fixed part (add
+    ``table['fixed']`` for the whole network): labelled decisions, cell edges at their slots."""
+    if isinstance(table, dict) and 'latency' in table:
+        table = table['latency']
     total = 0.0
     for key, d in supernet.decisions.items():
         if d.label is None:

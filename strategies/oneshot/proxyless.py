@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import OneShotModule
-from .latency import expected_latency, measure_latency_table
+from .latency import expected_latency, measure_latency_table, table_latency
 from .supernet import Decision, Mix
 
 __all__ = ['ProxylessNAS', 'binary_gate_alpha_grad']
@@ -72,7 +72,7 @@ class ProxylessNAS(OneShotModule):
         self.latency_ref: Optional[float] = None
         if latency_table is not None:
             self.set_latency_table(latency_table)
-        self.history.update(expected_latency=[])
+        self.history.update(expected_latency=[], derived_latency=[])
 
     def init_alpha(self, decision: Decision, generator: torch.Generator) -> torch.Tensor:
         return torch.zeros(decision.size)
@@ -166,6 +166,10 @@ class ProxylessNAS(OneShotModule):
     def on_epoch_schedule(self) -> None:
         lat = self.expected_latency()
         self.history['expected_latency'].append(None if lat is None else float(lat.detach()))
+        if self.latency_table is not None:  # the table's latency of the architecture derived now
+            sample = self.derive()
+            self.history['derived_latency'].append(
+                float(self.latency_table['fixed']) + table_latency(self.supernet, self.latency_table, sample))
 
     def extra_state(self) -> Dict[str, Any]:
         return {'latency_table': self.latency_table}
