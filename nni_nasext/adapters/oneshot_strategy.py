@@ -16,7 +16,7 @@ Use it inside an NNI project as NNI's own one-shot strategies (``nni.nas.strateg
 The space is any ``nni.nas.nn.pytorch.ModelSpace`` whose choices are ``LayerChoice``,
 ``InputChoice``, ``Repeat``, ``Cell`` or ``nni.choice`` values of NNI's mutable layers; the
 evaluator is any NNI Lightning evaluator (``Classification``, ``Regression``, ``Lightning``)
-or this project's ``ImageClassification`` / ``LanguageModel``: its Lightning module, data,
+or this project's ``ImageClassification``: its Lightning module, data,
 optimiser and epochs train the supernet (:mod:`nni_nasext.strategies.oneshot`).
 
 How it plugs into NNI 3.0, following NNI's own ``OneShotStrategy``

@@ -9,8 +9,10 @@ makes one from
   ``Lightning``): their ``module`` (``set_model`` with the supernet), dataloaders or
   datamodule, and the arguments of their traced ``Trainer``;
 * any evaluator with an ``oneshot_recipe(model)`` method (this project's
-  :class:`~nni_nasext.evaluators.classification.ImageClassification` and
-  :class:`~nni_nasext.evaluators.language_model.LanguageModel`).
+  :class:`~nni_nasext.evaluators.classification.ImageClassification`). Not yet the
+  ``LanguageModel``: its module carries one recurrent state through the training stream, and a
+  one-shot step reads two streams (and the ``rnn_cells`` space declares its choices as bare
+  mutables, which no supernet can mix).
 
 Data (:func:`paired_loaders`): the weight step and the architecture step of a one-shot step
 each take one batch. ``arch_data='split'`` (DARTS' protocol, Liu et al. 2019, Section 3.1)
@@ -47,7 +49,7 @@ def recipe_for(evaluator, model) -> Recipe:
     raise TypeError(f'One-shot search trains the supernet with the evaluator\'s Lightning module; '
                     f'{type(evaluator).__name__} has none (not supported). Use an NNI Lightning evaluator '
                     '(nni.nas.evaluator.pytorch.Classification, Regression, Lightning) or '
-                    'nni_nasext.evaluators.ImageClassification / LanguageModel')
+                    'nni_nasext.evaluators.ImageClassification')
 
 
 def _lightning_recipe(evaluator, model) -> Recipe:
