@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib
 import json
 import logging
 import statistics

@@ -142,7 +142,6 @@ def run_one(task) -> dict:
         extra['num_candidates'] = cfg['num_candidates']
     if cfg['arch_lr'] is not None and method not in ('rsps', 'spos', 'bender', 'te_nas', 'darts_pt_fixed'):
         extra['arch_lr'] = cfg['arch_lr']
-    t = time.time()
     torch.manual_seed(seed)
     info_channels = 3 if cfg['dataset'].startswith('cifar') else 1
     space = NasBench201Space(num_cells=cfg['num_cells'], channels=cfg['channels'], num_classes=10,

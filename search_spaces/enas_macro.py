@@ -48,7 +48,7 @@ Size: ``6**L * 2**(L(L-1)/2)``: 1.6e29 (10**29.2) for L=12, the paper's figure.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Sequence, Union
 
 import torch
 from torch import nn

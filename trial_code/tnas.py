@@ -31,7 +31,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from nni_nasext.trial_code.common import (
-    ArgParser, apply_parameters, json_safe, optional_int, output_dir, run_main, trial_parameters,
+    ArgParser, apply_parameters, json_safe, output_dir, run_main, trial_parameters,
 )
 
 _SETTINGS = {'train_classes': str, 'test_classes': str, 'n_way': int, 'k_shot': int, 'query': int,

@@ -223,7 +223,8 @@ class ImageClassification(ArgumentsEvaluator):
         self._arguments = dict(
             dataset=dataset, max_epochs=max_epochs, batch_size=batch_size, learning_rate=learning_rate,
             weight_decay=weight_decay, momentum=momentum, optimizer=optimizer, num_workers=num_workers,
-            limit_train_batches=limit_train_batches, limit_val_batches=limit_val_batches, limit=limit, seed=seed, data_root=data_root,
+            limit_train_batches=limit_train_batches, limit_val_batches=limit_val_batches, limit=limit, seed=seed,
+            data_root=data_root,
             accelerator=accelerator, reset_parameters=reset_parameters, image_size=image_size,
             in_channels=in_channels)
         vars(self).update(self._arguments)  # self.dataset, self.max_epochs, ...

@@ -36,7 +36,7 @@ itself, with the soft mix ``w = softmax(α)``):
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import torch
 import torch.nn.functional as F

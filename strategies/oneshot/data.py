@@ -19,7 +19,8 @@ each take one batch. ``arch_data='split'`` (DARTS' protocol, Liu et al. 2019, Se
 halves the training set into a weight half and an architecture half; ``'val'`` (NNI's
 protocol) takes the architecture batches from the validation loader. Both are served paired,
 ``{'train': batch, 'arch': batch}`` per step (:class:`PairedBatches`: an epoch is one pass over
-the weight data; the architecture data is cycled). Loaders over map-style datasets are rebuilt with :class:`EpochSampler`, whose order
+the weight data; the architecture data is cycled). Loaders over map-style datasets are rebuilt
+with :class:`EpochSampler`, whose order
 is a function of the seed and the epoch only, so that a search resumed from a checkpoint sees
 the same batches as one never stopped.
 """
@@ -28,7 +29,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, Subset

@@ -25,7 +25,7 @@ the first (probe) forward pass; the others stay full width (PC-DARTS then is DAR
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import torch
 import torch.nn.functional as F

@@ -31,7 +31,8 @@ from nni.nas.nn.pytorch import ParametrizedModule
 
 from .supernet import BuildContext, Decision, MixedModule, OneShotUnsupported, leaf_label
 
-__all__ = ['MixedBatchNorm', 'MixedBatchNorm1d', 'MixedBatchNorm2d', 'MixedBatchNorm3d', 'MixedConv2d', 'MixedLayerNorm', 'MixedLinear', 'MixedMultiheadAttention',
+__all__ = ['MixedBatchNorm', 'MixedBatchNorm1d', 'MixedBatchNorm2d', 'MixedBatchNorm3d', 'MixedConv2d', 'MixedLayerNorm',
+           'MixedLinear', 'MixedMultiheadAttention',
            'mutate_layer', 'shrink_channels']
 
 
