@@ -21,6 +21,18 @@ def test_list_shows_every_registered_part(capsys):
         assert name in out
 
 
+def test_list_oneshot_shows_every_method_with_its_paper_and_loads_it(capsys):
+    from nni_nasext.registry import ONESHOT
+    from nni_nasext.strategies.oneshot import OneShotModule, method_class
+    assert nasext(['list', 'oneshot']) == 0
+    out = capsys.readouterr().out
+    assert len(ONESHOT) == 18
+    for name, entry in ONESHOT.items():
+        assert f'  {name} ' in out and entry.extra['paper'] in out and f"OneShotStrategy('{name}')" in out
+        cls = method_class(name)
+        assert issubclass(cls, OneShotModule) and cls.method == name
+
+
 def test_space_json_round_trips(capsys):
     assert nasext(['space', 'quickstart', '--json']) == 0
     spec = SpaceSpec.from_json(json.loads(capsys.readouterr().out))
