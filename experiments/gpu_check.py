@@ -2,8 +2,8 @@
 
 1. The Lightning evaluator (``ImageClassification``) training one NAS-Bench-201 network
    (N=5, C=16, CIFAR-sized 32x32x3 inputs from Fashion-MNIST, batch 256): seconds per epoch.
-2. DARTS (our generic one-shot, first order) on ``darts_cells`` (N=1, C=16, 32x32x3, batch 64):
-   ms per search step (architecture + weight step), through the same Lightning module.
+2. DARTS (our generic one-shot, first order) on ``darts_cells`` (N=1, C=8, 16x16x3, batch 32: the
+   setting of the cost benchmark): ms per search step (architecture + weight step).
 3. Zero-cost proxies (synflow, naswot, te_nas_ntk) on 20 random NB201 cells: ms per cell.
 
 CPU figures use all cores of the machine. Prints one table (also written to ``$OUT`` or
@@ -31,7 +31,7 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def time_evaluator(device: str, epochs: int) -> float:
+def time_evaluator(device: str, epochs: int, limit: int = 10000, cells: int = 5) -> float:
     import pytorch_lightning as pl
     from nni_nasext.evaluators.classification import ImageClassification
     from nni_nasext.search_spaces import NasBench201Space
@@ -48,10 +48,10 @@ def time_evaluator(device: str, epochs: int) -> float:
             _sync(device)
             self.times.append(time.perf_counter() - self.t)
 
-    ev = ImageClassification('fashion-mnist', max_epochs=epochs, batch_size=256, limit=10000, image_size=32,
+    ev = ImageClassification('fashion-mnist', max_epochs=epochs, batch_size=256, limit=limit, image_size=32,
                              in_channels=3, accelerator='gpu' if device == 'cuda' else 'cpu', limit_val_batches=2)
     timer = Timer()
-    net = NasBench201Space().freeze({'0_1': 'nor_conv_3x3', '0_2': 'nor_conv_3x3', '1_2': 'nor_conv_3x3',
+    net = NasBench201Space(num_cells=cells).freeze({'0_1': 'nor_conv_3x3', '0_2': 'nor_conv_3x3', '1_2': 'nor_conv_3x3',
                                      '0_3': 'skip_connect', '1_3': 'nor_conv_1x1', '2_3': 'nor_conv_3x3'})
     orig = pl.Trainer.__init__
 
@@ -83,9 +83,9 @@ def time_darts(device: str, steps: int) -> float:
             _sync(device)
             times.append(time.perf_counter() - self.t)
 
-    ev = ImageClassification('fashion-mnist', max_epochs=1, batch_size=64, limit=64 * 2 * steps, image_size=32,
+    ev = ImageClassification('fashion-mnist', max_epochs=1, batch_size=32, limit=32 * 2 * steps, image_size=16,
                              in_channels=3, accelerator='gpu' if device == 'cuda' else 'cpu', limit_val_batches=1)
-    search(CellSpace('darts', channels=16, num_cells=1, in_channels=3), ev, 'darts', verbose=False,
+    search(CellSpace('darts', channels=8, num_cells=1, in_channels=3), ev, 'darts', verbose=False,
            callbacks=[Timer()])
     return 1e3 * sorted(times[2:] or times)[len(times[2:] or times) // 2]
 
@@ -119,12 +119,16 @@ def main(argv=None) -> int:
     p.add_argument('--steps', type=int, default=8)
     p.add_argument('--cells', type=int, default=20)
     p.add_argument('--out', type=Path, default=Path(os.environ.get('OUT', '.')))
+    p.add_argument('--quick', action='store_true', help='a smoke-sized run (checks the script, times nothing useful)')
     args = p.parse_args(argv)
+    small = dict(limit=512, cells=1) if args.quick else {}
+    if args.quick:
+        args.epochs, args.steps, args.cells = 1, 2, 2
     devices = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
     rows = {}
     for device in devices:
         start = time.time()
-        rows[device] = {'evaluator_s_per_epoch': time_evaluator(device, args.epochs),
+        rows[device] = {'evaluator_s_per_epoch': time_evaluator(device, args.epochs, **small),
                         'darts_ms_per_step': time_darts(device, args.steps),
                         'proxy_ms_per_cell': time_proxies(device, args.cells), 'seconds': time.time() - start}
         print(device, json.dumps(rows[device]), flush=True)
@@ -133,7 +137,7 @@ def main(argv=None) -> int:
     if 'cuda' in rows:
         names['cuda'] = torch.cuda.get_device_name(0)
     lines = ['| device | evaluator s/epoch (NB201 N=5 C=16, 10k images 32px, batch 256) | DARTS ms/step (darts_cells '
-             'N=1 C=16, batch 64) | synflow ms/cell | naswot ms/cell | te_nas_ntk ms/cell |', '|---|---|---|---|---|---|']
+             'N=1 C=8, 16px, batch 32) | synflow ms/cell | naswot ms/cell | te_nas_ntk ms/cell |', '|---|---|---|---|---|---|']
     for d, r in rows.items():
         px = r['proxy_ms_per_cell']
         lines.append(f'| {d}: {names[d]} | {r["evaluator_s_per_epoch"]:.2f} | {r["darts_ms_per_step"]:.0f} | '

@@ -427,3 +427,41 @@ def test_te_nas_lr_space_needs_the_same_decisions():
     batch = next(iter(m.inner.hp.dataloaders()[0]))
     m.supernet.validate(m.prune(batch))
 
+
+
+@pytest.mark.parametrize('method,batch_stats', [('spos', True), ('proxyless', True), ('gdas', True), ('enas', True),
+                                                ('darts', False)])
+def test_validation_of_single_path_methods_normalises_with_batch_statistics(method, batch_stats):
+    """The running BN statistics of a path-sampling supernet belong to no single path: its
+    per-epoch validation uses each batch's statistics (and leaves the running ones as they were)."""
+    from nni_nasext.strategies.oneshot.base import captured_logs
+    m = _module(method)
+    assert m.val_bn_batch_stats is batch_stats
+    batch = next(iter(m.inner.hp.dataloaders()[1] if len(m.inner.hp.dataloaders()) > 1 else m.inner.hp.dataloaders()[0]))
+    m.eval()
+
+    outputs = []
+    m.supernet.model.register_forward_hook(lambda mod, args, out: outputs.append(out.detach().clone()))
+
+    def validate():
+        outputs.clear()
+        with captured_logs(m.inner) as logged:
+            m.validation_step(batch, 0)
+        assert logged and len(outputs) == 1
+        return outputs[0]
+
+    clean = validate()
+    bns = [b for b in m.modules() if isinstance(b, torch.nn.modules.batchnorm._BatchNorm) and b.track_running_stats]
+    assert bns
+    with torch.no_grad():
+        for b in bns:
+            b.running_mean.add_(50.0)
+    before = [b.running_mean.clone() for b in bns]
+    shifted = validate()
+    assert all(torch.equal(b.running_mean, x) for b, x in zip(bns, before))
+    if batch_stats:
+        assert torch.allclose(shifted, clean, atol=1e-5)
+    else:
+        assert not torch.allclose(shifted, clean, atol=1e-2)
+    # the constructor argument overrides the method's default
+    assert _module(method, val_bn_batch_stats=not batch_stats).val_bn_batch_stats is (not batch_stats)

@@ -154,6 +154,7 @@ class _Gumbel(DARTS):
 class GDAS(_Gumbel):
     method = 'gdas'
     paper = 'Dong & Yang, "Searching for a Robust Neural Architecture in Four GPU Hours", CVPR 2019'
+    eval_batch_stats = True  # one candidate per decision in training
 
     def mixes(self, training: bool = True) -> Dict[str, Mix]:
         out = {}

@@ -148,6 +148,7 @@ class ENAS(OneShotModule):
     paper = 'Pham et al., "Efficient Neural Architecture Search via Parameter Sharing", ICML 2018'
     weighted = False
     differentiable = False
+    eval_batch_stats = True
 
     def __init__(self, inner, supernet, *, hidden_size: int = 64, controller_lr: float = 3.5e-3,
                  controller_samples: int = 1, temperature: Optional[float] = 5.0, tanh_constant: Optional[float] = 2.5,

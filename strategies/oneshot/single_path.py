@@ -98,6 +98,7 @@ class RSPS(OneShotModule):
     paper = 'Li & Talwalkar, "Random Search and Reproducibility for Neural Architecture Search", UAI 2019'
     weighted = False
     differentiable = False
+    eval_batch_stats = True
 
     def __init__(self, inner, supernet, *, num_candidates: int = 100, **kwargs):
         super().__init__(inner, supernet, **kwargs)
