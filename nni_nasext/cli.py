@@ -4,7 +4,10 @@
     nasext space NAME [--json] [--arg key=value ...]
     nasext arch [NAME] [--json]         published architectures: sample and parameter count
     nasext register                     register our tuners and assessors with nnictl (builtin names)
-    nasext run CONFIG.yml [--port P]    nnictl create + wait + best architecture + export + stop
+    nasext run CONFIG.yml [--port P] [--expose [HOST]]
+                                        nnictl create + wait + best architecture + export + stop;
+                                        the manager listens on 127.0.0.1 only (--expose: a token-checked
+                                        address for the network while the command runs)
     nasext quickstart [--port P]        nasext run experiments/quickstart.yml
     nasext export EXP_ID [--experiment-dir DIR] [--out DIR]
 """
@@ -105,12 +108,21 @@ def cmd_run(args) -> int:
     config = nt.load_config(config_path)
     nt.register_tuners()
     port = args.port or nt.free_port()
+    proxy = None
+    if args.expose_port is not None and not args.expose:
+        raise SystemExit('error: --expose-port needs --expose')
     exp_id = nt.create(config_path, port)
-    print(f'[nasext] experiment {exp_id}: web UI at http://127.0.0.1:{port} '
-          f'(watch trials there; `nnictl stop {exp_id}` to stop)', flush=True)
+    print(f'[nasext] experiment {exp_id}: web UI at http://127.0.0.1:{port} (this machine only; '
+          f'watch trials there; `nnictl stop {exp_id}` to stop)', flush=True)
     try:
+        if args.expose:
+            from nni_nasext.netguard import TokenProxy
+            proxy = TokenProxy(port, host=args.expose, port=args.expose_port or 0).start()
+            print(f'[nasext] exposed to the network, with a token, while this command runs: {proxy.url}', flush=True)
         return _finish(args, config, config_path, exp_id, port)
     finally:
+        if proxy is not None:
+            proxy.stop()
         if args.keep:
             print(f'[nasext] experiment left running for the web UI: nnictl stop {exp_id}')
         else:
@@ -186,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument('--timeout', type=float, default=900.)
         s.add_argument('--export', default=None, help='export directory (default exports/<id>)')
         s.add_argument('--keep', action='store_true', help='leave the experiment running after it is done')
+        s.add_argument('--expose', nargs='?', const='0.0.0.0', default=None, metavar='HOST',
+                       help='also serve the web UI / REST API to the network (on HOST, default all interfaces) '
+                            'behind a random token, while this command runs; without it the manager listens '
+                            'on 127.0.0.1 only')
+        s.add_argument('--expose-port', type=int, default=None, help='port of the exposed, token-checked address')
         s.set_defaults(func=func)
     s = sub.add_parser('export', help='export the best architecture of an experiment')
     s.add_argument('experiment_id')

@@ -30,7 +30,9 @@ def nnictl_command() -> List[str]:
 
 
 def run_nnictl(*args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONWARNINGS='ignore')  # nnictl's pkg_resources warning is noise
+    # a manager started by this nnictl call listens on 127.0.0.1 only (nni_nasext.netguard)
+    from nni_nasext.netguard import loopback_env
+    env = loopback_env(dict(os.environ, PYTHONWARNINGS='ignore'))  # nnictl's pkg_resources warning is noise
     proc = subprocess.run(nnictl_command() + list(args), text=True, env=env,
                           stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None)
     if check and proc.returncode != 0:
