@@ -8,18 +8,25 @@ searchers (Salinas et al., 2022).
 """
 from __future__ import annotations
 
+import math
 import random
 from typing import Any, Dict, List, Optional, Sequence
 
 from nni_nasext.space_spec import SampleError, SpaceSpec
 
-__all__ = ['Searcher', 'NoRepeatSearcher', 'Observation']
+__all__ = ['Searcher', 'NoRepeatSearcher', 'Observation', 'SpaceExhausted']
 
 Sample = Dict[str, Any]
 
 
 class Observation(dict):
     """One told result: ``{'sample', 'value', 'intermediates', 'cost'}``."""
+
+
+class SpaceExhausted(Exception):
+    """Every configuration of a finite search space has been asked or told: the search is
+    over. ``SearcherTuner`` turns it into NNI's ``NoMoreTrialError``; ``SearcherStrategy``
+    stops submitting models (as NNI's strategies do on an exhausted space)."""
 
 
 class Searcher:
@@ -39,6 +46,8 @@ class Searcher:
         self.history: List[Observation] = []
         self.num_asked = 0
         self.num_failed = 0
+        #: keys of the distinct in-space samples asked or told (for :class:`SpaceExhausted`)
+        self._distinct: set = set()
 
     # ------------------------------------------------------------------ public API
     def configure(self, space: SpaceSpec) -> 'Searcher':
@@ -53,9 +62,28 @@ class Searcher:
     def ask(self) -> Sample:
         if self.space is None:
             raise RuntimeError(f'{type(self).__name__} has no search space: call configure(space) first')
+        if self.exhausted:
+            raise SpaceExhausted(f'{self!r}: all {int(self.space.size)} configurations of the search space have '
+                                 'been asked; the search is over')
         sample = self._ask()
         self.num_asked += 1
+        self._count_distinct(sample)
         return sample
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether every configuration of a finite space has been asked or told."""
+        size = self.space.size if self.space is not None else math.inf
+        return size < math.inf and len(self._distinct) >= size
+
+    def _count_distinct(self, sample) -> None:
+        if self.space is None or not isinstance(sample, dict) or self.space.size == math.inf:
+            return
+        try:
+            self.space.validate(sample)
+        except (SampleError, TypeError):
+            return
+        self._distinct.add(SpaceSpec.key(sample))
 
     def tell(self, sample: Sample, value: Optional[float], *, intermediates: Sequence[float] = (),
              cost: Optional[float] = None) -> None:
@@ -65,6 +93,7 @@ class Searcher:
                 value = None
         obs = Observation(sample=sample, value=value, intermediates=list(intermediates), cost=cost)
         self.history.append(obs)
+        self._count_distinct(sample)
         if value is None:
             self.num_failed += 1
         self._tell(obs)
@@ -95,6 +124,9 @@ class Searcher:
         self.rng.setstate(_as_rng_state(state['rng']))
         self.history = [Observation(o) for o in state['history']]
         self.num_asked, self.num_failed = state['num_asked'], state['num_failed']
+        self._distinct = set()
+        for o in self.history:
+            self._count_distinct(o['sample'])
         self._rebuild()
 
     # ------------------------------------------------------------------ for subclasses

@@ -42,7 +42,7 @@ import math
 from typing import Any, Dict, List, Optional, Sequence
 
 from nni_nasext.fidelity import BUDGET_KEY, incumbent, split_budget
-from nni_nasext.searcher import Searcher
+from nni_nasext.searcher import Searcher, SpaceExhausted
 from nni_nasext.space_spec import SpaceSpec
 
 __all__ = ['Hyperband', 'SuccessiveHalving', 'hyperband_brackets']
@@ -143,15 +143,43 @@ class Hyperband(Searcher):
             raise ValueError(f'The space has a decision named {BUDGET_KEY!r}, reserved for the budget')
         return self
 
+    # ------------------------------------------------------------------ exhaustion
+    # A configuration is asked once per budget: the space is exhausted when every
+    # (configuration, budget) pair has been asked or told.
+    @property
+    def exhausted(self) -> bool:
+        size = self.space.size if self.space is not None else math.inf
+        return size < math.inf and len(self._distinct) >= size * len(self.budgets)
+
+    def _count_distinct(self, sample) -> None:
+        if self.space is None or not isinstance(sample, dict) or self.space.size == math.inf:
+            return
+        arch, budget = split_budget(sample)
+        try:
+            self.space.validate(arch)
+        except (ValueError, TypeError):
+            return
+        if budget is not None:
+            self._distinct.add((SpaceSpec.key(arch), float(budget)))
+
     # ------------------------------------------------------------------ asking
     def _new_config(self, bracket: Dict[str, Any]) -> Dict[str, Any]:
         """A configuration for the first rung of ``bracket``: random, preferring architectures
-        not tried before at any budget (subclasses, e.g. BOHB, use a model)."""
+        not tried before at any budget, then ones not yet asked at this rung's budget (so that
+        a small space is covered at every budget and ends with :class:`SpaceExhausted`);
+        subclasses, e.g. BOHB, use a model."""
         tried = {SpaceSpec.key(split_budget(o['sample'])[0]) for o in self.history}
-        tried.update(SpaceSpec.key(c) for c in bracket['rungs'][0]['configs'])
+        in_bracket = {SpaceSpec.key(c) for c in bracket['rungs'][0]['configs']}
+        tried |= in_bracket
         sample = self.space.random(self.rng)
         for _ in range(100):
             if SpaceSpec.key(sample) not in tried:
+                return sample
+            sample = self.space.random(self.rng)
+        budget = float(bracket['rungs'][0]['budget'])
+        for _ in range(100):
+            key = SpaceSpec.key(sample)
+            if (key, budget) not in self._distinct and key not in in_bracket:
                 break
             sample = self.space.random(self.rng)
         return sample
@@ -169,7 +197,7 @@ class Hyperband(Searcher):
         while bracket['current'] < len(bracket['rungs']):
             r = bracket['current']
             rung = bracket['rungs'][r]
-            if r == 0 and len(rung['configs']) < rung['n']:
+            if r == 0 and not self._first_rung_full(bracket):
                 rung['configs'].append(self._new_config(bracket))
                 rung['results'].append(None)
                 rung['asked'].append(False)
@@ -188,6 +216,31 @@ class Hyperband(Searcher):
                 return None
         return None
 
+    def _first_rung_full(self, bracket: Dict[str, Any]) -> bool:
+        """Whether the first rung has its ``n`` configurations, or already holds every
+        configuration of a finite space smaller than ``n``: then it closes early and the later
+        rungs keep ``1/eta`` of the one before (at least one)."""
+        rungs = bracket['rungs']
+        if len(rungs[0]['configs']) >= rungs[0]['n']:
+            return True
+        size = self.space.size
+        if size == math.inf or len({SpaceSpec.key(c) for c in rungs[0]['configs']}) < size:
+            return False
+        n = rungs[0]['n'] = len(rungs[0]['configs'])
+        for rung in rungs[1:]:
+            n = max(1, int(n // self.eta))
+            rung['n'] = min(rung['n'], n)
+        return True
+
+    def _start_exhausted(self, s: int) -> bool:
+        """Whether every configuration of a finite space was asked at the first budget of a
+        bracket of type ``s`` (opening one would repeat them all)."""
+        size = self.space.size
+        if size == math.inf:
+            return False
+        budget = float(self.budgets[self._plans[s][0][0]])
+        return sum(1 for _, b in self._distinct if b == budget) >= size
+
     def _promote(self, bracket: Dict[str, Any], r: int) -> None:
         rung, nxt = bracket['rungs'][r], bracket['rungs'][r + 1]
         done = [(res['value'], -slot, slot) for slot, res in enumerate(rung['results']) if res['value'] is not None]
@@ -204,10 +257,19 @@ class Hyperband(Searcher):
             job = self._next_job(bracket)
             if job is not None:
                 return self._hand_out(job)
+        # while a bracket waits for results, a new bracket may repeat configurations (the workers
+        # stay busy); once none waits, a small space ends when no bracket type has new work
+        waiting = any(b['current'] < len(b['rungs']) for b in self.brackets)
         for _ in range(len(self.bracket_cycle) + 1):
+            s = self.bracket_cycle[self._cycle_pos % len(self.bracket_cycle)]
+            if not waiting and self._start_exhausted(s):
+                self._cycle_pos += 1
+                continue
             job = self._next_job(self._open_bracket())
             if job is not None:
                 return self._hand_out(job)
+        if not waiting and all(self._start_exhausted(s) for s in set(self.bracket_cycle)):
+            raise SpaceExhausted(f'{self!r}: every configuration has run at the first budget of every bracket')
         raise RuntimeError('Hyperband could not open a bracket with work in it')  # pragma: no cover
 
     def _hand_out(self, job: List[int]) -> Dict[str, Any]:

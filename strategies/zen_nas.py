@@ -30,11 +30,12 @@ Registry lines (``nni_nasext/registry.py``, ``STRATEGIES``)::
 """
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from typing import Any, Callable, Dict, List, Optional
 
-from nni_nasext.searcher import Observation, Searcher
+from nni_nasext.searcher import Observation, Searcher, SpaceExhausted
 from nni_nasext.space_spec import SpaceSpec
 
 __all__ = ['ZenNAS', 'ProxyWarmStart', 'CostBudget']
@@ -130,6 +131,8 @@ class ZenNAS(Searcher):
                 continue
             self.seen.add(key)
             return sample
+        if self.space.size < math.inf and len(self.seen) >= self.space.size:
+            raise SpaceExhausted(f'ZenNAS: every one of the {int(self.space.size)} configurations has been seen')
         raise RuntimeError(f'ZenNAS: no unseen sample within the budget after {self.max_tries} tries '
                            f'({self.discarded} over budget so far); loosen the budget or enlarge the space')
 

@@ -23,7 +23,7 @@ from nni.nas.execution.event import ModelEvent, ModelEventType
 from nni.nas.space import ModelStatus
 from nni.nas.strategy import Strategy
 
-from nni_nasext.searcher import Searcher
+from nni_nasext.searcher import Searcher, SpaceExhausted
 from nni_nasext.space_spec import SampleError, SpaceSpec
 
 _logger = logging.getLogger(__name__)
@@ -52,7 +52,11 @@ class SearcherStrategy(Strategy):
     def _run(self) -> None:
         invalid = 0
         while self.wait_for_resource():
-            sample = self.searcher.ask()
+            try:
+                sample = self.searcher.ask()
+            except SpaceExhausted as err:
+                _logger.info('%s', err)
+                break
             try:
                 model = self.model_space.freeze(sample)
             except Exception as err:  # a sample the space refuses: tell it as a failure
@@ -62,6 +66,7 @@ class SearcherStrategy(Strategy):
                 if invalid >= self.max_invalid:
                     raise SampleError(f'{self.searcher!r} proposed {invalid} samples the space refuses') from err
                 continue
+            invalid = 0  # the bound is on refusals in a row
             self._running[id(model)] = sample
             self.engine.submit_models(model)
         self.engine.wait_models()

@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, Optional
 
+import nni
 from nni.tuner import Tuner
 
 from nni_nasext import registry
+from nni_nasext.searcher import SpaceExhausted
 from nni_nasext.space_spec import SpaceSpec
 
 _logger = logging.getLogger(__name__)
@@ -52,7 +54,10 @@ class SearcherTuner(Tuner):
         _logger.info('%s searches %d decisions', self.searcher, len(self.searcher.space))
 
     def generate_parameters(self, parameter_id: int, **kwargs) -> Dict[str, Any]:
-        sample = self.searcher.ask()
+        try:
+            sample = self.searcher.ask()
+        except SpaceExhausted as err:  # NNI's dispatcher answers NO_MORE_TRIAL_JOBS to this
+            raise nni.NoMoreTrialError(str(err)) from err
         self._pending[parameter_id] = sample
         return sample
 
