@@ -48,6 +48,8 @@ class Searcher:
         self.num_failed = 0
         #: keys of the distinct in-space samples asked or told (for :class:`SpaceExhausted`)
         self._distinct: set = set()
+        #: proposals in a row that break the space's constraints before ``ask`` gives up
+        self.max_constraint_tries = 200
 
     # ------------------------------------------------------------------ public API
     def configure(self, space: SpaceSpec) -> 'Searcher':
@@ -65,10 +67,20 @@ class Searcher:
         if self.exhausted:
             raise SpaceExhausted(f'{self!r}: all {int(self.space.size)} configurations of the search space have '
                                  'been asked; the search is over')
-        sample = self._ask()
-        self.num_asked += 1
-        self._count_distinct(sample)
-        return sample
+        for _ in range(self.max_constraint_tries):
+            sample = self.space.canonical(self._ask())
+            self.num_asked += 1
+            self._count_distinct(sample)
+            problem = self.space.violated(sample) if self.space.constraints else None
+            if problem is None:
+                return sample
+            # never trained: told as failed, so the searcher learns to avoid it
+            self.tell(sample, None)
+            self.history[-1]['infeasible'] = problem
+            if self.exhausted:
+                raise SpaceExhausted(f'{self!r}: every configuration has been asked; the last broke {problem}')
+        raise ValueError(f'{self!r} proposed {self.max_constraint_tries} samples in a row that break the '
+                         f'constraints of the space (last: {problem}); loosen them or use another searcher')
 
     @property
     def exhausted(self) -> bool:

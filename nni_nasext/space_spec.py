@@ -20,6 +20,7 @@ change (tuples, objects) are refused when the spec is built, so nothing is lost 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import random
@@ -115,13 +116,15 @@ class Dimension:
                 out.append(x)
         return out
 
-    @property
+    @functools.cached_property  # frozen dataclass: cached in the instance __dict__, not a field
     def size(self) -> float:
         if self.kind == 'choice':
             return len(self.values)
         if self.kind == 'choice_multiple':
             n = len(self.values)
             return math.comb(n, self.n_chosen) if self.n_chosen is not None else 2 ** n
+        if self.dist != 'normal' and self.low == self.high:
+            return 1  # a degenerate range has one value
         if self.quantize and self.dist != 'normal':
             # the values random() can give: multiples of quantize, clipped into [low, high]
             first, last = round(self.low / self.quantize), round(self.high / self.quantize)
@@ -170,6 +173,21 @@ class SpaceSpec:
         self.dims: Dict[str, Dimension] = {d.label: d for d in dims}
         if len(self.dims) != len(dims):
             raise ValueError('Duplicate labels in search space')
+        self._canonical = None
+        self._conditional_size: Optional[float] = None
+        #: NNI constraints (``ExpressionConstraint`` ...) a sample must satisfy, by label
+        self.constraints: Dict[str, Any] = {}
+
+    def set_conditions(self, canonical, size: float) -> 'SpaceSpec':
+        """Decisions that only count under others (NNI's nested choices,
+        :class:`nni_nasext.nni_json.JsonSpace`): ``canonical(sample)`` fixes the inactive ones,
+        and ``size`` counts configurations along the tree. :meth:`random` and :meth:`mutate`
+        then return canonical samples, and every searcher's asks are made canonical."""
+        self._canonical, self._conditional_size = canonical, float(size)
+        return self
+
+    def canonical(self, sample: Dict[str, Any]) -> Dict[str, Any]:
+        return self._canonical(sample) if self._canonical is not None and isinstance(sample, dict) else sample
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -177,7 +195,7 @@ class SpaceSpec:
         """From an NNI model space (or anything with ``simplify()``) or a dict of mutables."""
         from nni.mutable import Categorical, CategoricalMultiple, MutableAnnotation, Numerical
         mutables = space if isinstance(space, dict) else space.simplify()
-        dims = []
+        dims, constraints = [], {}
         for label, m in mutables.items():
             if isinstance(m, Categorical):
                 dims.append(Dimension(label, 'choice', _json_exact(label, m.values)))
@@ -192,11 +210,14 @@ class SpaceSpec:
                     dims.append(Dimension(label, 'numerical', dist='loguniform' if m.log_distributed else 'uniform',
                                           low=float(m.low), high=float(m.high), quantize=m.quantize))
             elif isinstance(m, MutableAnnotation):
-                raise ValueError(f'Search space holds a constraint {label!r} ({type(m).__name__}); '
-                                 'sample-based searchers here support Categorical, CategoricalMultiple and Numerical')
+                if not hasattr(m, 'check_contains'):
+                    raise ValueError(f'Unsupported annotation {label!r}: {type(m).__name__}')
+                constraints[label] = m
             else:
                 raise ValueError(f'Unsupported mutable {label!r}: {type(m).__name__}')
-        return cls(dims)
+        spec = cls(dims)
+        spec.constraints = constraints
+        return spec
 
     @classmethod
     def from_json(cls, search_space: Dict[str, Any]) -> 'SpaceSpec':
@@ -205,7 +226,21 @@ class SpaceSpec:
         return cls([Dimension.from_json(k, v) for k, v in search_space.items()])
 
     def to_json(self) -> Dict[str, Any]:
+        if self.constraints:
+            raise ValueError(f'The constraints {sorted(self.constraints)} cannot be written in nnictl search-space '
+                             'JSON; search this space with NasExperiment (SearcherStrategy), which checks them')
         return {label: d.to_json() for label, d in self.dims.items()}
+
+    def violated(self, sample: Dict[str, Any]) -> Optional[str]:
+        """The first constraint ``sample`` breaks (its label and NNI's message), or None."""
+        for label, c in self.constraints.items():
+            try:
+                problem = c.check_contains(sample)
+            except Exception as err:  # noqa: BLE001 - a constraint that cannot be evaluated on it
+                problem = err
+            if problem is not None:
+                return f'{label}: {problem}'
+        return None
 
     # ------------------------------------------------------------------ samples
     def __eq__(self, other) -> bool:
@@ -216,10 +251,15 @@ class SpaceSpec:
 
     @property
     def size(self) -> float:
-        return math.prod(d.size for d in self.dims.values())
+        if self._conditional_size is not None:
+            return self._conditional_size
+        if getattr(self, '_size_of', None) is not self.dims or len(self.dims) != self._size_n:
+            self._size_of, self._size_n = self.dims, len(self.dims)
+            self._size = math.prod(d.size for d in self.dims.values())
+        return self._size
 
     def random(self, rng: random.Random) -> Dict[str, Any]:
-        return {label: d.random(rng) for label, d in self.dims.items()}
+        return self.canonical({label: d.random(rng) for label, d in self.dims.items()})
 
     def mutate(self, sample: Dict[str, Any], rng: random.Random, num: int = 1) -> Dict[str, Any]:
         """Change ``num`` decisions (chosen uniformly among those with >1 value) of a copy."""
@@ -227,7 +267,7 @@ class SpaceSpec:
         mutable = [label for label, d in self.dims.items() if d.size > 1]
         for label in rng.sample(mutable, min(num, len(mutable))):
             child[label] = self.dims[label].mutate(child[label], rng)
-        return child
+        return self.canonical(child)
 
     def validate(self, sample: Dict[str, Any]) -> Dict[str, Any]:
         if not isinstance(sample, dict):

@@ -96,3 +96,37 @@ def test_nas_experiment_stops_when_the_space_is_exhausted(make, tmp_path):
     assert len({SpaceSpec.key(o['sample']) for o in strategy.searcher.history}) == 4
     assert values[-1] == 4.5 and len(values) < 20
     assert exp.export_top_models(formatter='dict')[0] == {'width': 4, 'act': 'tanh'}
+
+
+def constrained_space():
+    from nni.mutable import Categorical, ExpressionConstraint
+    a, b = Categorical([1, 2, 3], label='a'), Categorical([1, 2, 3], label='b')
+    return SpaceSpec.from_space({'a': a, 'b': b, 'small': ExpressionConstraint(a + b <= 4, label='small')})
+
+
+@pytest.mark.parametrize('name', sorted(set(registry.STRATEGIES) - NEEDS_TARGET))
+def test_no_searcher_hands_out_a_sample_that_breaks_a_constraint(name):
+    space = constrained_space()
+    feasible = {SpaceSpec.key({'a': a, 'b': b}) for a in (1, 2, 3) for b in (1, 2, 3) if a + b <= 4}
+    searcher = registry.build('strategy', name, seed=0).configure(space)
+    rng, handed = random.Random(0), []
+    with pytest.raises(SpaceExhausted):
+        for _ in range(300):
+            sample = searcher.ask()
+            handed.append(split_budget(sample)[0])
+            assert space.violated(split_budget(sample)[0]) is None
+            searcher.tell(sample, rng.random())
+    assert {SpaceSpec.key(s) for s in handed} == feasible   # all 6 feasible ones, then the end
+    infeasible = [o for o in searcher.history if o.get('infeasible')]
+    assert all('small' in o['infeasible'] and o['value'] is None for o in infeasible)
+
+
+def test_an_unsatisfiable_constraint_is_a_clear_error_and_cannot_go_to_nnictl_json():
+    from nni.mutable import ExpressionConstraint, Numerical
+    x = Numerical(0, 1, label='x')
+    space = SpaceSpec.from_space({'x': x, 'impossible': ExpressionConstraint(x > 2, label='impossible')})
+    searcher = registry.build('strategy', 'random', seed=0).configure(space)
+    with pytest.raises(ValueError, match='break the constraints.*impossible'):
+        searcher.ask()
+    with pytest.raises(ValueError, match='cannot be written in nnictl'):
+        space.to_json()

@@ -6,10 +6,12 @@ import random
 
 import numpy as np
 import pytest
+
 from nni.mutable import Categorical, CategoricalMultiple, Numerical
 
 from nni_nasext.adapters import SearcherStrategy
 from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, simulate_search
+from nni_nasext.searcher import SpaceExhausted
 from nni_nasext.search_spaces import QuickstartSpace
 from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies import RandomSearch
@@ -129,7 +131,8 @@ def test_startup_then_no_repeats_in_a_small_space():
     tpe = TPE(num_startup=2, seed=0)
     asked = drive(tpe, 4, objective=lambda s: float(s['a']), spec=TWO)
     assert len({SpaceSpec.key(s) for s in asked}) == 4  # the whole space, no repeat
-    assert TWO.validate(tpe.ask())  # exhausted: a repeat, no hang
+    with pytest.raises(SpaceExhausted):  # exhausted: the search is over, no hang, no repeat
+        tpe.ask()
 
 
 def test_state_dict_resumes_identically_with_trials_in_flight():

@@ -19,6 +19,7 @@ import nni
 from nni.tuner import Tuner
 
 from nni_nasext import registry
+from nni_nasext.nni_json import JsonSpace
 from nni_nasext.searcher import SpaceExhausted
 from nni_nasext.space_spec import SpaceSpec
 
@@ -48,21 +49,41 @@ class SearcherTuner(Tuner):
         self.strategy_name = strategy
         self._pending: Dict[int, dict] = {}
         self._ended_without_result: Dict[int, Any] = {}
+        self.codec: Optional[JsonSpace] = None
+        self._handed: set = set()  # canonical keys of the configurations handed out or imported
 
     def update_search_space(self, search_space: Dict[str, Any]) -> None:
-        self.searcher.configure(SpaceSpec.from_json(search_space))
+        """Any NNI search-space JSON (:mod:`nni_nasext.nni_json`: nested choices, ``randint``,
+        ``lognormal``, ``qlognormal`` ...): the searcher searches its flat form."""
+        self.codec = JsonSpace(search_space)
+        self.searcher.configure(self.codec.spec)
         _logger.info('%s searches %d decisions', self.searcher, len(self.searcher.space))
 
     def generate_parameters(self, parameter_id: int, **kwargs) -> Dict[str, Any]:
+        if self.codec is None:
+            raise RuntimeError('The tuner has no search space yet (update_search_space first)')
+        size = self.codec.size
         try:
-            sample = self.searcher.ask()
+            if self.codec.nested and len(self._handed) >= size:
+                raise SpaceExhausted(f'all {int(size)} configurations of the search space have been handed out')
+            sample = self.codec.canonical(self.searcher.ask())
         except SpaceExhausted as err:  # NNI's dispatcher answers NO_MORE_TRIAL_JOBS to this
             raise nni.NoMoreTrialError(str(err)) from err
+        self._handed.add(SpaceSpec.key(sample))
         self._pending[parameter_id] = sample
-        return sample
+        return self.codec.decode(sample)
+
+    def _flat(self, parameters: Any) -> Any:
+        """NNI's parameters as the searcher's flat sample (unchanged where they do not fit)."""
+        try:
+            return self.codec.encode(parameters) if self.codec is not None else parameters
+        except (ValueError, TypeError, KeyError):
+            return parameters
 
     def receive_trial_result(self, parameter_id: int, parameters: Dict[str, Any], value: Any, **kwargs) -> None:
-        sample = self._pending.pop(parameter_id, parameters)
+        sample = self._pending.pop(parameter_id, None)
+        if sample is None:
+            sample = self._flat(parameters)
         early = self._ended_without_result.pop(parameter_id, None)
         if early is not None:  # the end event overtook the result: undo the failure
             self.searcher.history.remove(early)
@@ -82,7 +103,10 @@ class SearcherTuner(Tuner):
     def import_data(self, data) -> None:
         for record in data:
             score = metric_value(record.get('value'))
-            self.searcher.tell(record['parameter'], None if score is None else self.sign * score)
+            sample = self._flat(record['parameter'])
+            if isinstance(sample, dict):
+                self._handed.add(SpaceSpec.key(sample))
+            self.searcher.tell(sample, None if score is None else self.sign * score)
         _logger.info('Imported %d earlier trials into %s', len(data), self.searcher)
 
     def save_checkpoint(self) -> None:  # state is rebuilt from NNI's own records via import_data
