@@ -225,8 +225,11 @@ class JsonSpace:
         return out
 
     def decode(self, flat: Dict[str, Any]) -> Dict[str, Any]:
-        """A flat sample of :attr:`spec` as the parameters NNI's tuners give a trial."""
-        return self._decode(self.roots, flat)
+        """A flat sample of :attr:`spec` as the parameters NNI's tuners give a trial. Keys
+        outside the space (a multi-fidelity searcher's ``nasext_budget``) pass through."""
+        out = self._decode(self.roots, flat)
+        out.update({k: v for k, v in flat.items() if k not in self.spec.dims})
+        return out
 
     def _decode(self, nodes, flat) -> Dict[str, Any]:
         out = {}
@@ -244,10 +247,13 @@ class JsonSpace:
         :attr:`spec`; a ``ValueError`` names what does not fit."""
         if not isinstance(params, dict):
             raise ValueError(f'Parameters must be a JSON object, got {params!r}')
+        roots = {n.key for n in self.roots}
+        extra = {k: v for k, v in params.items() if k not in roots}
         flat: Dict[str, Any] = {}
-        self._encode(self.roots, params, flat, '')
+        self._encode(self.roots, {k: v for k, v in params.items() if k in roots}, flat, '')
         out = self.canonical(flat)
         self.spec.validate(out)
+        out.update(extra)  # keys outside the space (e.g. the budget) pass through, as in decode
         return out
 
     def _encode(self, nodes, params, flat, path) -> None:

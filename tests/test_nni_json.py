@@ -84,9 +84,12 @@ def drive(tuner, space, rounds=3, per_round=20):
                 params = tuner.generate_parameters(n)
             except nni.NoMoreTrialError:
                 return n
-            assert set(params) == set(space)
+            budget = params.pop('nasext_budget', None)   # multi-fidelity tuners add their budget
+            assert set(params) == set(space) and (budget is None or budget > 0)
             for k, v in params.items():
                 check_value(v, space[k])
+            if budget is not None:
+                params['nasext_budget'] = budget
             tuner.receive_trial_result(n, params, rng.uniform(-100, 100))
             tuner.trial_end(n, True)
             n += 1
@@ -166,3 +169,13 @@ def test_resume_replays_nested_parameters_into_the_searcher():
 def test_malformed_spaces_are_clear_errors_naming_the_entry(space, match):
     with pytest.raises(ValueError, match=match):
         SearcherTuner('random', seed=0).update_search_space(space)
+
+
+def test_keys_outside_the_space_such_as_the_budget_pass_through():
+    js = JsonSpace({'o': small_spec()['o']})
+    flat = {'o': 'a', 'o/a/x': 2, 'nasext_budget': 3}
+    assert js.decode(flat) == {'o': {'_name': 'a', 'x': 2}, 'nasext_budget': 3}
+    assert js.encode({'o': {'_name': 'a', 'x': 2}, 'nasext_budget': 3}) == flat
+    tuner = SearcherTuner('successive_halving', budgets=[1, 2], eta=2, seed=0)
+    tuner.update_search_space(small_spec())
+    assert all(tuner.generate_parameters(i)['nasext_budget'] == 1 for i in range(2))
