@@ -197,6 +197,7 @@ class SpaceSpec:
         mutables = space if isinstance(space, dict) else space.simplify()
         dims, constraints = [], {}
         for label, m in mutables.items():
+            label = str(label)  # NNI's labels are a str subclass; samples and states keep plain str
             if isinstance(m, Categorical):
                 dims.append(Dimension(label, 'choice', _json_exact(label, m.values)))
             elif isinstance(m, CategoricalMultiple):

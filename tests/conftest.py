@@ -42,8 +42,11 @@ def private_experiment_registry(monkeypatch, tmp_path_factory):
     import functools
     import nni.nas.experiment.experiment as nas_exp
     from nni.tools.nnictl.config_utils import Experiments
+    import nni.experiment.experiment as hpo_exp
     home = tmp_path_factory.mktemp('nni-home')
-    monkeypatch.setattr(nas_exp, 'Experiments', functools.partial(Experiments, home_dir=str(home)))
+    private = functools.partial(Experiments, home_dir=str(home))
+    monkeypatch.setattr(nas_exp, 'Experiments', private)
+    monkeypatch.setattr(hpo_exp, 'Experiments', private)  # has_checkpoint (resume) reads it there
 
 
 def load_experiment(name: str):

@@ -35,6 +35,10 @@ from nni.nas.space import ModelStatus
 from nni_nasext.adapters.oneshot_strategy import _SearchEvaluator
 from nni_nasext.search_spaces.mobile import OFASpace
 
+from nni_nasext.adapters.checkpoint import install as _install_safe_checkpoints
+
+_install_safe_checkpoints()  # NasExperiment checkpoints load under torch >= 2.6 (weights_only kept)
+
 __all__ = ['OFAStrategy', 'evaluator_settings']
 
 

@@ -45,6 +45,10 @@ from nni.nas.execution import SequentialExecutionEngine
 from nni.nas.oneshot.pytorch.strategy import OneShotStrategy as _NniOneShotStrategy
 from nni.nas.space import ModelStatus, RawFormatModelSpace
 
+from nni_nasext.adapters.checkpoint import install as _install_safe_checkpoints
+
+_install_safe_checkpoints()  # NasExperiment checkpoints load under torch >= 2.6 (weights_only kept)
+
 __all__ = ['OneShotStrategy']
 
 _logger = logging.getLogger(__name__)

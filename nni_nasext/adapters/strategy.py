@@ -26,6 +26,10 @@ from nni.nas.strategy import Strategy
 from nni_nasext.searcher import Searcher, SpaceExhausted
 from nni_nasext.space_spec import SampleError, SpaceSpec
 
+from nni_nasext.adapters.checkpoint import install as _install_safe_checkpoints
+
+_install_safe_checkpoints()  # NasExperiment checkpoints load under torch >= 2.6 (weights_only kept)
+
 _logger = logging.getLogger(__name__)
 
 
