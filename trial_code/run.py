@@ -71,7 +71,57 @@ def next_sample() -> Optional[Dict[str, Any]]:
     return record['parameters']
 
 
+#: spaces whose decisions are exactly NB201's cell (labels EDGE_LABELS over OPS, whatever the
+#: space arguments, which only size the network): a lookup needs no network
+NB201_CELL_SPACES = ('nasbench201', 'quickstart')
+
+
+def is_fast_lookup(args: argparse.Namespace) -> bool:
+    """An NB201 table lookup on an NB201-cell space without space arguments: such a trial is
+    answered without importing torch, Lightning or NNI's NAS modules (:func:`run_lookup_trial`)."""
+    if os.environ.get('NASEXT_NO_FAST_LOOKUP'):  # the general path (benchmarks compare both)
+        return False
+    return args.evaluator == 'nb201' and args.space in NB201_CELL_SPACES and \
+        _json_arg(args.space_args, '--space-args') == {}
+
+
+def run_lookup_trial(args: argparse.Namespace) -> float:
+    """:func:`run_trial` for :func:`is_fast_lookup` trials: the same checks, files, report and
+    value, in about a second (the sample is checked against NB201's cell directly; the table
+    comes from its cache, :func:`nni_nasext.benchmarks.cache_dir`)."""
+    import nni
+
+    from nni_nasext.evaluators.nb201_query import NB201Query
+    from nni_nasext.fidelity import split_budget
+    from nni_nasext.nb201_cells import EDGE_LABELS, OPS
+
+    evaluator = NB201Query(**_json_arg(args.evaluator_args, '--evaluator-args'))
+    sample = _json_arg(args.sample, '--sample') if args.sample else next_sample()
+    if not sample:
+        raise ValueError('No sample: run this under nnictl, or pass --sample')
+    arch, budget = split_budget(sample)
+    if set(arch) != set(EDGE_LABELS) or any(v not in OPS for v in arch.values()):
+        raise ValueError(f'Sample does not fit the {args.space} space (labels {EDGE_LABELS} over {OPS}): {arch}')
+    if budget is not None:
+        evaluator.epochs = evaluator._epochs_of(budget)
+    out = Path(args.output_dir or os.environ.get('NNI_OUTPUT_DIR') or '.')
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'sample.json').write_text(json.dumps(arch, indent=1))
+    print(f'[nasext] trial {nni.get_trial_id()} sample {json.dumps(arch)}'
+          + ('' if budget is None else f' budget {budget}'), flush=True)
+    start = time.time()
+    value = evaluator.evaluate(arch)
+    result = {'sample': arch, 'value': float(value), 'space': args.space, 'space_args': {},
+              'evaluator': args.evaluator, 'budget': budget, 'seconds': round(time.time() - start, 3),
+              'trial_id': nni.get_trial_id()}
+    (out / 'result.json').write_text(json.dumps(result, indent=1))
+    print(f'[nasext] final value {value}', flush=True)
+    return float(value)
+
+
 def run_trial(args: argparse.Namespace) -> float:
+    if is_fast_lookup(args):
+        return run_lookup_trial(args)
     import nni
     import torch
     from nni.nas.benchmark import BenchmarkEvaluator

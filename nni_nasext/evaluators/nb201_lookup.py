@@ -14,19 +14,18 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-import nni
 from nni.mutable import Categorical
 from nni.nas.benchmark import BenchmarkEvaluator
 from nni.nas.benchmark.space import SlimBenchmarkSpace
 from nni.nas.execution import SequentialExecutionEngine
 
-from nni_nasext.benchmarks import NB201_DATASETS, NasBench201Table
-from nni_nasext.fidelity import split_budget
-from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS
+from nni_nasext.evaluators.nb201_query import NB201Query
+from nni_nasext.nb201_cells import EDGE_LABELS, OPS
 
 
-class NasBench201Lookup(BenchmarkEvaluator):
-    """Look up a sample of :class:`~nni_nasext.search_spaces.NasBench201Space`.
+class NasBench201Lookup(NB201Query, BenchmarkEvaluator):
+    """Look up a sample of :class:`~nni_nasext.search_spaces.NasBench201Space`
+    (:class:`~nni_nasext.evaluators.nb201_query.NB201Query`, as an NNI ``BenchmarkEvaluator``).
 
     Parameters
     ----------
@@ -37,15 +36,8 @@ class NasBench201Lookup(BenchmarkEvaluator):
     """
 
     def __init__(self, dataset: str = 'cifar10-valid', epochs: int = 12):
-        super().__init__()
-        if dataset not in NB201_DATASETS:
-            raise ValueError(f'Unknown NB201 dataset {dataset!r}; expected one of {NB201_DATASETS}')
-        if epochs not in (12, 200):
-            raise ValueError(f'NB201 tables here hold 12 and 200 epochs, not {epochs}')
-        self.dataset, self.epochs = dataset, epochs
-        self.table = NasBench201Table()
-        self.total_cost = 0.
-        self.num_queries = 0
+        BenchmarkEvaluator.__init__(self)
+        NB201Query.__init__(self, dataset, epochs)
 
     def extra_repr(self) -> str:
         return f'dataset={self.dataset!r}, epochs={self.epochs}'
@@ -61,31 +53,9 @@ class NasBench201Lookup(BenchmarkEvaluator):
                              f'got {list(simplified)}')
         return simplified
 
-    #: the training budgets (epochs) a sample may ask for through ``nasext_budget``
-    fidelities = (12, 200)
-
     def with_budget(self, budget) -> 'NasBench201Lookup':
         """A lookup at ``budget`` epochs (12 or 200) on the same dataset."""
         return type(self)(self.dataset, epochs=self._epochs_of(budget))
-
-    def _epochs_of(self, budget) -> int:
-        if budget is None:
-            return self.epochs
-        if budget not in self.fidelities:
-            raise ValueError(f'NB201 budgets here are {self.fidelities} epochs, not {budget!r}')
-        return int(budget)
-
-    def query(self, sample: Dict[str, Any]):
-        arch, budget = split_budget(sample)
-        record = self.table.query(arch, self.dataset, self._epochs_of(budget))
-        self.total_cost += record.cost
-        self.num_queries += 1
-        return record
-
-    def evaluate(self, sample: Dict[str, Any]) -> float:
-        record = self.query(sample)
-        nni.report_final_result({'default': record.accuracy, 'cost': record.cost, 'params': record.params})
-        return record.accuracy
 
     def _execute(self, model) -> Any:
         if model.sample is None:

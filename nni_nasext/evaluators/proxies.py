@@ -49,7 +49,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import time
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence
 

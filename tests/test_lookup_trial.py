@@ -1,0 +1,79 @@
+"""The fast NB201 lookup trial gives what the general trial gives, without importing torch or
+Lightning; the derived-table cache is exact and follows its source files."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from nni_nasext import benchmarks
+
+from conftest import shared_data
+
+CELL = {'0_1': 'nor_conv_3x3', '0_2': 'nor_conv_3x3', '1_2': 'none', '0_3': 'nor_conv_1x1', '1_3': 'avg_pool_3x3',
+        '2_3': 'nor_conv_3x3'}
+
+
+def trial(tmp_path, sample, fast, evaluator_args='{"dataset": "cifar100", "epochs": 200}', space='nasbench201',
+          extra=()):
+    out = tmp_path / ('fast' if fast else 'general')
+    env = dict(os.environ, NASEXT_CACHE=str(tmp_path / 'cache'))
+    env.pop('NASEXT_NO_FAST_LOOKUP', None)
+    if not fast:
+        env['NASEXT_NO_FAST_LOOKUP'] = '1'
+    code = ('import sys, runpy; sys.argv = ["x"] + sys.argv[1:]; from nni_nasext.trial_code.run import main; '
+            'rc = main(); print("TORCH", "torch" in sys.modules, "LIGHTNING", "pytorch_lightning" in sys.modules); '
+            'sys.exit(rc)')
+    proc = subprocess.run([sys.executable, '-c', code, '--space', space, '--evaluator', 'nb201', '--evaluator-args',
+                           evaluator_args, '--sample', json.dumps(sample), '--output-dir', str(out), *extra],
+                          env=env, capture_output=True, text=True, timeout=300)
+    return proc, out
+
+
+def test_the_fast_lookup_trial_matches_the_general_one_without_torch(tmp_path):
+    shared_data()
+    fast, fast_out = trial(tmp_path, CELL, True)
+    general, general_out = trial(tmp_path, CELL, False)
+    assert fast.returncode == 0 and general.returncode == 0, fast.stderr + general.stderr
+    assert 'TORCH False LIGHTNING False' in fast.stdout and 'TORCH True' in general.stdout
+    a, b = (json.loads((o / 'result.json').read_text()) for o in (fast_out, general_out))
+    a.pop('seconds'), b.pop('seconds')
+    assert a == b and a['value'] == pytest.approx(benchmarks.NasBench201Table().query(CELL, 'cifar100', 200).accuracy)
+    assert json.loads((fast_out / 'sample.json').read_text()) == CELL
+    # a multi-fidelity budget picks the schedule, as in the general path
+    fast12, out12 = trial(tmp_path, {**CELL, 'nasext_budget': 12}, True)
+    assert json.loads((out12 / 'result.json').read_text())['value'] == pytest.approx(
+        benchmarks.NasBench201Table().query(CELL, 'cifar100', 12).accuracy)
+
+
+@pytest.mark.parametrize('sample,evaluator_args,match', [
+    ({**CELL, '0_1': 'conv_7x7'}, '{}', 'does not fit'),
+    ({k: v for k, v in CELL.items() if k != '2_3'}, '{}', 'does not fit'),
+    (CELL, '{"dataset": "mnist"}', 'Unknown NB201 dataset'),
+    ({**CELL, 'nasext_budget': 50}, '{}', 'budgets here are'),
+])
+def test_the_fast_lookup_trial_fails_clearly(tmp_path, sample, evaluator_args, match):
+    proc, _ = trial(tmp_path, sample, True, evaluator_args)
+    assert proc.returncode == 1 and match in proc.stderr and 'TRIAL FAILED' in proc.stderr
+
+
+def test_the_table_cache_is_exact_and_follows_its_sources(tmp_path, monkeypatch):
+    shared_data()
+    monkeypatch.setenv('NASEXT_CACHE', str(tmp_path))
+    benchmarks._table.cache_clear()
+    fresh = benchmarks._table('cifar10-valid', 12)
+    cached_file = tmp_path / 'nb201_cifar10-valid_12.json'
+    assert cached_file.exists()
+    benchmarks._table.cache_clear()
+    assert benchmarks._table('cifar10-valid', 12) == fresh          # floats survive JSON exactly
+    blob = json.loads(cached_file.read_text())
+    blob['stamp'][0][1] += 1                                          # the source file "changed"
+    blob['table'] = {k: [0, 0, 0, 0] for k in blob['table']}
+    cached_file.write_text(json.dumps(blob))
+    benchmarks._table.cache_clear()
+    assert benchmarks._table('cifar10-valid', 12) == fresh          # recomputed, not the stale copy
+    cached_file.write_text('{not json')
+    benchmarks._table.cache_clear()
+    assert benchmarks._table('cifar10-valid', 12) == fresh
+    benchmarks._table.cache_clear()
