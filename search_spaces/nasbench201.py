@@ -21,12 +21,13 @@ space runs it on 1-channel 8x8 digits), and the op names are NB201's own.
 """
 from __future__ import annotations
 
-from typing import Callable, List, Tuple
+import copy
+from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 from torch import nn
 
-from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace, MutableModule
 
 from nni_nasext.nb201_cells import (  # noqa: F401 - re-exported
     EDGE_LABELS, EDGES, OPS, all_samples, cellstr_to_sample, distinct_random_samples, ops_to_sample, sample_to_cellstr,
@@ -138,6 +139,30 @@ class NasBench201Space(ModelSpace):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.cells(self.stem(x)))
+
+    def freeze(self, sample: Dict[str, Any]) -> nn.Module:
+        """NNI's ``freeze`` (the same network: module tree, names, weights and attributes), about
+        25x faster: one ``deepcopy`` of the space whose memo maps every ``LayerChoice`` to a copy
+        of its chosen candidate, instead of NNI's recursive freeze, which copies every candidate
+        (0.37 s a network at N=5, C=16: it dominated cheap evaluations such as zero-cost
+        proxies). A subclass with any other mutable module goes through NNI's freeze."""
+        cached = '_mutables' in self.__dict__  # NNI's cache; check_contains creates it
+        problem = self.check_contains(sample)
+        if problem is not None:
+            raise problem
+        layer_choices = []
+        for module in self.modules():
+            if isinstance(module, LayerChoice):
+                layer_choices.append(module)
+            elif module is not self and isinstance(module, MutableModule):
+                return super().freeze(sample)
+        memo: Dict[int, Any] = {}
+        for choice in layer_choices:
+            memo[id(choice)] = copy.deepcopy(choice[sample[choice.label]], memo)
+        frozen = copy.deepcopy(self, memo)
+        if not cached:  # as NNI's freeze, which copies the space's attributes as they were
+            frozen.__dict__.pop('_mutables', None)
+        return frozen
 
 
 class QuickstartSpace(NasBench201Space):

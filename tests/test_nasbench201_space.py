@@ -148,3 +148,29 @@ def test_nni_database_is_used_first_when_the_user_has_it(monkeypatch, tmp_path):
     finally:
         benchmarks._table.cache_clear()
         proxy.initialize(old_proxy)
+
+
+def test_fast_freeze_builds_exactly_the_network_nni_freeze_builds():
+    """``NasBench201Space.freeze`` copies only the chosen candidates: same modules, names, weights
+    and attributes as NNI's recursive freeze (which copies every candidate), and NNI's error for a
+    bad sample."""
+    import random
+
+    import torch
+    from nni.mutable import SampleValidationError
+    from nni.nas.nn.pytorch.base import recursive_freeze
+
+    from nni_nasext.search_spaces.nasbench201 import NasBench201Space, QuickstartSpace, distinct_random_samples
+    for space in (NasBench201Space(num_cells=1, channels=4), QuickstartSpace()):
+        for cell in distinct_random_samples(8, random.Random(0)):
+            a, b = recursive_freeze(space, cell, include_root=False)[0], space.freeze(cell)
+            assert type(a) is type(b) and [n for n, _ in a.named_modules()] == [n for n, _ in b.named_modules()]
+            assert [type(m) for m in a.modules()] == [type(m) for m in b.modules()]
+            sa, sb = a.state_dict(), b.state_dict()
+            assert list(sa) == list(sb) and all(torch.equal(sa[k], sb[k]) for k in sa)
+            assert a.__dict__.keys() == b.__dict__.keys() and not b.simplify()
+            x = torch.randn(2, space.stem[0].in_channels, 8, 8)
+            assert torch.equal(a.eval()(x), b.eval()(x))
+            assert all(p.data_ptr() != q.data_ptr() for p, q in zip(space.parameters(), b.parameters()))
+    with pytest.raises(SampleValidationError):
+        NasBench201Space(num_cells=1, channels=4).freeze({'0_1': 'conv_7x7'})

@@ -6,9 +6,9 @@ NNI manager within 10 seconds, so it should not pay for NNI's NAS execution engi
 """
 import importlib
 
-__all__ = ['OFAStrategy', 'OneShotStrategy', 'SearcherStrategy', 'SearcherTuner']
+__all__ = ['CheckpointingNasExperiment', 'OFAStrategy', 'OneShotStrategy', 'SearcherStrategy', 'SearcherTuner']
 _WHERE = {'SearcherStrategy': '.strategy', 'SearcherTuner': '.tuner', 'OneShotStrategy': '.oneshot_strategy',
-          'OFAStrategy': '.ofa_strategy'}
+          'OFAStrategy': '.ofa_strategy', 'CheckpointingNasExperiment': '.experiment'}
 
 
 def __getattr__(name):
