@@ -71,6 +71,29 @@ def next_sample() -> Optional[Dict[str, Any]]:
     return record['parameters']
 
 
+def _open_output(args: argparse.Namespace, sample: Dict[str, Any], budget) -> Path:
+    """The trial's output folder (``--output-dir``, NNI's, or here) with ``sample.json`` written,
+    and the trial's first line printed."""
+    import nni
+    out = Path(args.output_dir or os.environ.get('NNI_OUTPUT_DIR') or '.')
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'sample.json').write_text(json.dumps(sample, indent=1))
+    print(f'[nasext] trial {nni.get_trial_id()} sample {json.dumps(sample)}'
+          + ('' if budget is None else f' budget {budget}'), flush=True)
+    return out
+
+
+def _write_result(out: Path, args: argparse.Namespace, sample: Dict[str, Any], value: float, budget, start: float,
+                  **extra) -> None:
+    """``result.json`` (what ``nasext export`` reads) and the trial's last line."""
+    import nni
+    result = {'sample': sample, 'value': float(value), 'space': args.space, 'space_args': json.loads(args.space_args),
+              'evaluator': args.evaluator, 'budget': budget, 'seconds': round(time.time() - start, 3),
+              'trial_id': nni.get_trial_id(), **extra}
+    (out / 'result.json').write_text(json.dumps(result, indent=1))
+    print(f'[nasext] final value {value}', flush=True)
+
+
 #: spaces whose decisions are exactly NB201's cell (labels EDGE_LABELS over OPS, whatever the
 #: space arguments, which only size the network): a lookup needs no network
 NB201_CELL_SPACES = ('nasbench201', 'quickstart')
@@ -89,7 +112,6 @@ def run_lookup_trial(args: argparse.Namespace) -> float:
     """:func:`run_trial` for :func:`is_fast_lookup` trials: the same checks, files, report and
     value, in about a second (the sample is checked against NB201's cell directly; the table
     comes from its cache, :func:`nni_nasext.benchmarks.cache_dir`)."""
-    import nni
 
     from nni_nasext.evaluators.nb201_query import NB201Query
     from nni_nasext.fidelity import split_budget
@@ -104,25 +126,16 @@ def run_lookup_trial(args: argparse.Namespace) -> float:
         raise ValueError(f'Sample does not fit the {args.space} space (labels {EDGE_LABELS} over {OPS}): {arch}')
     if budget is not None:
         evaluator.epochs = evaluator._epochs_of(budget)
-    out = Path(args.output_dir or os.environ.get('NNI_OUTPUT_DIR') or '.')
-    out.mkdir(parents=True, exist_ok=True)
-    (out / 'sample.json').write_text(json.dumps(arch, indent=1))
-    print(f'[nasext] trial {nni.get_trial_id()} sample {json.dumps(arch)}'
-          + ('' if budget is None else f' budget {budget}'), flush=True)
+    out = _open_output(args, arch, budget)
     start = time.time()
     value = evaluator.evaluate(arch)
-    result = {'sample': arch, 'value': float(value), 'space': args.space, 'space_args': {},
-              'evaluator': args.evaluator, 'budget': budget, 'seconds': round(time.time() - start, 3),
-              'trial_id': nni.get_trial_id()}
-    (out / 'result.json').write_text(json.dumps(result, indent=1))
-    print(f'[nasext] final value {value}', flush=True)
+    _write_result(out, args, arch, value, budget, start)
     return float(value)
 
 
 def run_trial(args: argparse.Namespace) -> float:
     if is_fast_lookup(args):
         return run_lookup_trial(args)
-    import nni
     import torch
     from nni.nas.benchmark import BenchmarkEvaluator
 
@@ -142,12 +155,7 @@ def run_trial(args: argparse.Namespace) -> float:
                              'has no fidelity (with_budget)')
         evaluator = evaluator.with_budget(budget)
     SpaceSpec.from_space(space).validate(sample)
-    out = Path(args.output_dir or os.environ.get('NNI_OUTPUT_DIR') or '.')
-    out.mkdir(parents=True, exist_ok=True)
-    (out / 'sample.json').write_text(json.dumps(sample, indent=1))
-    print(f'[nasext] trial {nni.get_trial_id()} sample {json.dumps(sample)}'
-          + ('' if budget is None else f' budget {budget}'), flush=True)
-
+    out = _open_output(args, sample, budget)
     start = time.time()
     if isinstance(evaluator, BenchmarkEvaluator):
         value = evaluator.evaluate(sample)
@@ -159,13 +167,11 @@ def run_trial(args: argparse.Namespace) -> float:
         value = evaluator.evaluate(model)
     if value is None or value != value:
         raise RuntimeError(f'Evaluator {args.evaluator} returned no usable value ({value!r})')
-    result = {'sample': sample, 'value': float(value), 'space': args.space, 'space_args': json.loads(args.space_args),
-              'evaluator': args.evaluator, 'budget': budget, 'seconds': round(time.time() - start, 3), 'trial_id': nni.get_trial_id()}
+    extra = {}
     if model is not None:
         torch.save(model.state_dict(), out / 'model.pt')
-        result['params'] = sum(p.numel() for p in model.parameters())
-    (out / 'result.json').write_text(json.dumps(result, indent=1))
-    print(f'[nasext] final value {value}', flush=True)
+        extra['params'] = sum(p.numel() for p in model.parameters())
+    _write_result(out, args, sample, value, budget, start, **extra)
     return float(value)
 
 
