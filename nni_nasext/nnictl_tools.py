@@ -102,15 +102,28 @@ def load_config(path: Path) -> Dict[str, Any]:
     for key in ('trialCommand', 'trainingService'):
         if key not in config:
             raise ValueError(f'Experiment config {path} lacks {key!r}')
-    tuner = (config.get('tuner') or {}).get('name')
+    if not isinstance(config['trialCommand'], str) or not config['trialCommand'].strip():
+        raise ValueError(f'Experiment config {path}: trialCommand must be a non-empty string')
+    if not isinstance(config['trainingService'], (dict, list)):
+        raise ValueError(f'Experiment config {path}: trainingService must be a mapping (e.g. {{platform: local}})')
+    for key in ('experimentWorkingDirectory', 'searchSpaceFile', 'trialCodeDirectory'):
+        if key in config and not isinstance(config[key], str):
+            raise ValueError(f'Experiment config {path}: {key} must be a path (a string)')
     from nni_nasext.adapters.tuner import TUNER_CLASSES
-    if tuner and tuner.lower().startswith('nasext') and tuner not in TUNER_CLASSES:
-        raise ValueError(f'Experiment config {path}: unknown tuner {tuner!r}; ours are {sorted(TUNER_CLASSES)}')
-    assessor = (config.get('assessor') or {}).get('name')
     from nni_nasext.assessors import ASSESSOR_CLASSES
-    if assessor and assessor.lower().startswith('nasext') and assessor not in ASSESSOR_CLASSES:
-        raise ValueError(f'Experiment config {path}: unknown assessor {assessor!r}; '
-                         f'ours are {sorted(ASSESSOR_CLASSES)}')
+    for key, ours in (('tuner', TUNER_CLASSES), ('assessor', ASSESSOR_CLASSES)):
+        part = config.get(key)
+        if part is None:
+            continue
+        if not isinstance(part, dict):
+            raise ValueError(f'Experiment config {path}: {key} must be a mapping with a name and classArgs')
+        name = part.get('name')
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f'Experiment config {path}: {key}.name must be a string, got {name!r}')
+        if not isinstance(part.get('classArgs', {}), dict):
+            raise ValueError(f'Experiment config {path}: {key}.classArgs must be a mapping')
+        if name and name.lower().startswith('nasext') and name not in ours:
+            raise ValueError(f'Experiment config {path}: unknown {key} {name!r}; ours are {sorted(ours)}')
     return config
 
 

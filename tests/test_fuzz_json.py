@@ -144,3 +144,45 @@ def test_a_huge_randint_is_a_quantised_range_not_a_giant_list():
 def test_infinite_bounds_are_refused(value):
     with pytest.raises(ValueError, match='finite'):
         JsonSpace({'x': {'_type': 'uniform', '_value': [0, value]}})
+
+
+config_keys = st.sampled_from(['trialCommand', 'trainingService', 'tuner', 'assessor', 'searchSpaceFile',
+                               'experimentWorkingDirectory', 'trialConcurrency', 'maxTrialNumber'])
+good_parts = {'trialCommand': st.just('python3 -m nni_nasext.trial_code --space quickstart --evaluator nb201'),
+              'trainingService': st.just({'platform': 'local'}),
+              'tuner': st.builds(lambda n, a: {'name': n, 'classArgs': a},
+                                 st.sampled_from(['NasextRandom', 'NasextNope', 'TPE']), st.just({'seed': 0}))}
+
+
+@st.composite
+def configs(draw):
+    config = {k: draw(v) for k, v in good_parts.items() if draw(st.booleans()) or k != 'tuner'}
+    for key in draw(st.lists(config_keys, max_size=3)):
+        config[key] = draw(junk)
+    return config
+
+
+@SETTINGS
+@given(st.one_of(configs(), junk))
+def test_any_experiment_yaml_is_the_config_or_one_clear_error(tmp_path_factory, config):
+    import yaml
+
+    from nni_nasext import nnictl_tools as nt
+    path = tmp_path_factory.mktemp('cfg') / 'config.yml'
+    path.write_text(yaml.safe_dump(config))
+    try:
+        loaded = nt.load_config(path)
+    except ValueError as err:
+        assert str(path) in str(err)
+        return
+    assert loaded == config and isinstance(loaded['trialCommand'], str)
+    assert not isinstance(loaded.get('tuner'), str)
+
+
+def test_the_cli_prints_one_line_for_a_broken_config(tmp_path, capsys):
+    from nni_nasext.cli import main
+    path = tmp_path / 'bad.yml'
+    path.write_text('trialCommand: [1, 2]\ntrainingService: {platform: local}\ntuner: NasextRandom\n')
+    assert main(['run', str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'trialCommand' in err and 'Traceback' not in err
