@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 
 from nni_nasext.data_paths import DataNotFoundError, data_roots
 
-__all__ = ['DATASETS', 'DatasetInfo', 'ImageDataset', 'batches_of', 'load_dataset']
+__all__ = ['DATASETS', 'DatasetInfo', 'ImageDataset', 'batches_of', 'dataset_key', 'load_dataset']
 
 DATASETS: Tuple[str, ...] = ('digits', 'mnist10k', 'mnist', 'fashion-mnist', 'cifar10', 'cifar100')
 
@@ -173,6 +173,18 @@ def _split(labels: np.ndarray, val_fraction: float, seed: int) -> Tuple[np.ndarr
     return train_test_split(np.arange(len(labels)), test_size=val_fraction, random_state=seed, stratify=labels)
 
 
+def dataset_key(name: str) -> str:
+    """The :data:`DATASETS` name that ``name`` spells (case, ``_``/``-`` and common aliases
+    aside); a ``ValueError`` listing the known ones otherwise."""
+    if not isinstance(name, str):
+        raise ValueError(f'A dataset is named by a string, got {name!r}; known datasets: {", ".join(DATASETS)}')
+    key = name.lower().replace('_', '-')
+    key = {'fashionmnist': 'fashion-mnist', 'cifar-10': 'cifar10', 'cifar-100': 'cifar100'}.get(key, key)
+    if key not in DATASETS:
+        raise ValueError(f'Unknown dataset {name!r}; known datasets: {", ".join(DATASETS)}')
+    return key
+
+
 def load_dataset(name: str, *, root: Optional[PathLike] = None, split_seed: int = 0, limit: Optional[int] = None,
                  val_fraction: float = 0.2) -> Tuple[ImageDataset, ImageDataset, DatasetInfo]:
     """Load ``name`` offline and split its training data into ``(train, val)``.
@@ -190,10 +202,7 @@ def load_dataset(name: str, *, root: Optional[PathLike] = None, split_seed: int 
     val_fraction
         Share of the training data held out for validation.
     """
-    key = name.lower().replace('_', '-')
-    key = {'fashionmnist': 'fashion-mnist', 'cifar-10': 'cifar10', 'cifar-100': 'cifar100'}.get(key, key)
-    if key not in DATASETS:
-        raise ValueError(f'Unknown dataset {name!r}; known datasets: {", ".join(DATASETS)}')
+    key = dataset_key(name)
     if not 0 < val_fraction < 1:
         raise ValueError(f'val_fraction must be in (0, 1), got {val_fraction}')
     if limit is not None and limit < 1:

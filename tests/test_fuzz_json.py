@@ -186,3 +186,38 @@ def test_the_cli_prints_one_line_for_a_broken_config(tmp_path, capsys):
     assert main(['run', str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith('error: ') and 'trialCommand' in err and 'Traceback' not in err
+
+
+@SETTINGS
+@given(st.sampled_from(['classification', 'nb201', 'zero_cost']),
+       st.dictionaries(st.sampled_from(['dataset', 'max_epochs', 'batch_size', 'learning_rate', 'momentum',
+                                        'weight_decay', 'epochs', 'proxy', 'optimizer', 'bogus']), junk, max_size=2))
+def test_any_evaluator_arguments_build_it_or_fail_clearly_before_training(name, kwargs):
+    """What ``--evaluator-args`` can hold: the evaluator is built (nothing trains yet) or the
+    answer is one ValueError / TypeError that names the argument or the evaluator."""
+    from nni_nasext import registry
+    try:
+        registry.build('evaluator', name, **kwargs)
+    except (ValueError, TypeError) as err:
+        message = str(err)
+        assert any(k in message for k in kwargs) or name in message or 'dataset' in message.lower() or \
+            'proxy' in message.lower(), message
+
+
+@pytest.mark.parametrize('kwargs,match', [({'dataset': 'nope'}, 'Unknown dataset'),
+                                          ({'learning_rate': -0.1}, 'learning_rate'),
+                                          ({'momentum': 1.0}, 'momentum'),
+                                          ({'max_epochs': 2.5}, 'max_epochs'),
+                                          ({'batch_size': '64'}, 'batch_size')])
+def test_classification_refuses_bad_recipes_when_built(kwargs, match):
+    from nni_nasext.evaluators.classification import ImageClassification
+    with pytest.raises(ValueError, match=match):
+        ImageClassification(**kwargs)
+
+
+def test_a_degenerate_log_uniform_range_samples_inside_itself():
+    """Found by the fuzz test above: exp(log(3.0)) is 3.0000000000000004, outside [3, 3]."""
+    js = JsonSpace({'x': {'_type': 'loguniform', '_value': [3.0, 3.0]}})
+    rng = random.Random(0)
+    for _ in range(20):
+        js.spec.validate(js.spec.random(rng))

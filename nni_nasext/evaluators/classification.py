@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import numbers
 import signal
 import sys
 import threading
@@ -212,10 +213,21 @@ class ImageClassification(ArgumentsEvaluator):
                  limit: Optional[int] = None, seed: int = 0, data_root: Optional[str] = None,
                  accelerator: str = 'auto', reset_parameters: bool = True, image_size: Optional[int] = None,
                  in_channels: Optional[int] = None):
+        from nni_nasext.datasets import dataset_key
+        dataset_key(dataset)  # an unknown dataset is an error here, not when training starts
         if optimizer not in _OPTIMIZERS:
             raise ValueError(f'Unknown optimizer {optimizer!r}; expected one of {_OPTIMIZERS}')
+        for name, value in (('max_epochs', max_epochs), ('batch_size', batch_size)):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise ValueError(f'{name} must be a whole number, got {value!r}')
         if max_epochs < 1 or batch_size < 1:
             raise ValueError(f'max_epochs and batch_size must be positive, got {max_epochs}, {batch_size}')
+        for name, value, ok in (('learning_rate', learning_rate, lambda v: v > 0),
+                                ('weight_decay', weight_decay, lambda v: v >= 0),
+                                ('momentum', momentum, lambda v: 0 <= v < 1)):
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not ok(value):
+                raise ValueError(f'{name} out of range: {value!r} (learning_rate > 0, weight_decay >= 0, '
+                                 '0 <= momentum < 1)')
         if image_size is not None and int(image_size) < 1:
             raise ValueError(f'image_size must be positive, got {image_size}')
         if in_channels not in (None, 1, 3):
