@@ -21,7 +21,6 @@ from nni.tuner import Tuner
 from nni_nasext import registry
 from nni_nasext.nni_json import JsonSpace
 from nni_nasext.searcher import SpaceExhausted
-from nni_nasext.space_spec import SpaceSpec
 
 _logger = logging.getLogger(__name__)
 
@@ -50,7 +49,6 @@ class SearcherTuner(Tuner):
         self._pending: Dict[int, dict] = {}
         self._ended_without_result: Dict[int, Any] = {}
         self.codec: Optional[JsonSpace] = None
-        self._handed: set = set()  # canonical keys of the configurations handed out or imported
 
     def update_search_space(self, search_space: Dict[str, Any]) -> None:
         """Any NNI search-space JSON (:mod:`nni_nasext.nni_json`: nested choices, ``randint``,
@@ -62,14 +60,10 @@ class SearcherTuner(Tuner):
     def generate_parameters(self, parameter_id: int, **kwargs) -> Dict[str, Any]:
         if self.codec is None:
             raise RuntimeError('The tuner has no search space yet (update_search_space first)')
-        size = self.codec.size
-        try:
-            if self.codec.nested and len(self._handed) >= size:
-                raise SpaceExhausted(f'all {int(size)} configurations of the search space have been handed out')
-            sample = self.codec.canonical(self.searcher.ask())
+        try:  # the flat space carries the JSON's conditions: asks are canonical, sizes count the tree
+            sample = self.searcher.ask()
         except SpaceExhausted as err:  # NNI's dispatcher answers NO_MORE_TRIAL_JOBS to this
             raise nni.NoMoreTrialError(str(err)) from err
-        self._handed.add(SpaceSpec.key(sample))
         self._pending[parameter_id] = sample
         return self.codec.decode(sample)
 
@@ -104,8 +98,6 @@ class SearcherTuner(Tuner):
         for record in data:
             score = metric_value(record.get('value'))
             sample = self._flat(record['parameter'])
-            if isinstance(sample, dict):
-                self._handed.add(SpaceSpec.key(sample))
             self.searcher.tell(sample, None if score is None else self.sign * score)
         _logger.info('Imported %d earlier trials into %s', len(data), self.searcher)
 
