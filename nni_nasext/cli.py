@@ -132,16 +132,23 @@ def cmd_run(args) -> int:
 
 def _finish(args, config, config_path, exp_id, port) -> int:
     from nni_nasext import nnictl_tools as nt
-    trials = nt.wait(port, timeout=args.timeout)
-    done = [t for t in trials if t['final'] is not None]
+    trials = nt.supervise(exp_id, port, timeout=args.timeout, restarts=args.restarts)
+    from nni_nasext.adapters.tuner import metric_value
+    done = [t for t in trials if metric_value(t['final']) is not None]
+    unusable = [t for t in trials if t['final'] is not None and metric_value(t['final']) is None]
     failed = [t for t in trials if t['status'] == 'FAILED']
     # an assessor's stop shows as EARLY_STOPPED, or USER_CANCELED with NNI 3.0's local service
     stopped = [t for t in trials if t['status'] in ('EARLY_STOPPED', 'USER_CANCELED')]
     print(f'[nasext] {len(trials)} trials: {len(done)} with a final result, {len(failed)} failed'
-          + (f', {len(stopped)} stopped early' if stopped else ''))
-    workdir = Path(config.get('experimentWorkingDirectory', '~/nni-experiments'))
-    if not workdir.expanduser().is_absolute():
-        workdir = config_path.parent / workdir
+          + (f', {len(stopped)} stopped early' if stopped else '')
+          + (f', {len(unusable)} reported a final value that is not a number (NaN): not ranked' if unusable else ''))
+    if config_path is None:  # nasext resume: the experiment as the manager reports it
+        profile = nt.Rest(port).get('/experiment')
+        config, workdir = profile.get('params') or {}, Path(profile['logDir']).parent
+    else:
+        workdir = Path(config.get('experimentWorkingDirectory', '~/nni-experiments'))
+        if not workdir.expanduser().is_absolute():
+            workdir = config_path.parent / workdir
     out = Path(args.export or f'exports/{exp_id}')
     minimize = ((config.get('tuner') or {}).get('classArgs') or {}).get('optimize_mode') == 'minimize'
     best = nt.export_best(nt.trials_dir(workdir, exp_id), out, minimize=minimize)
@@ -151,6 +158,26 @@ def _finish(args, config, config_path, exp_id, port) -> int:
                         if (Path(best['export_dir']) / n).exists())
     print(f'[nasext] exported to {best["export_dir"]} ({written})')
     return 0
+
+
+def cmd_resume(args) -> int:
+    """``nnictl resume`` after a crash (manager or tuner killed, machine rebooted): leftover
+    processes of the experiment are ended first (a surviving tuner breaks a plain ``nnictl
+    resume``), then the search goes on under supervision and the best is exported."""
+    from nni_nasext import nnictl_tools as nt
+    nt.register_tuners(verbose=False)
+    port = args.port or nt.free_port()
+    nt.resume(args.experiment_id, port)
+    print(f'[nasext] experiment {args.experiment_id} resumed: web UI at http://127.0.0.1:{port} (this machine only)',
+          flush=True)
+    try:
+        return _finish(args, {}, None, args.experiment_id, port)
+    finally:
+        if args.keep:
+            print(f'[nasext] experiment left running for the web UI: nnictl stop {args.experiment_id}')
+        else:
+            nt.stop(args.experiment_id)
+            print(f'[nasext] experiment {args.experiment_id} stopped')
 
 
 def cmd_quickstart(args) -> int:
@@ -169,6 +196,16 @@ def cmd_export(args) -> int:
     print(json.dumps(best['sample'], indent=1))
     print(f'[nasext] exported to {best["export_dir"]}')
     return 0
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'not a whole number: {text!r}') from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'must be 0 or more, got {value}')
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,7 +240,19 @@ def build_parser() -> argparse.ArgumentParser:
                             'behind a random token, while this command runs; without it the manager listens '
                             'on 127.0.0.1 only')
         s.add_argument('--expose-port', type=int, default=None, help='port of the exposed, token-checked address')
+        s.add_argument('--restarts', type=_non_negative_int, default=2,
+                       help='resume the experiment at most this many times when its NNI manager dies or its '
+                            'tuner crashes (default 2)')
         s.set_defaults(func=func)
+    s = sub.add_parser('resume', help='resume an experiment after a crash (ends its leftover processes first), '
+                                      'wait, export the best')
+    s.add_argument('experiment_id')
+    s.add_argument('--port', type=int, default=None, help='web UI port (default: a free one)')
+    s.add_argument('--timeout', type=float, default=900.)
+    s.add_argument('--export', default=None, help='export directory (default exports/<id>)')
+    s.add_argument('--keep', action='store_true', help='leave the experiment running after it is done')
+    s.add_argument('--restarts', type=_non_negative_int, default=2)
+    s.set_defaults(func=cmd_resume)
     s = sub.add_parser('export', help='export the best architecture of an experiment')
     s.add_argument('experiment_id')
     s.add_argument('--experiment-dir', default='~/nni-experiments')

@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import yaml
 
@@ -33,6 +33,9 @@ def run_nnictl(*args: str, check: bool = True, capture: bool = True) -> subproce
     # a manager started by this nnictl call listens on 127.0.0.1 only (nni_nasext.netguard)
     from nni_nasext.netguard import loopback_env
     env = loopback_env(dict(os.environ, PYTHONWARNINGS='ignore'))  # nnictl's pkg_resources warning is noise
+    if env.get('NASEXT_DATA'):  # trials run in their own directories: a relative data path would miss
+        env['NASEXT_DATA'] = os.pathsep.join(str(Path(part).expanduser().resolve()) if part else part
+                                             for part in env['NASEXT_DATA'].split(os.pathsep))
     proc = subprocess.run(nnictl_command() + list(args), text=True, env=env,
                           stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None)
     if check and proc.returncode != 0:
@@ -173,14 +176,41 @@ def create(config_path: Path, port: int) -> str:
     return Rest(port).get('/experiment')['id']
 
 
-def wait(port: int, timeout: float = 600., poll: float = 3., verbose: bool = True) -> List[Dict[str, Any]]:
-    """Wait for the experiment to finish (status DONE / STOPPED / ERROR), printing progress."""
+class ManagerGone(RuntimeError):
+    """The NNI manager stopped answering (its process died or was killed)."""
+
+
+class DiskFull(RuntimeError):
+    """The experiment directory's disk is full: NNI stopped recording (a resume would fail too)."""
+
+
+def _experiment_dir(port: int) -> Optional[Path]:
+    try:
+        profile = Rest(port).get('/experiment')
+        return Path(profile['logDir'])
+    except Exception:  # best effort, for an error message
+        return None
+
+
+def wait(port: int, timeout: float = 600., poll: float = 3., verbose: bool = True,
+         reap: bool = True) -> List[Dict[str, Any]]:
+    """Wait for the experiment to finish (status DONE / STOPPED / ERROR), printing progress;
+    ``reap``: end the processes that ended trials leave behind (:func:`reap_ended_trials`)."""
     rest, start, last = Rest(port), time.time(), None
+    experiment_id = None
     while True:
         try:
             status, trials = rest.status(), rest.trials()
         except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
-            raise RuntimeError(f'NNI manager on port {port} stopped answering: {err}') from None
+            raise ManagerGone(f'NNI manager on port {port} stopped answering: {err}') from None
+        if reap:
+            try:
+                experiment_id = experiment_id or rest.get('/experiment')['id']
+            except (urllib.error.URLError, ConnectionError, TimeoutError, KeyError):
+                pass
+            else:
+                for trial_id in reap_ended_trials(experiment_id, trials):
+                    print(f'[nasext] trial {trial_id} has ended but left processes running: ended them', flush=True)
         counts: Dict[str, int] = {}
         for t in trials:
             counts[t['status']] = counts.get(t['status'], 0) + 1
@@ -189,7 +219,9 @@ def wait(port: int, timeout: float = 600., poll: float = 3., verbose: bool = Tru
         if verbose and line.split(':', 1)[1] != last:
             print(line, flush=True)
             last = line.split(':', 1)[1]
-        if status in ('DONE', 'STOPPED', 'ERROR', 'NO_MORE_TRIAL') and not any(
+        if status == 'ERROR':  # NNI records no trial end after this: nothing more to wait for
+            return trials
+        if status in ('DONE', 'STOPPED', 'NO_MORE_TRIAL') and not any(
                 t['status'] in ('WAITING', 'RUNNING', 'UNKNOWN') for t in trials):
             return trials
         if time.time() - start > timeout:
@@ -197,8 +229,123 @@ def wait(port: int, timeout: float = 600., poll: float = 3., verbose: bool = Tru
         time.sleep(poll)
 
 
-def stop(experiment_id: str) -> None:
+def stop(experiment_id: str) -> int:
+    """``nnictl stop``, then end what it leaves (the children of a trial whose command is not
+    one program, e.g. ``cd src && python3 train.py``, outlive it with NNI 3.0); returns how many
+    processes were left."""
     run_nnictl('stop', experiment_id, check=False)
+    return kill_leftovers(experiment_id)
+
+
+def reap_ended_trials(experiment_id: str, trials: List[Dict[str, Any]]) -> List[str]:
+    """End the processes left by trials that NNI shows as ended. NNI 3.0 ends a trial (cancel,
+    ``maxTrialDuration``, an assessor's stop) by ending the shell that runs its command; programs
+    that shell started live on, holding cores or a GPU. Returns the ids of the trials reaped."""
+    import psutil
+    ended = {t['id'] for t in trials if t['status'] in ('SUCCEEDED', 'FAILED', 'USER_CANCELED', 'SYS_CANCELED',
+                                                          'EARLY_STOPPED')}
+    if not ended:
+        return []
+    victims, reaped = [], set()
+    for proc in experiment_processes(experiment_id):
+        try:
+            trial = proc.environ().get('NNI_TRIAL_JOB_ID')
+        except psutil.Error:
+            continue
+        if trial in ended:
+            victims.append(proc)
+            reaped.add(trial)
+    for proc in victims:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(victims, timeout=5)
+    return sorted(reaped)
+
+
+def experiment_processes(experiment_id: str) -> list:
+    """Every live process of one experiment, with its children: the manager (``--experiment-id``
+    on its command line), the tuner (its ``NNI_LOG_DIRECTORY`` is ``<experiment>/log``) and the
+    trials (``NNI_EXP_ID``)."""
+    import psutil
+    found: Dict[int, Any] = {}
+    for proc in psutil.process_iter(['pid', 'cmdline']):
+        try:
+            cmd = proc.info['cmdline'] or []
+            mine = any(a == '--experiment-id' and b == experiment_id for a, b in zip(cmd, cmd[1:]))
+            if not mine and proc.pid != os.getpid():
+                env = proc.environ()
+                mine = env.get('NNI_EXP_ID') == experiment_id or \
+                    Path(env.get('NNI_LOG_DIRECTORY', '/')).parent.name == experiment_id
+            if mine:
+                found[proc.pid] = proc
+                found.update((c.pid, c) for c in proc.children(recursive=True))
+        except psutil.Error:
+            continue
+    return list(found.values())
+
+
+def kill_leftovers(experiment_id: str, grace: float = 5.) -> int:
+    """End every process of the experiment (SIGTERM, then SIGKILL after ``grace`` seconds);
+    returns how many there were. After a manager is killed its tuner lives on and reconnects to
+    whatever listens on the port: a resumed manager then fails (found here with NNI 3.0)."""
+    import psutil
+    procs = experiment_processes(experiment_id)
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=grace)
+    return len(procs)
+
+
+def resume(experiment_id: str, port: int) -> None:
+    """``nnictl resume`` that also works after a crash: the manager is stopped if it still runs
+    (e.g. in ERROR after its tuner died), the experiment's leftover processes are ended, then
+    ``nnictl resume`` starts a manager and a tuner, which rebuilds its state from NNI's records
+    (``import_data``). NNI reruns the trials that were running, under the same ids."""
+    stop(experiment_id)
+    kill_leftovers(experiment_id)
+    run_nnictl('resume', experiment_id, '--port', str(port))
+
+
+def supervise(experiment_id: str, port: int, timeout: float = 600., restarts: int = 2, poll: float = 3.,
+              verbose: bool = True) -> List[Dict[str, Any]]:
+    """:func:`wait`, resuming the experiment (:func:`resume`) when its manager dies or it ends in
+    ERROR (NNI 3.0 sets ERROR about 25 s after its tuner process dies and starts no trial
+    after that), at most ``restarts`` times; ``timeout`` counts over all of it."""
+    deadline, used = time.time() + timeout, 0
+    while True:
+        try:
+            trials = wait(port, timeout=max(deadline - time.time(), 1.), poll=poll, verbose=verbose)
+            check = Rest(port).get('/check-status')
+            if check.get('status') != 'ERROR':
+                return trials
+            errors = '; '.join(str(e.get('message', e) if isinstance(e, dict) else e)
+                               for e in check.get('errors') or []).strip()[:300]
+            reason = f'the experiment is in ERROR ({errors})'
+            if any(k in errors for k in ('SQLITE_FULL', 'ENOSPC', 'disk is full', 'No space left')):
+                where = _experiment_dir(port)
+                free = f', {shutil.disk_usage(where).free / 2**20:.1f} MiB free' if where and where.exists() else ''
+                raise DiskFull(f'The disk of the experiment directory {where or "(unknown)"} is full{free}; NNI '
+                               f'stopped recording ({errors}). The trials finished so far are kept in its '
+                               f'database. Free some space, then `nasext resume {experiment_id}`.')
+        except ManagerGone as err:
+            reason = str(err)
+        if used >= restarts:
+            raise RuntimeError(f'{reason}; gave up after {restarts} restart(s). Logs: '
+                               f'the experiment directory\'s log/nnimanager.log and log/dispatcher.log')
+        used += 1
+        print(f'[nasext] {reason}; resuming experiment {experiment_id} (restart {used} of {restarts})', flush=True)
+        resume(experiment_id, port)
 
 
 def export_best(trials_dir: Path, out_dir: Path, minimize: bool = False) -> Dict[str, Any]:

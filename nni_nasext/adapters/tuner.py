@@ -7,7 +7,10 @@ encoding of :mod:`nni_nasext.space_spec`, ``InputChoice`` included), asks for pa
 (``receive_trial_result`` -> ``searcher.tell``) and trial ends (``trial_end``: a trial that
 failed, or ended without a final result, is told as ``None`` and the search goes on).
 ``nnictl resume`` replays finished trials through ``import_data``, which rebuilds the
-searcher's state from them. Each registered strategy gets a class here,
+searcher's state from them. A sample the searcher proposes again after it has a final result
+(an imported one after a resume, or a repeat of evolution) is not trained again: the tuner
+answers it from the record and asks for another (``repeat_finished=True`` trains repeats, for
+noisy evaluations where a second measurement is wanted). Each registered strategy gets a class here,
 e.g. :class:`RegularizedEvolutionTuner`, registered under a builtin name by ``nasext register``.
 """
 from __future__ import annotations
@@ -21,6 +24,7 @@ from nni.tuner import Tuner
 from nni_nasext import registry
 from nni_nasext.nni_json import JsonSpace
 from nni_nasext.searcher import SpaceExhausted
+from nni_nasext.space_spec import SpaceSpec
 
 _logger = logging.getLogger(__name__)
 
@@ -38,14 +42,34 @@ class SearcherTuner(Tuner):
     """Generic tuner: ``strategy`` is a registered strategy name, the rest its arguments.
 
     ``optimize_mode='minimize'`` negates the metric, since searchers maximise.
+    ``repeat_finished``: train a sample again when the searcher proposes it after it has a final
+    result (default: answer it from that result, and ask again, up to :attr:`MAX_KNOWN_IN_A_ROW`
+    times in a row).
     """
 
-    def __init__(self, strategy: str = 'regularized_evolution', optimize_mode: str = 'maximize', **strategy_args):
+    #: statuses of NNI trials that have ended
+    ENDED = ('SUCCEEDED', 'FAILED', 'USER_CANCELED', 'SYS_CANCELED', 'EARLY_STOPPED')
+    #: proposals in a row answered from finished results before a repeat is trained anyway
+    MAX_KNOWN_IN_A_ROW = 1000
+
+    def __init__(self, strategy: str = 'regularized_evolution', optimize_mode: str = 'maximize',
+                 repeat_finished: bool = False, **strategy_args):
         if optimize_mode not in ('maximize', 'minimize'):
             raise ValueError(f"optimize_mode must be 'maximize' or 'minimize', got {optimize_mode!r}")
+        if not isinstance(repeat_finished, bool):
+            raise ValueError(f'repeat_finished must be true or false, got {repeat_finished!r}')
         self.sign = 1. if optimize_mode == 'maximize' else -1.
         self.searcher = registry.build('strategy', strategy, **strategy_args)
         self.strategy_name = strategy
+        self.repeat_finished = repeat_finished
+        #: searcher-signed final value of every sample with a result (key: SpaceSpec.key)
+        self._finished: Dict[str, float] = {}
+        #: proposals answered from ``_finished`` instead of a trial
+        self.answered_from_records = 0
+        #: samples of trials NNI reruns after a resume (not asked by this process), with the number of
+        #: this searcher's asks for the same sample that wait for their result
+        self._resumed: Dict[str, int] = {}
+        self._told_keys: set = set()
         self._pending: Dict[int, dict] = {}
         self._ended_without_result: Dict[int, Any] = {}
         self.codec: Optional[JsonSpace] = None
@@ -60,10 +84,24 @@ class SearcherTuner(Tuner):
     def generate_parameters(self, parameter_id: int, **kwargs) -> Dict[str, Any]:
         if self.codec is None:
             raise RuntimeError('The tuner has no search space yet (update_search_space first)')
-        try:  # the flat space carries the JSON's conditions: asks are canonical, sizes count the tree
-            sample = self.searcher.ask()
-        except SpaceExhausted as err:  # NNI's dispatcher answers NO_MORE_TRIAL_JOBS to this
-            raise nni.NoMoreTrialError(str(err)) from err
+        for _ in range(self.MAX_KNOWN_IN_A_ROW):
+            try:  # the flat space carries the JSON's conditions: asks are canonical, sizes count the tree
+                sample = self.searcher.ask()
+            except SpaceExhausted as err:  # NNI's dispatcher answers NO_MORE_TRIAL_JOBS to this
+                raise nni.NoMoreTrialError(str(err)) from err
+            key = SpaceSpec.key(sample)
+            if self.repeat_finished:
+                break
+            if key in self._finished:
+                self.searcher.tell(sample, self._finished[key])  # finished before (e.g. imported on resume)
+                self.answered_from_records += 1
+            elif key in self._resumed:  # NNI is rerunning it: that trial's result answers this ask too
+                self._resumed[key] += 1
+            else:
+                break
+        else:
+            _logger.warning('%s proposed %d finished samples in a row; training a repeat.', self.searcher,
+                            self.MAX_KNOWN_IN_A_ROW)
         self._pending[parameter_id] = sample
         return self.codec.decode(sample)
 
@@ -84,7 +122,53 @@ class SearcherTuner(Tuner):
             self.searcher.num_failed -= 1
             self.searcher._rebuild()
         score = metric_value(value)
-        self.searcher.tell(sample, None if score is None else self.sign * score)
+        if score is None:  # NNI shows such a trial as SUCCEEDED with its NaN: the search does not rank it
+            _logger.warning('Trial of parameter %s reported %r as its final result, not a number: told as failed.',
+                            parameter_id, value)
+        self._told(sample, score)
+
+    def _told(self, sample: Any, score: Optional[float]) -> None:
+        value = None if score is None else self.sign * score
+        self.searcher.tell(sample, value)
+        if isinstance(sample, dict):
+            key = SpaceSpec.key(sample)
+            self._told_keys.add(key)
+            if value is not None:
+                self._finished[key] = value
+            for _ in range(self._resumed.pop(key, 0)):  # asks that waited for this rerun trial
+                self.searcher.tell(sample, value)
+
+    def _note_rerun_trials(self) -> None:
+        """After ``nnictl resume`` NNI reruns the trials that were running, with their old
+        parameters (status ADD_RESUMED, then RUNNING), and tells this (new) tuner nothing of them
+        until they end: read them from the
+        manager's REST API (its port is in ``NNI_TUNER_COMMAND_CHANNEL``) so that no second trial of
+        the same sample starts meanwhile."""
+        import json
+        import os
+        import urllib.parse
+        import urllib.request
+        channel = urllib.parse.urlparse(os.environ.get('NNI_TUNER_COMMAND_CHANNEL', ''))
+        if not channel.port:
+            return
+        host = '127.0.0.1' if channel.hostname in (None, 'localhost') else channel.hostname
+        try:
+            with urllib.request.urlopen(f'http://{host}:{channel.port}/api/v1/nni/trial-jobs', timeout=10) as resp:
+                jobs = json.loads(resp.read().decode())
+        except Exception as err:  # best effort: without it a rerun sample may be trained twice
+            _logger.warning('Could not read the running trials from the NNI manager (%s).', err)
+            return
+        for job in jobs:
+            if job.get('status') not in self.ENDED and job.get('hyperParameters'):
+                try:
+                    sample = self._flat(json.loads(job['hyperParameters'][-1])['parameters'])
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if isinstance(sample, dict) and SpaceSpec.key(sample) not in self._told_keys:  # not a stale status
+                    self._resumed.setdefault(SpaceSpec.key(sample), 0)
+        if self._resumed:
+            _logger.info('%d trial(s) rerun by NNI after the resume: their samples are not asked again.',
+                         len(self._resumed))
 
     def trial_end(self, parameter_id: int, success: bool, **kwargs) -> None:
         sample = self._pending.pop(parameter_id, None)
@@ -97,9 +181,9 @@ class SearcherTuner(Tuner):
     def import_data(self, data) -> None:
         for record in data:
             score = metric_value(record.get('value'))
-            sample = self._flat(record['parameter'])
-            self.searcher.tell(sample, None if score is None else self.sign * score)
+            self._told(self._flat(record['parameter']), score)
         _logger.info('Imported %d earlier trials into %s', len(data), self.searcher)
+        self._note_rerun_trials()
 
     def save_checkpoint(self) -> None:  # state is rebuilt from NNI's own records via import_data
         pass
