@@ -111,9 +111,14 @@ def test_the_manager_killed_then_resumed_loses_nothing(tmp_path, nb12):
         manager[0].wait(10)
         with pytest.raises(nt.ManagerGone):
             nt.wait(port, timeout=5, verbose=False)
-        nt.resume(exp_id, port)  # ends the surviving tuner first (it would break the new manager)
-        trials = nt.wait(port, timeout=180, poll=1, verbose=False)
+        # nasext resume: ends the surviving tuner first (it would break the new manager), resumes,
+        # waits under supervision and exports the best
+        from nni_nasext.cli import main
+        assert main(['resume', exp_id, '--port', str(port), '--export', str(tmp_path / 'best'), '--keep']) == 0
+        trials = nt.Rest(port).trials()
     check_nothing_lost(trials, before, 10)
+    best = json.loads((tmp_path / 'best' / 'best_result.json').read_text())
+    assert best['value'] == max(t['final']['default'] for t in trials)
     imported = re.findall(r'Imported (\d+) earlier trials', dispatcher_log(tmp_path / 'experiments', exp_id))
     assert imported and int(imported[0]) >= len(before)  # the tuner was rebuilt from NNI's records
     manager_log = (tmp_path / 'experiments' / exp_id / 'log' / 'nnimanager.log').read_text()
