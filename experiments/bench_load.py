@@ -22,7 +22,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -84,7 +83,7 @@ def run(trials: int, concurrency: int, general: bool, every: float, folder: Path
         while True:
             status = rest.status()
             jobs = rest.get('/trial-jobs')
-            done = sum(j['status'] in ('SUCCEEDED', 'FAILED', 'USER_CANCELED', 'EARLY_STOPPED') for j in jobs)
+            done = sum(j['status'] in nt.ENDED_STATUSES for j in jobs)
             mem = {}
             for role, proc in procs.items():
                 try:

@@ -130,6 +130,10 @@ def load_config(path: Path) -> Dict[str, Any]:
     return config
 
 
+#: statuses of an NNI trial that has ended
+ENDED_STATUSES = ('SUCCEEDED', 'FAILED', 'USER_CANCELED', 'SYS_CANCELED', 'EARLY_STOPPED')
+
+
 class Rest:
     def __init__(self, port: int):
         self.base = f'http://127.0.0.1:{port}/api/v1/nni'
@@ -242,8 +246,7 @@ def reap_ended_trials(experiment_id: str, trials: List[Dict[str, Any]]) -> List[
     ``maxTrialDuration``, an assessor's stop) by ending the shell that runs its command; programs
     that shell started live on, holding cores or a GPU. Returns the ids of the trials reaped."""
     import psutil
-    ended = {t['id'] for t in trials if t['status'] in ('SUCCEEDED', 'FAILED', 'USER_CANCELED', 'SYS_CANCELED',
-                                                          'EARLY_STOPPED')}
+    ended = {t['id'] for t in trials if t['status'] in ENDED_STATUSES}
     if not ended:
         return []
     victims, reaped = [], set()

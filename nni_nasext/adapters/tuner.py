@@ -47,8 +47,6 @@ class SearcherTuner(Tuner):
     times in a row).
     """
 
-    #: statuses of NNI trials that have ended
-    ENDED = ('SUCCEEDED', 'FAILED', 'USER_CANCELED', 'SYS_CANCELED', 'EARLY_STOPPED')
     #: proposals in a row answered from finished results before a repeat is trained anyway
     MAX_KNOWN_IN_A_ROW = 1000
 
@@ -148,6 +146,8 @@ class SearcherTuner(Tuner):
         import os
         import urllib.parse
         import urllib.request
+
+        from nni_nasext.nnictl_tools import ENDED_STATUSES
         channel = urllib.parse.urlparse(os.environ.get('NNI_TUNER_COMMAND_CHANNEL', ''))
         if not channel.port:
             return
@@ -159,7 +159,7 @@ class SearcherTuner(Tuner):
             _logger.warning('Could not read the running trials from the NNI manager (%s).', err)
             return
         for job in jobs:
-            if job.get('status') not in self.ENDED and job.get('hyperParameters'):
+            if job.get('status') not in ENDED_STATUSES and job.get('hyperParameters'):
                 try:
                     sample = self._flat(json.loads(job['hyperParameters'][-1])['parameters'])
                 except (ValueError, KeyError, TypeError):
