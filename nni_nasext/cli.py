@@ -123,11 +123,16 @@ def cmd_run(args) -> int:
     finally:
         if proxy is not None:
             proxy.stop()
-        if args.keep:
-            print(f'[nasext] experiment left running for the web UI: nnictl stop {exp_id}')
-        else:
-            nt.stop(exp_id)
-            print(f'[nasext] experiment {exp_id} stopped; `nnictl view {exp_id}` shows it again')
+        _stop_unless_kept(args, exp_id)
+
+
+def _stop_unless_kept(args, exp_id: str) -> None:
+    from nni_nasext import nnictl_tools as nt
+    if args.keep:
+        print(f'[nasext] experiment left running for the web UI: nnictl stop {exp_id}')
+    else:
+        nt.stop(exp_id)
+        print(f'[nasext] experiment {exp_id} stopped; `nnictl view {exp_id}` shows it again')
 
 
 def _finish(args, config, config_path, exp_id, port) -> int:
@@ -173,11 +178,7 @@ def cmd_resume(args) -> int:
     try:
         return _finish(args, {}, None, args.experiment_id, port)
     finally:
-        if args.keep:
-            print(f'[nasext] experiment left running for the web UI: nnictl stop {args.experiment_id}')
-        else:
-            nt.stop(args.experiment_id)
-            print(f'[nasext] experiment {args.experiment_id} stopped')
+        _stop_unless_kept(args, args.experiment_id)
 
 
 def cmd_quickstart(args) -> int:

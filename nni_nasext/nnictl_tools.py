@@ -261,12 +261,7 @@ def reap_ended_trials(experiment_id: str, trials: List[Dict[str, Any]]) -> List[
         if trial in ended:
             victims.append(proc)
             reaped.add(trial)
-    for proc in victims:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(victims, timeout=5)
+    _end_processes(victims, grace=0.)
     return sorted(reaped)
 
 
@@ -296,21 +291,28 @@ def kill_leftovers(experiment_id: str, grace: float = 5.) -> int:
     """End every process of the experiment (SIGTERM, then SIGKILL after ``grace`` seconds);
     returns how many there were. After a manager is killed its tuner lives on and reconnects to
     whatever listens on the port: a resumed manager then fails (found here with NNI 3.0)."""
-    import psutil
     procs = experiment_processes(experiment_id)
-    for proc in procs:
-        try:
-            proc.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=grace)
+    _end_processes(procs, grace)
+    return len(procs)
+
+
+def _end_processes(procs: list, grace: float) -> None:
+    """SIGTERM, then SIGKILL for those alive after ``grace`` seconds (``grace=0``: SIGKILL at once)."""
+    import psutil
+    alive = procs
+    if grace > 0:
+        for proc in procs:
+            try:
+                proc.terminate()
+            except psutil.Error:
+                pass
+        _, alive = psutil.wait_procs(procs, timeout=grace)
     for proc in alive:
         try:
             proc.kill()
         except psutil.Error:
             pass
-    psutil.wait_procs(alive, timeout=grace)
-    return len(procs)
+    psutil.wait_procs(alive, timeout=5)
 
 
 def resume(experiment_id: str, port: int) -> None:
