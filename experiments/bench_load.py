@@ -114,7 +114,8 @@ def run(trials: int, concurrency: int, general: bool, every: float, folder: Path
     tuner_errors = [ln for ln in (logs / 'dispatcher.log').read_text().splitlines()
                     if 'Traceback' in ln or ' ERROR ' in ln]
     durations = [(j['endTime'] - j['startTime']) / 1000 for j in jobs.values() if j.get('endTime') and j.get('startTime')]
-    return {'experiment': exp_id, 'trials': len(trial_list), 'status': final_status, 'wall_s': wall,
+    distinct = len({json.dumps(t['sample'], sort_keys=True) for t in trial_list})
+    return {'experiment': exp_id, 'trials': len(trial_list), 'distinct_samples': distinct, 'status': final_status, 'wall_s': wall,
             'trials_per_min': len(trial_list) / wall * 60, 'not_ok': wrong, 'manager_errors': manager_errors[:20],
             'tuner_errors': tuner_errors[:20], 'trial_duration_median_s': statistics.median(durations) if durations else None,
             'samples': samples}
@@ -190,10 +191,10 @@ def main(argv=None) -> int:
     def row(name, r):
         return (f'| {name} | {r["trials"]} | {r["status"]} | {len(r["not_ok"])} | {r["wall_s"] / 60:.1f} | '
                 f'{r["trials_per_min"]:.1f} | {r["trial_duration_median_s"]:.2f} | '
-                f'{len(r["manager_errors"])} / {len(r["tuner_errors"])} |')
+                f'{len(r["manager_errors"])} / {len(r["tuner_errors"])} | {r["distinct_samples"]} |')
     lines = [f'## {args.trials} NB201 lookup trials through nnictl, concurrency {args.concurrency}', '',
              '| trial path | trials | status | lost or wrong | minutes | trials/min | NNI trial time, median s '
-             '| manager / tuner error lines |', '|---|---|---|---|---|---|---|---|']
+             '| manager / tuner error lines | distinct samples |', '|---|---|---|---|---|---|---|---|---|']
     if general:
         lines.append(row('general (before: NNI NAS modules, torch, Lightning per trial)', general))
     lines.append(row('fast (now)', fast))

@@ -98,12 +98,20 @@ class Searcher:
         self._distinct.add(SpaceSpec.key(sample))
 
     def tell(self, sample: Sample, value: Optional[float], *, intermediates: Sequence[float] = (),
-             cost: Optional[float] = None) -> None:
+             cost: Optional[float] = None, replay: bool = False) -> None:
+        """Learn the result of a sample. ``replay=True`` gives again the result of a sample told
+        before, because the searcher asked it again (the tuner answers such asks from its records
+        instead of training a repeat): the searcher updates its state (e.g. the child joins the
+        evolution's population) but :attr:`history` keeps one entry per evaluation, so a
+        converged search that asks known samples thousands of times does not grow."""
         if value is not None:
             value = float(value)
             if value != value:  # NaN counts as a failure, never as a score
                 value = None
         obs = Observation(sample=sample, value=value, intermediates=list(intermediates), cost=cost)
+        if replay:
+            self._tell(obs)
+            return
         self.history.append(obs)
         self._count_distinct(sample)
         if value is None:

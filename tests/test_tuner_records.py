@@ -9,6 +9,7 @@ import nni
 import pytest
 
 from nni_nasext.adapters import SearcherTuner
+from nni_nasext.searcher import Searcher
 from nni_nasext.space_spec import SpaceSpec
 
 SPACE = {'a': {'_type': 'choice', '_value': [0, 1, 2]}, 'b': {'_type': 'choice', '_value': ['x', 'y']}}
@@ -104,3 +105,42 @@ def test_samples_of_trials_nni_reruns_wait_for_their_result(monkeypatch):
     assert resumed._resumed == {}
     with pytest.raises(nni.NoMoreTrialError):
         resumed.generate_parameters(6)
+
+
+class _Cycle(Searcher):
+    """Asks the same two samples forever: a converged search."""
+    def __init__(self):
+        super().__init__(seed=0)
+        self.told = 0
+
+    def _ask(self):
+        return [{'a': 0, 'b': 'x'}, {'a': 1, 'b': 'x'}][self.num_asked % 2]
+
+    def _tell(self, obs):
+        self.told += 1
+
+
+def test_known_samples_are_replayed_without_growing_the_history():
+    """The load run's leak (bench_load.py: the tuner process grew 0.5 MiB a trial): a converged
+    evolution asks finished samples up to MAX_KNOWN_IN_A_ROW times per trial, and each answer
+    from the records used to add an observation to the searcher's history."""
+    t = tuner()
+    t.searcher = _Cycle().configure(t.codec.spec)
+    for pid in range(2):
+        params = t.generate_parameters(pid)
+        t.receive_trial_result(pid, params, value(params))
+    t.generate_parameters(2)                     # only known samples: replays, then a repeat
+    assert t.answered_from_records == SearcherTuner.MAX_KNOWN_IN_A_ROW
+    assert t.searcher.told == 2 + SearcherTuner.MAX_KNOWN_IN_A_ROW   # the searcher learnt each answer
+    assert len(t.searcher.history) == 2                               # one entry per trial
+
+
+def test_a_replay_joins_the_evolution_population_but_not_the_history():
+    from strategies.regularized_evolution import RegularizedEvolution
+    rea = RegularizedEvolution(population_size=2, sample_size=1, seed=0).configure(tuner().codec.spec)
+    a, b = {'a': 0, 'b': 'x'}, {'a': 2, 'b': 'y'}
+    rea.tell(a, 1.0)
+    rea.tell(b, 2.0)
+    rea.tell(a, 1.0, replay=True)
+    assert [o['sample'] for o in rea.population] == [b, a]   # the oldest left, the replayed child joined
+    assert [o['sample'] for o in rea.history] == [a, b]

@@ -91,7 +91,8 @@ class SearcherTuner(Tuner):
             if self.repeat_finished:
                 break
             if key in self._finished:
-                self.searcher.tell(sample, self._finished[key])  # finished before (e.g. imported on resume)
+                # finished before (or imported on resume): a replay, so the history does not grow
+                self.searcher.tell(sample, self._finished[key], replay=True)
                 self.answered_from_records += 1
             elif key in self._resumed:  # NNI is rerunning it: that trial's result answers this ask too
                 self._resumed[key] += 1
