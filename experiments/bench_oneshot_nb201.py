@@ -223,7 +223,7 @@ def collapse_line(label: str, c: dict) -> str:
     elif major > 0:
         verdict = f'partly collapsed: {major} of {n} cells have a skip/none majority ({full} all skip/none)'
     else:
-        verdict = f'no collapse: no cell has a skip/none majority'
+        verdict = 'no collapse: no cell has a skip/none majority'
     line = f'- {label}: {verdict}; {c["mean_skip_none_edges"]:.1f} of 6 edges skip/none on average'
     if c.get('all_parameter_free') and full < n:
         line += (f'; {c["all_parameter_free"]} of {n} cells have no convolution at all (skip/none/avg_pool only, '

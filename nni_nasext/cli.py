@@ -156,7 +156,24 @@ def _finish(args, config, config_path, exp_id, port) -> int:
             workdir = config_path.parent / workdir
     out = Path(args.export or f'exports/{exp_id}')
     minimize = ((config.get('tuner') or {}).get('classArgs') or {}).get('optimize_mode') == 'minimize'
-    best = nt.export_best(nt.trials_dir(workdir, exp_id), out, minimize=minimize)
+    if nt.remote_machines(config):   # trial outputs stay on the hosts: fetch them first
+        hosts = nt.fetch_remote_outputs(config, exp_id, nt.trials_dir(workdir, exp_id))
+        per_host = {h: sum(v == h for v in hosts.values()) for h in sorted(set(hosts.values()))}
+        print(f'[nasext] trial outputs fetched from the remote hosts (trials per host: {per_host})')
+    try:
+        best = nt.export_best(nt.trials_dir(workdir, exp_id), out, minimize=minimize)
+    except FileNotFoundError:
+        if not done:
+            raise
+        # a cluster service keeps trial outputs on its own storage: the best from NNI's records
+        sign = -1. if minimize else 1.
+        top = max(done, key=lambda t: sign * metric_value(t['final']))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / 'best_sample.json').write_text(json.dumps(top['sample'], indent=1))
+        best = {'value': metric_value(top['final']), 'trial_id': top['id'], 'sample': top['sample'],
+                'export_dir': str(out.resolve())}
+        print(f'[nasext] no trial output on this machine (the training service keeps it on its storage): '
+              f'the best sample is taken from NNI\'s records; its model.pt is with trial {top["id"]} there')
     print(f'[nasext] best architecture (value {best["value"]:.4f}, trial {best["trial_id"]}):')
     print(json.dumps(best['sample'], indent=1))
     written = ', '.join(n for n in ('best_sample.json', 'best_model.pt', 'best_result.json')

@@ -15,7 +15,40 @@ function isPort(v) {
   return typeof v === 'number' || (typeof v === 'string' && /^\d+$/.test(v));
 }
 
+// NASEXT_ALSO_BIND: addresses (comma-separated) where the machines of a remote or cluster
+// training service reach the manager (the experiment's nniManagerIp). Each gets a plain TCP
+// forwarder to the loopback listener on the same port: the manager is reachable there and on
+// 127.0.0.1, and still not on every interface.
+const also = (process.env.NASEXT_ALSO_BIND || '').split(',').map((s) => s.trim()).filter(Boolean);
+
+function forwardFrom(server) {
+  if (also.length === 0) return;
+  server.once('listening', () => {
+    const addr = server.address();
+    if (addr === null || typeof addr !== 'object') return;   // a Unix socket or pipe
+    const port = addr.port;
+    for (const extra of also) {
+      const fwd = net.createServer((inbound) => {
+        const outbound = net.connect(port, host);
+        inbound.pipe(outbound);
+        outbound.pipe(inbound);
+        inbound.on('error', () => outbound.destroy());
+        outbound.on('error', () => inbound.destroy());
+      });
+      fwd.on('error', (err) => console.error(`nasext: cannot also listen on ${extra}:${port}: ${err.message}`));
+      listen.call(fwd, port, extra);
+      fwd.unref();
+      server.once('close', () => fwd.close());
+    }
+  });
+}
+
 net.Server.prototype.listen = function (...args) {
+  const hostless = !(args.length > 0 && typeof args[0] === 'object' && args[0] !== null
+                     && (args[0].host || args[0].path !== undefined || args[0].fd !== undefined
+                         || args[0].handle !== undefined || args[0]._handle !== undefined))
+                   && !(isPort(args[0]) && typeof args[1] === 'string');
+  if (hostless) forwardFrom(this);
   if (args.length === 0 || args[0] === undefined || args[0] === null || typeof args[0] === 'function') {
     // listen() / listen(cb): a random port on every interface
     args = [{ port: 0, host }, ...args.filter((a) => typeof a === 'function')];

@@ -30,7 +30,7 @@ import secrets
 import threading
 import urllib.parse
 from pathlib import Path
-from typing import Dict, Iterator, Mapping, Optional
+from typing import Dict, Iterator, Mapping, Optional, Sequence
 
 __all__ = ['PRELOAD', 'TokenProxy', 'loopback', 'loopback_env']
 
@@ -49,15 +49,23 @@ def _require_option() -> str:
     return f'--require={path}' if ' ' not in path else f'--require="{path}"'
 
 
-def loopback_env(env: Optional[Mapping[str, str]] = None, host: str = '127.0.0.1') -> Dict[str, str]:
+def loopback_env(env: Optional[Mapping[str, str]] = None, host: str = '127.0.0.1',
+                 also: Sequence[str] = ()) -> Dict[str, str]:
     """A copy of ``env`` (default ``os.environ``) under which NNI's manager listens on ``host``
-    only: ``NODE_OPTIONS`` gains the preload (kept once), ``NASEXT_BIND_HOST`` is ``host``."""
+    only: ``NODE_OPTIONS`` gains the preload (kept once), ``NASEXT_BIND_HOST`` is ``host``.
+    ``also``: addresses where the machines of a remote or cluster training service reach the
+    manager (its ``nniManagerIp``); the manager is forwarded there too, on the same port
+    (``NASEXT_ALSO_BIND``), and nowhere else."""
     out = dict(os.environ if env is None else env)
     opt = _require_option()
     current = out.get('NODE_OPTIONS', '')
     if opt not in current:
         out['NODE_OPTIONS'] = f'{current} {opt}'.strip()
     out['NASEXT_BIND_HOST'] = host
+    if also:
+        out['NASEXT_ALSO_BIND'] = ','.join(also)
+    else:
+        out.pop('NASEXT_ALSO_BIND', None)
     return out
 
 
@@ -65,12 +73,15 @@ def loopback_env(env: Optional[Mapping[str, str]] = None, host: str = '127.0.0.1
 def loopback(host: str = '127.0.0.1') -> Iterator[None]:
     """``os.environ`` set by :func:`loopback_env` inside the block (for launchers in this
     process, e.g. ``with loopback(): experiment.run(port)``), restored afterwards."""
-    keys = ('NODE_OPTIONS', 'NASEXT_BIND_HOST')
+    keys = ('NODE_OPTIONS', 'NASEXT_BIND_HOST', 'NASEXT_ALSO_BIND')
     saved = {k: os.environ.get(k) for k in keys}
     new = loopback_env(host=host)
     try:
         for k in keys:
-            os.environ[k] = new[k]
+            if k in new:
+                os.environ[k] = new[k]
+            else:
+                os.environ.pop(k, None)
         yield
     finally:
         for k, v in saved.items():

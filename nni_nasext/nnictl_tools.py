@@ -5,6 +5,7 @@ Everything here runs the real ``nnictl`` and talks to the NNI manager's REST API
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
@@ -29,10 +30,12 @@ def nnictl_command() -> List[str]:
     return [exe] if exe else [sys.executable, '-m', 'nni.tools.nnictl.nnictl']
 
 
-def run_nnictl(*args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
-    # a manager started by this nnictl call listens on 127.0.0.1 only (nni_nasext.netguard)
+def run_nnictl(*args: str, check: bool = True, capture: bool = True,
+               also_bind: Sequence[str] = ()) -> subprocess.CompletedProcess:
+    # a manager started by this nnictl call listens on 127.0.0.1 only (nni_nasext.netguard), and on
+    # ``also_bind`` (the nniManagerIp of a remote or cluster training service) where given
     from nni_nasext.netguard import loopback_env
-    env = loopback_env(dict(os.environ, PYTHONWARNINGS='ignore'))  # nnictl's pkg_resources warning is noise
+    env = loopback_env(dict(os.environ, PYTHONWARNINGS='ignore'), also=also_bind)  # nnictl's pkg_resources warning is noise
     if env.get('NASEXT_DATA'):  # trials run in their own directories: a relative data path would miss
         env['NASEXT_DATA'] = os.pathsep.join(str(Path(part).expanduser().resolve()) if part else part
                                              for part in env['NASEXT_DATA'].split(os.pathsep))
@@ -102,13 +105,28 @@ def load_config(path: Path) -> Dict[str, Any]:
         raise ValueError(f'Experiment config {path} is not valid YAML: {err}') from None
     if not isinstance(config, dict):
         raise ValueError(f'Experiment config {path} must be a YAML mapping')
-    for key in ('trialCommand', 'trainingService'):
-        if key not in config:
-            raise ValueError(f'Experiment config {path} lacks {key!r}')
-    if not isinstance(config['trialCommand'], str) or not config['trialCommand'].strip():
-        raise ValueError(f'Experiment config {path}: trialCommand must be a non-empty string')
+    if 'trainingService' not in config:
+        raise ValueError(f'Experiment config {path} lacks \'trainingService\'')
     if not isinstance(config['trainingService'], (dict, list)):
         raise ValueError(f'Experiment config {path}: trainingService must be a mapping (e.g. {{platform: local}})')
+    services = config['trainingService'] if isinstance(config['trainingService'], list) else [config['trainingService']]
+    # Kubeflow and FrameworkController run the command of each role (worker, master, task roles)
+    role_commands = all(isinstance(s, dict) and s.get('platform') in ('kubeflow', 'frameworkcontroller')
+                        for s in services)
+    if role_commands:
+        for service in services:
+            roles = ([service.get(r) for r in ('master', 'worker', 'ps') if service.get(r) is not None]
+                     if service['platform'] == 'kubeflow' else service.get('taskRoles'))
+            if not isinstance(roles, list) or not roles or not all(
+                    isinstance(r, dict) and isinstance(r.get('command'), str) and r['command'].strip() for r in roles):
+                raise ValueError(f'Experiment config {path}: a {service["platform"]} trainingService needs '
+                                 + ('a master or worker role' if service['platform'] == 'kubeflow' else 'taskRoles')
+                                 + ' with a non-empty command each')
+    if 'trialCommand' in config or not role_commands:
+        if 'trialCommand' not in config:
+            raise ValueError(f'Experiment config {path} lacks \'trialCommand\'')
+        if not isinstance(config['trialCommand'], str) or not config['trialCommand'].strip():
+            raise ValueError(f'Experiment config {path}: trialCommand must be a non-empty string')
     for key in ('experimentWorkingDirectory', 'searchSpaceFile', 'trialCodeDirectory'):
         if key in config and not isinstance(config[key], str):
             raise ValueError(f'Experiment config {path}: {key} must be a path (a string)')
@@ -127,6 +145,7 @@ def load_config(path: Path) -> Dict[str, Any]:
             raise ValueError(f'Experiment config {path}: {key}.classArgs must be a mapping')
         if name and name.lower().startswith('nasext') and name not in ours:
             raise ValueError(f'Experiment config {path}: unknown {key} {name!r}; ours are {sorted(ours)}')
+    manager_addresses(config, f'Experiment config {path}')
     return config
 
 
@@ -167,10 +186,48 @@ class Rest:
         return out
 
 
+def manager_addresses(config: Dict[str, Any], where: str = 'Experiment config') -> List[str]:
+    """Where the machines of the config's non-local training services reach the NNI manager: each
+    one's ``nniManagerIp`` (or the experiment's). Our manager listens on 127.0.0.1 and on these
+    only, so a non-local service without one is an error before anything starts (NNI would guess
+    an address of this machine and give it to the remote side, where nothing answers)."""
+    services = config.get('trainingService')
+    services = services if isinstance(services, list) else [services]
+    out: List[str] = []
+    for service in services:
+        if not isinstance(service, dict) or service.get('platform', 'local') == 'local':
+            continue
+        address = service.get('nniManagerIp') or config.get('nniManagerIp')
+        if not isinstance(address, str) or not address.strip():
+            raise ValueError(f'{where}: the {service.get("platform")} trainingService needs nniManagerIp (the address '
+                             'of this machine that its machines reach): the NNI manager that nasext starts listens on '
+                             '127.0.0.1 and on that address only')
+        if address not in out:
+            out.append(address.strip())
+    return out
+
+
+def stored_config(experiment_id: str) -> Dict[str, Any]:
+    """The config NNI recorded for an experiment (its database's latest profile), or ``{}``."""
+    import sqlite3
+    try:
+        from nni.tools.nnictl.config_utils import Experiments
+        log_dir = Experiments().get_all_experiments()[experiment_id]['logDir']
+        db = Path(log_dir) / experiment_id / 'db' / 'nni.sqlite'
+        with contextlib.closing(sqlite3.connect(f'file:{db}?mode=ro', uri=True)) as conn:
+            row = conn.execute('SELECT params FROM ExperimentProfile ORDER BY revision DESC LIMIT 1').fetchone()
+        return json.loads(row[0]) if row else {}
+    except Exception:  # an unknown id or a database NNI has not written yet
+        return {}
+
+
 def create(config_path: Path, port: int) -> str:
     """``nnictl create``; returns the experiment id. nnictl's own output (the web UI
-    address among it) is printed."""
-    proc = run_nnictl('create', '--config', str(config_path), '--port', str(port), check=False)
+    address among it) is printed. The manager listens on 127.0.0.1, and on the
+    ``nniManagerIp`` of a remote or cluster training service (:func:`manager_addresses`)."""
+    config_path = Path(config_path)
+    also = manager_addresses(load_config(config_path), str(config_path)) if config_path.exists() else []
+    proc = run_nnictl('create', '--config', str(config_path), '--port', str(port), check=False, also_bind=also)
     print(proc.stdout.rstrip())
     if proc.returncode != 0:
         raise RuntimeError(f'nnictl create failed (exit {proc.returncode})')
@@ -320,9 +377,10 @@ def resume(experiment_id: str, port: int) -> None:
     (e.g. in ERROR after its tuner died), the experiment's leftover processes are ended, then
     ``nnictl resume`` starts a manager and a tuner, which rebuilds its state from NNI's records
     (``import_data``). NNI reruns the trials that were running, under the same ids."""
+    also = manager_addresses(stored_config(experiment_id), f'Experiment {experiment_id}')
     stop(experiment_id)
     kill_leftovers(experiment_id)
-    run_nnictl('resume', experiment_id, '--port', str(port))
+    run_nnictl('resume', experiment_id, '--port', str(port), also_bind=also)
 
 
 def supervise(experiment_id: str, port: int, timeout: float = 600., restarts: int = 2, poll: float = 3.,
@@ -383,6 +441,71 @@ def export_best(trials_dir: Path, out_dir: Path, minimize: bool = False) -> Dict
     if (folder / 'model.pt').exists():
         shutil.copy(folder / 'model.pt', out_dir / 'best_model.pt')
     return {**best, 'export_dir': str(out_dir.resolve())}
+
+
+def remote_machines(config: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The ``machineList`` of the config's remote training service(s), in order."""
+    services = config.get('trainingService')
+    services = services if isinstance(services, list) else [services]
+    return [m for s in services if isinstance(s, dict) and s.get('platform') == 'remote'
+            for m in (s.get('machineList') or []) if isinstance(m, dict)]
+
+
+def fetch_remote_outputs(config: Dict[str, Any], experiment_id: str, experiment_dir: Path,
+                         timeout: float = 300.) -> Dict[str, str]:
+    """Copy what our trial program wrote on each remote host (``result.json``, ``sample.json``,
+    ``model.pt`` of every trial) into the local experiment directory, under
+    ``environments/<env>/trials/<trial>/`` as the local service keeps them, so that the best
+    is exported as in local mode. NNI 3.0's remote service leaves trial outputs on the hosts,
+    under ``~/nni-experiments/<id>/environments/<env>/trials/<trial>/``; it downloads only logs.
+
+    Uses the machine's ``sshKeyFile`` with the ``ssh`` client (host keys are not checked, as NNI's
+    own SSH client does not check them). Returns ``{trial id: host}``, also written to
+    ``remote_hosts.json`` in the experiment directory. A machine with a password only is
+    skipped with a warning."""
+    where: Dict[str, str] = {}
+    # which NNI environment (``remote-worker<N>``) ran on which host: the manager's log says
+    # "(RemoteV3.Worker.<N>) Initializing SSH worker <host>" (hosts may share a filesystem)
+    envs: Dict[str, List[str]] = {}
+    for log in sorted((Path(experiment_dir) / 'log').glob('nnimanager*.log')):
+        for n, host in re.findall(r'\(RemoteV3\.Worker\.(\d+)\) Initializing SSH worker (\S+)',
+                                  log.read_text(errors='replace')):
+            envs.setdefault(host, []).append(f'remote-worker{n}')
+    dest = Path(experiment_dir) / 'environments'
+    dest.mkdir(parents=True, exist_ok=True)
+    for machine in remote_machines(config):
+        host, key = machine.get('host'), machine.get('sshKeyFile') or '~/.ssh/id_rsa'
+        if machine.get('password') is not None:
+            print(f'[nasext] {host}: password login; fetch its trial outputs yourself from '
+                  f'~/nni-experiments/{experiment_id}/environments on that host', file=sys.stderr)
+            continue
+        ssh = ['ssh', '-i', str(Path(key).expanduser()), '-p', str(machine.get('port', 22)), '-o', 'BatchMode=yes',
+               '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+               f'{machine.get("user", "root")}@{host}']
+        if envs and not envs.get(str(host)):
+            continue   # the log names the hosts, and no environment started on this one
+        folders = ' '.join(f'./{e}' for e in envs.get(str(host), ['.']))
+        remote = (f'cd ~/nni-experiments/{experiment_id}/environments 2>/dev/null || exit 0; '
+                  f"find {folders} -path '*/trials/*' " r"\( -name result.json -o -name sample.json -o -name model.pt \) "
+                  '-print0 2>/dev/null | tar czf - --null -T -')
+        with tempfile.TemporaryFile() as tar:
+            proc = subprocess.run(ssh + [remote], stdout=tar, stderr=subprocess.PIPE, timeout=timeout)
+            if proc.returncode != 0:
+                raise RuntimeError(f'Fetching trial outputs from {host} failed: {proc.stderr.decode().strip()}')
+            tar.seek(0)
+            if not tar.read(1):
+                continue   # no trial ran there
+            tar.seek(0)
+            import tarfile
+            with tarfile.open(fileobj=tar, mode='r:gz') as archive:
+                members = [m for m in archive.getmembers() if m.isfile() and '..' not in Path(m.name).parts]
+                archive.extractall(dest, members=members, filter='data')
+                for m in members:
+                    parts = Path(m.name).parts   # ('.', env, 'trials', trial, file)
+                    if m.name.endswith('result.json') and len(parts) >= 2:
+                        where[parts[-2]] = str(host)
+    (Path(experiment_dir) / 'remote_hosts.json').write_text(json.dumps(where, indent=1, sort_keys=True))
+    return where
 
 
 def trials_dir(experiment_dir: Path, experiment_id: str) -> Path:

@@ -47,6 +47,33 @@ def test_preload_binds_every_hostless_listener_to_loopback(tmp_path):
     assert guarded == ['127.0.0.1', '127.0.0.1', '127.0.0.1', '0.0.0.0', '127.0.0.1']  # an explicit host is kept
 
 
+ALSO_SCRIPT = r"""
+const http = require('http');
+const get = (host, port) => new Promise((ok) => {
+  http.get({host, port, path: '/'}, (r) => { let d = ''; r.on('data', (c) => d += c); r.on('end', () => ok(d)); })
+      .on('error', (e) => ok(e.code)); });
+const s = http.createServer((req, res) => res.end('manager'));
+s.listen(0, () => setTimeout(async () => {
+  const port = s.address().port;
+  console.log(JSON.stringify([s.address().address, await get('127.0.0.1', port), await get('127.0.0.2', port),
+                              await get('127.0.0.3', port)]));
+  s.close();
+}, 100));
+"""
+
+
+@pytest.mark.skipif(node_binary() is None, reason='no Node.js (NNI ships one in nni_node/)')
+def test_preload_also_serves_the_address_of_a_remote_training_service(tmp_path):
+    """``also``: the manager is forwarded to the nniManagerIp that remote hosts reach (127.0.0.2
+    stands for it here), and still refused on any other address (127.0.0.3)."""
+    script = tmp_path / 'also.js'
+    script.write_text(ALSO_SCRIPT)
+    out = json.loads(subprocess.run([node_binary(), str(script)], capture_output=True, text=True, check=True,
+                                    env=netguard.loopback_env(also=['127.0.0.2']), timeout=30).stdout)
+    assert out == ['127.0.0.1', 'manager', 'manager', 'ECONNREFUSED']
+    assert 'NASEXT_ALSO_BIND' not in netguard.loopback_env(dict(os.environ, NASEXT_ALSO_BIND='10.0.0.1'))
+
+
 def test_loopback_env_adds_the_preload_once_and_the_context_restores_the_environment(monkeypatch):
     monkeypatch.setenv('NODE_OPTIONS', '--max-old-space-size=512')
     env = netguard.loopback_env(netguard.loopback_env())
