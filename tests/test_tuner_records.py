@@ -129,10 +129,13 @@ def test_known_samples_are_replayed_without_growing_the_history():
     for pid in range(2):
         params = t.generate_parameters(pid)
         t.receive_trial_result(pid, params, value(params))
-    t.generate_parameters(2)                     # only known samples: replays, then a repeat
+    fresh = t.generate_parameters(2)             # only known samples: replays, then a random unseen one
     assert t.answered_from_records == SearcherTuner.MAX_KNOWN_IN_A_ROW
     assert t.searcher.told == 2 + SearcherTuner.MAX_KNOWN_IN_A_ROW   # the searcher learnt each answer
     assert len(t.searcher.history) == 2                               # one entry per trial
+    assert t.random_instead_of_repeat == 1 and fresh not in ({'a': 0, 'b': 'x'}, {'a': 1, 'b': 'x'})
+    t.receive_trial_result(2, fresh, value(fresh))
+    assert len(t.searcher.history) == 3 and t.searcher.history[-1]['sample'] == fresh
 
 
 def test_a_replay_joins_the_evolution_population_but_not_the_history():

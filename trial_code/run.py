@@ -133,6 +133,16 @@ def run_lookup_trial(args: argparse.Namespace) -> float:
     return float(value)
 
 
+#: the sample of a DDP trial, handed by its first process to the processes Lightning starts
+DDP_SAMPLE = 'NASEXT_DDP_SAMPLE'
+
+
+def ddp_helper() -> bool:
+    """Whether this process is one that Lightning's DDP launcher started for a trial (local rank
+    above 0, the first process's sample in the environment)."""
+    return DDP_SAMPLE in os.environ and int(os.environ.get('LOCAL_RANK', '0') or 0) > 0
+
+
 def run_trial(args: argparse.Namespace) -> float:
     if is_fast_lookup(args):
         return run_lookup_trial(args)
@@ -145,9 +155,16 @@ def run_trial(args: argparse.Namespace) -> float:
 
     space = registry.build('space', args.space, **_json_arg(args.space_args, '--space-args'))
     evaluator = registry.build('evaluator', args.evaluator, **_json_arg(args.evaluator_args, '--evaluator-args'))
-    sample = _json_arg(args.sample, '--sample') if args.sample else next_sample()
+    helper = ddp_helper()
+    if helper:   # a process that Lightning's DDP started: the first process's sample, no NNI parameter
+        sample = json.loads(os.environ[DDP_SAMPLE])
+    else:
+        sample = _json_arg(args.sample, '--sample') if args.sample else next_sample()
     if not sample:
         raise ValueError('No sample: run this under nnictl, or pass --sample')
+    # Lightning's DDP runs this program again in each further process (same argv, this environment):
+    # they take this sample instead of asking NNI for one (which would take another trial's)
+    os.environ[DDP_SAMPLE] = json.dumps(sample)
     sample, budget = split_budget(sample)  # a multi-fidelity searcher's training budget
     if budget is not None:
         if not hasattr(evaluator, 'with_budget'):
@@ -155,6 +172,11 @@ def run_trial(args: argparse.Namespace) -> float:
                              'has no fidelity (with_budget)')
         evaluator = evaluator.with_budget(budget)
     SpaceSpec.from_space(space).validate(sample)
+    if helper:   # trains its share; the first process writes and reports
+        if os.environ.get('NNI_PLATFORM'):
+            torch.set_num_threads(int(os.environ.get('NASEXT_TRIAL_THREADS', '1')))
+        evaluator.evaluate(space.freeze(sample))
+        return float('nan')
     out = _open_output(args, sample, budget)
     start = time.time()
     if isinstance(evaluator, BenchmarkEvaluator):
@@ -171,6 +193,8 @@ def run_trial(args: argparse.Namespace) -> float:
     if model is not None:
         torch.save(model.state_dict(), out / 'model.pt')
         extra['params'] = sum(p.numel() for p in model.parameters())
+    if getattr(evaluator, 'epoch_seconds', None):
+        extra['epoch_seconds'] = [round(t, 4) for t in evaluator.epoch_seconds]
     _write_result(out, args, sample, value, budget, start, **extra)
     return float(value)
 

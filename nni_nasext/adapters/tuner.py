@@ -44,7 +44,8 @@ class SearcherTuner(Tuner):
     ``optimize_mode='minimize'`` negates the metric, since searchers maximise.
     ``repeat_finished``: train a sample again when the searcher proposes it after it has a final
     result (default: answer it from that result, and ask again, up to :attr:`MAX_KNOWN_IN_A_ROW`
-    times in a row).
+    times in a row; a search that keeps proposing known samples, e.g. a converged evolution, then
+    trains a random sample not evaluated yet, or a repeat where none is found).
     """
 
     #: proposals in a row answered from finished results before a repeat is trained anyway
@@ -64,6 +65,8 @@ class SearcherTuner(Tuner):
         self._finished: Dict[str, float] = {}
         #: proposals answered from ``_finished`` instead of a trial
         self.answered_from_records = 0
+        #: asks answered with a random unseen sample after MAX_KNOWN_IN_A_ROW finished ones in a row
+        self.random_instead_of_repeat = 0
         #: samples of trials NNI reruns after a resume (not asked by this process), with the number of
         #: this searcher's asks for the same sample that wait for their result
         self._resumed: Dict[str, int] = {}
@@ -98,11 +101,33 @@ class SearcherTuner(Tuner):
                 self._resumed[key] += 1
             else:
                 break
-        else:
-            _logger.warning('%s proposed %d finished samples in a row; training a repeat.', self.searcher,
-                            self.MAX_KNOWN_IN_A_ROW)
+        else:   # the search has converged on what it knows
+            fresh = self._unseen_random()
+            if fresh is None:
+                _logger.warning('%s proposed %d finished samples in a row and no unseen sample was drawn at '
+                                'random; training a repeat.', self.searcher, self.MAX_KNOWN_IN_A_ROW)
+            else:
+                _logger.info('%s proposed %d finished samples in a row; training a random sample not evaluated '
+                             'yet instead of a repeat.', self.searcher, self.MAX_KNOWN_IN_A_ROW)
+                sample = fresh
+                self.random_instead_of_repeat += 1
         self._pending[parameter_id] = sample
         return self.codec.decode(sample)
+
+    def _unseen_random(self, tries: int = 1000) -> Optional[dict]:
+        """A random sample of the space with no result yet, not rerun, and within its constraints
+        (``None`` if ``tries`` draws find none)."""
+        space, rng = self.searcher.space, self.searcher.rng
+        pending = {SpaceSpec.key(s) for s in self._pending.values() if isinstance(s, dict)}
+        for _ in range(tries):
+            sample = space.canonical(space.random(rng))
+            key = SpaceSpec.key(sample)
+            if key in self._finished or key in self._resumed or key in self._told_keys or key in pending:
+                continue
+            if space.constraints and space.violated(sample) is not None:
+                continue
+            return sample
+        return None
 
     def _flat(self, parameters: Any) -> Any:
         """NNI's parameters as the searcher's flat sample (unchanged where they do not fit)."""

@@ -33,6 +33,7 @@ import numbers
 import signal
 import sys
 import threading
+import time
 import warnings
 from contextlib import contextmanager
 from typing import List, Optional, Union
@@ -52,6 +53,7 @@ from nni_nasext.fidelity import split_budget
 __all__ = ['ImageClassification', 'TrialFailed']
 
 _OPTIMIZERS = ('sgd', 'adam')
+_STRATEGIES = ('auto', 'ddp')
 
 
 class TrialFailed(RuntimeError):
@@ -65,7 +67,13 @@ class _Classifier(pl.LightningModule):
         super().__init__()
         self.model, self.hp = model, hp
         self.val_accuracies: List[float] = []
+        #: wall seconds of each epoch (training and validation), on this process
+        self.epoch_seconds: List[float] = []
         self._correct = self._seen = 0
+        self._epoch_start = None
+
+    def on_train_epoch_start(self):
+        self._epoch_start = time.perf_counter()
 
     def forward(self, x):
         return self.model(x)
@@ -87,14 +95,22 @@ class _Classifier(pl.LightningModule):
         correct = (self(x).argmax(dim=1) == y).sum().item()
         self._correct += correct
         self._seen += len(y)
-        self.log('val_acc', correct / max(len(y), 1), batch_size=len(y))
+        self.log('val_acc', correct / max(len(y), 1), batch_size=len(y), sync_dist=self.trainer.world_size > 1)
 
     def on_validation_epoch_end(self):
         if self.trainer.sanity_checking:
             return
-        accuracy = self._correct / max(self._seen, 1)
+        correct, seen = self._correct, self._seen
+        if self.trainer.world_size > 1:   # DDP: each process validated its shard; count them all
+            counts = self.trainer.strategy.reduce(torch.tensor([correct, seen], dtype=torch.float64),
+                                                  reduce_op='sum')
+            correct, seen = (float(v) for v in counts.tolist())
+        accuracy = correct / max(seen, 1)
         self.val_accuracies.append(accuracy)
-        nni.report_intermediate_result(accuracy)
+        if self._epoch_start is not None:
+            self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
+        if self.trainer.is_global_zero:   # one report per epoch, whatever the number of processes
+            nni.report_intermediate_result(accuracy)
 
     def configure_optimizers(self):
         hp = self.hp
@@ -202,6 +218,13 @@ class ImageClassification(ArgumentsEvaluator):
         A directory searched for the dataset before ``NASEXT_DATA``.
     accelerator
         Lightning's accelerator; ``'auto'`` trains on a GPU when there is one.
+    devices, strategy
+        Lightning's: ``devices=2, strategy='ddp'`` trains one model with two processes
+        (DistributedDataParallel: gloo on CPU, NCCL on GPUs). ``batch_size`` stays the global
+        batch (each process takes ``batch_size / devices``), so the recipe is the one of a
+        single process; the validation accuracy counts every process's shard; only the first
+        process reports to NNI. Under ``nnictl`` the trial program hands its sample to the
+        processes Lightning starts (:mod:`nni_nasext.trial_code`).
     reset_parameters
         Re-initialise the model's weights from ``seed`` before training.
     """
@@ -212,7 +235,7 @@ class ImageClassification(ArgumentsEvaluator):
                  limit_val_batches: Union[int, float, None] = None,
                  limit: Optional[int] = None, seed: int = 0, data_root: Optional[str] = None,
                  accelerator: str = 'auto', reset_parameters: bool = True, image_size: Optional[int] = None,
-                 in_channels: Optional[int] = None):
+                 in_channels: Optional[int] = None, devices: int = 1, strategy: str = 'auto'):
         from nni_nasext.datasets import dataset_key
         dataset_key(dataset)  # an unknown dataset is an error here, not when training starts
         if optimizer not in _OPTIMIZERS:
@@ -232,16 +255,25 @@ class ImageClassification(ArgumentsEvaluator):
             raise ValueError(f'image_size must be positive, got {image_size}')
         if in_channels not in (None, 1, 3):
             raise ValueError(f'in_channels must be 1 or 3, got {in_channels}')
+        if not isinstance(devices, numbers.Integral) or isinstance(devices, bool) or devices < 1:
+            raise ValueError(f'devices must be a whole number >= 1, got {devices!r}')
+        if strategy not in _STRATEGIES:
+            raise ValueError(f'Unknown strategy {strategy!r}; expected one of {_STRATEGIES}')
+        if devices > 1 and strategy == 'auto':
+            strategy = 'ddp'   # Lightning's 'auto' would pick a spawn-based DDP on CPU
+        if devices > 1 and batch_size % devices:
+            raise ValueError(f'batch_size {batch_size} is the global batch: it must divide among devices={devices}')
         self._arguments = dict(
             dataset=dataset, max_epochs=max_epochs, batch_size=batch_size, learning_rate=learning_rate,
             weight_decay=weight_decay, momentum=momentum, optimizer=optimizer, num_workers=num_workers,
             limit_train_batches=limit_train_batches, limit_val_batches=limit_val_batches, limit=limit, seed=seed,
             data_root=data_root,
             accelerator=accelerator, reset_parameters=reset_parameters, image_size=image_size,
-            in_channels=in_channels)
+            in_channels=in_channels, devices=devices, strategy=strategy)
         vars(self).update(self._arguments)  # self.dataset, self.max_epochs, ...
         self._loaders = None
         self.info = None
+        self.epoch_seconds: List[float] = []
 
     def extra_repr(self) -> str:
         return (f'{self.dataset!r}, max_epochs={self.max_epochs}, batch_size={self.batch_size}, '
@@ -275,9 +307,10 @@ class ImageClassification(ArgumentsEvaluator):
                                                 image_size=self.image_size or self.info.image_size)
             self._generator = torch.Generator()
             persistent = self.num_workers > 0
-            train = DataLoader(train_ds, batch_size=self.batch_size, shuffle=True, generator=self._generator,
+            per_process = self.batch_size // self.devices   # batch_size is the global batch
+            train = DataLoader(train_ds, batch_size=per_process, shuffle=True, generator=self._generator,
                                num_workers=self.num_workers, persistent_workers=persistent)
-            val = DataLoader(val_ds, batch_size=max(self.batch_size, 256), shuffle=False,
+            val = DataLoader(val_ds, batch_size=max(per_process, 256), shuffle=False,
                              num_workers=self.num_workers, persistent_workers=persistent)
             self._loaders = (train, val)
         self._generator.manual_seed(self.seed)  # every model sees the same data order
@@ -304,8 +337,8 @@ class ImageClassification(ArgumentsEvaluator):
         module = _Classifier(model, self)
         with _quiet_lightning():
             trainer = pl.Trainer(
-                max_epochs=self.max_epochs, accelerator=self.accelerator, devices=1,
-                limit_train_batches=self.limit_train_batches, limit_val_batches=self.limit_val_batches,
+                max_epochs=self.max_epochs, accelerator=self.accelerator, devices=self.devices,
+                strategy=self.strategy, limit_train_batches=self.limit_train_batches, limit_val_batches=self.limit_val_batches,
                 num_sanity_val_steps=0,
                 logger=False, enable_checkpointing=False, enable_model_summary=False,
                 enable_progress_bar=sys.stdout.isatty(),
@@ -315,5 +348,7 @@ class ImageClassification(ArgumentsEvaluator):
         if len(module.val_accuracies) != self.max_epochs:
             raise TrialFailed(f'Training stopped after {len(module.val_accuracies)} of {self.max_epochs} epochs')
         final = module.val_accuracies[-1]
-        nni.report_final_result(final)
+        self.epoch_seconds = module.epoch_seconds   # of the last model trained (the trial program records it)
+        if trainer.is_global_zero:
+            nni.report_final_result(final)
         return final

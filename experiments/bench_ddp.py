@@ -1,0 +1,109 @@
+"""One trial trained by one process against two (Lightning DDP, gloo on this CPU).
+
+Runs the trial program (``python3 -m nni_nasext.trial_code``, the path nnictl takes) on the same
+architecture with ``devices`` 1 and 2, alternating, for several seeds; the global batch stays the
+same (each of two processes takes half). Reports the median epoch time (training and validation,
+from the first process; the first epoch is left out as warm-up), the trial's wall time (process
+starts and gloo set-up included), and the final validation accuracy per seed, so that the metric
+of a two-process run can be compared with the spread of one-process runs over seeds. Each process
+uses ``--threads`` torch threads (a trial under nnictl uses 1).
+
+    python experiments/bench_ddp.py --seeds 3 --epochs 5
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+SAMPLE = {'0_1': 'nor_conv_3x3', '0_2': 'nor_conv_1x1', '1_2': 'skip_connect', '0_3': 'avg_pool_3x3',
+          '1_3': 'nor_conv_3x3', '2_3': 'skip_connect'}
+
+
+def trial(devices: int, seed: int, args, folder: Path) -> dict:
+    ev = {'dataset': args.dataset, 'max_epochs': args.epochs, 'devices': devices, 'accelerator': 'cpu',
+          'seed': seed, 'batch_size': args.batch_size}
+    if args.limit:
+        ev['limit'] = args.limit
+    out = folder / f'd{devices}-s{seed}'
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))   # torch's thread count in every process
+    env.pop('NNI_PLATFORM', None)
+    # (python -m: Lightning's DDP launcher starts the second process with the same command line)
+    cmd = [sys.executable, '-m', 'nni_nasext.trial_code', '--space', args.space, '--evaluator', 'classification', '--evaluator-args', json.dumps(ev),
+           '--sample', json.dumps(SAMPLE), '--output-dir', str(out)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=folder)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError((proc.stdout + proc.stderr)[-3000:])
+    res = json.loads((out / 'result.json').read_text())
+    epochs = res['epoch_seconds'][1:] or res['epoch_seconds']
+    return {'devices': devices, 'seed': seed, 'value': res['value'], 'wall_s': wall,
+            'epoch_s': statistics.median(epochs), 'epoch_seconds': res['epoch_seconds'],
+            'processes': proc.stdout.count('MEMBER:') + proc.stderr.count('MEMBER:')}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--seeds', type=int, default=3)
+    ap.add_argument('--epochs', type=int, default=5)
+    ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--dataset', default='digits')
+    ap.add_argument('--space', default='quickstart')
+    ap.add_argument('--batch-size', type=int, default=64)
+    ap.add_argument('--limit', type=int, default=None)
+    ap.add_argument('--out', type=Path, default=HERE / 'results')
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix='nasext-ddp-') as tmp:
+        for seed in range(args.seeds):
+            for devices in ((1, 2) if seed % 2 == 0 else (2, 1)):
+                r = trial(devices, seed, args, Path(tmp))
+                rows.append(r)
+                print(f'[ddp] seed {seed} devices {devices}: acc {r["value"]:.4f}, epoch {r["epoch_s"]:.3f} s, '
+                      f'wall {r["wall_s"]:.1f} s', flush=True)
+    by = {d: [r for r in rows if r['devices'] == d] for d in (1, 2)}
+    summary = {d: {'epoch_s': statistics.median(r['epoch_s'] for r in rs),
+                   'wall_s': statistics.median(r['wall_s'] for r in rs),
+                   'acc_mean': statistics.mean(r['value'] for r in rs),
+                   'acc_sd': statistics.stdev([r['value'] for r in rs]) if len(rs) > 1 else 0.}
+               for d, rs in by.items()}
+    diffs = [b['value'] - a['value'] for a, b in zip(sorted(by[1], key=lambda r: r['seed']),
+                                                     sorted(by[2], key=lambda r: r['seed']))]
+    res = {'command': 'python experiments/bench_ddp.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
+           'date': datetime.datetime.now().isoformat(timespec='seconds'),
+           'machine': f'{platform.machine()}, {os.cpu_count()} cores', 'runtime_s': time.time() - t0,
+           'rows': rows, 'summary': summary, 'acc_diff_per_seed': diffs}
+    args.out.mkdir(parents=True, exist_ok=True)
+    tag = f'ddp_{args.dataset}'
+    (args.out / f'{tag}.json').write_text(json.dumps(res, indent=1))
+    s1, s2 = summary[1], summary[2]
+    lines = [f'Dataset {args.dataset}, space {args.space}, global batch {args.batch_size}, {args.epochs} epochs, '
+             f'{args.threads} torch thread(s) per process, {args.seeds} seeds:', '',
+             '| processes | epoch time, median s | trial wall, median s | final val acc, mean ± sd over seeds |',
+             '|---|---|---|---|',
+             f'| 1 | {s1["epoch_s"]:.3f} | {s1["wall_s"]:.1f} | {s1["acc_mean"]:.4f} ± {s1["acc_sd"]:.4f} |',
+             f'| 2 (DDP, gloo) | {s2["epoch_s"]:.3f} | {s2["wall_s"]:.1f} | {s2["acc_mean"]:.4f} ± {s2["acc_sd"]:.4f} |',
+             '', f'Epoch time ratio 2 processes / 1: **{s2["epoch_s"] / s1["epoch_s"]:.2f}x**; trial wall ratio '
+             f'{s2["wall_s"] / s1["wall_s"]:.2f}x. Accuracy difference (2 - 1) per seed: '
+             + ', '.join(f'{d:+.4f}' for d in diffs) + '.', '',
+             f'Command: `{res["command"]}`; {res["runtime_s"]:.0f} s on {res["machine"]}; {res["date"]}.', '']
+    (args.out / f'{tag}.md').write_text('\n'.join(lines))
+    print('\n'.join(lines))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""The Lightning evaluator's overhead against a plain PyTorch training loop.
+
+Trains the same network on the same data with the same recipe twice per repeat: once through
+our :class:`~nni_nasext.evaluators.classification.ImageClassification` (PyTorch Lightning: the
+path every trial takes), once through a plain PyTorch loop written here (forward, cross-entropy,
+backward, SGD with Nesterov momentum and weight decay, cosine schedule per epoch, validation
+accuracy after every epoch reported to NNI). Same data loaders (the evaluator's), batch size,
+seed, weight initialisation and number of threads; the order alternates between repeats. The
+time of a whole training (Trainer set-up included: a trial pays it) is divided by the epochs.
+Both must reach the same validation accuracy (same arithmetic, up to float summation order).
+
+Two settings: the quickstart (NB201 cell N=1, C=8 on digits, 8x8: the tiny networks where a
+fixed per-step cost shows most) and an NB201 cell N=1, C=16 on 3,000 Fashion-MNIST images at
+28x28 (from ``NASEXT_DATA``; skipped without it).
+
+    NASEXT_DATA=../shared/data python experiments/bench_lightning_overhead.py --repeats 5
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+SAMPLE = {'0_1': 'nor_conv_3x3', '0_2': 'nor_conv_1x1', '1_2': 'skip_connect', '0_3': 'avg_pool_3x3',
+          '1_3': 'nor_conv_3x3', '2_3': 'skip_connect'}
+
+
+def plain_loop(model, evaluator) -> tuple:
+    """The same recipe as the evaluator, without Lightning: returns (seconds, per-epoch accuracies)."""
+    import nni
+    import torch
+    import torch.nn.functional as F
+    from nni_nasext.evaluators.classification import _reset_parameters
+    start = time.perf_counter()
+    train, val = evaluator.dataloaders()
+    torch.manual_seed(evaluator.seed)
+    _reset_parameters(model)
+    opt = torch.optim.SGD(model.parameters(), lr=evaluator.learning_rate, momentum=evaluator.momentum,
+                          weight_decay=evaluator.weight_decay, nesterov=evaluator.momentum > 0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=evaluator.max_epochs)
+    accs = []
+    for _ in range(evaluator.max_epochs):
+        model.train()
+        for x, y in train:
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+        model.eval()
+        correct = seen = 0
+        with torch.no_grad():
+            for x, y in val:
+                correct += (model(x).argmax(dim=1) == y).sum().item()
+                seen += len(y)
+        accs.append(correct / seen)
+        nni.report_intermediate_result(accs[-1])
+    return time.perf_counter() - start, accs
+
+
+def lightning(model, evaluator) -> tuple:
+    start = time.perf_counter()
+    final = evaluator.evaluate(model)
+    return time.perf_counter() - start, final
+
+
+def setting(name: str, space, evaluator, repeats: int) -> dict:
+    import torch
+    torch.manual_seed(0)
+    evaluator.dataloaders()   # load the data once, outside the timings
+    times = {'lightning': [], 'plain': []}
+    finals = {'lightning': [], 'plain': []}
+    for r in range(repeats + 1):   # repeat 0 warms up both paths (imports, first-call costs) and is dropped
+        order = ('lightning', 'plain') if r % 2 == 0 else ('plain', 'lightning')
+        for kind in order:
+            model = space.freeze(SAMPLE)
+            if kind == 'lightning':
+                seconds, final = lightning(model, evaluator)
+            else:
+                seconds, accs = plain_loop(model, evaluator)
+                final = accs[-1]
+            if r > 0:
+                times[kind].append(seconds / evaluator.max_epochs)
+                finals[kind].append(final)
+        if r > 0:
+            print(f'[overhead] {name} repeat {r}: lightning {times["lightning"][-1]:.3f} s/epoch, '
+                  f'plain {times["plain"][-1]:.3f} s/epoch', flush=True)
+    ratios = [a / b for a, b in zip(times['lightning'], times['plain'])]
+    train, _ = evaluator.dataloaders()
+    return {'setting': name, 'epochs': evaluator.max_epochs, 'batch_size': evaluator.batch_size,
+            'steps_per_epoch': len(train), 'threads': torch.get_num_threads(),
+            'lightning_s_per_epoch': statistics.median(times['lightning']),
+            'plain_s_per_epoch': statistics.median(times['plain']),
+            'ratio_median': statistics.median(ratios), 'ratio_min': min(ratios), 'ratio_max': max(ratios),
+            'final_acc': {k: sorted(set(round(v, 6) for v in vs)) for k, vs in finals.items()},
+            'times': times}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--repeats', type=int, default=5)
+    ap.add_argument('--epochs', type=int, default=4)
+    ap.add_argument('--threads', type=int, default=1, help='torch threads for both (a trial under nnictl uses 1)')
+    ap.add_argument('--out', type=Path, default=HERE / 'results')
+    args = ap.parse_args(argv)
+    import torch
+    torch.set_num_threads(args.threads)
+    from nni_nasext.evaluators.classification import ImageClassification
+    from search_spaces.nasbench201 import NasBench201Space, QuickstartSpace
+    t0 = time.time()
+    rows = [setting('quickstart (digits 8x8, NB201 N=1 C=8)', QuickstartSpace(),
+                    ImageClassification('digits', max_epochs=args.epochs, accelerator='cpu'), args.repeats)]
+    if os.environ.get('NASEXT_DATA'):
+        fm = ImageClassification('fashion-mnist', max_epochs=args.epochs, limit=3000, accelerator='cpu')
+        rows.append(setting('Fashion-MNIST 28x28, 3,000 images, NB201 N=1 C=16',
+                            NasBench201Space(num_cells=1, channels=16, in_channels=1), fm, args.repeats))
+    else:
+        print('[overhead] NASEXT_DATA unset: the Fashion-MNIST setting is skipped', flush=True)
+    res = {'command': 'python experiments/bench_lightning_overhead.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
+           'date': datetime.datetime.now().isoformat(timespec='seconds'),
+           'machine': f'{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}',
+           'runtime_s': time.time() - t0, 'rows': rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / 'lightning_overhead.json').write_text(json.dumps(res, indent=1))
+    lines = ['| setting | steps/epoch | Lightning s/epoch | plain loop s/epoch | ratio (median, min-max) | '
+             'final val acc (Lightning / plain) |', '|---|---|---|---|---|---|']
+    for r in rows:
+        acc = ' / '.join(', '.join(f'{v:.4f}' for v in r['final_acc'][k]) for k in ('lightning', 'plain'))
+        lines.append(f'| {r["setting"]} | {r["steps_per_epoch"]} | {r["lightning_s_per_epoch"]:.3f} | '
+                     f'{r["plain_s_per_epoch"]:.3f} | **{r["ratio_median"]:.3f}x** ({r["ratio_min"]:.3f}-'
+                     f'{r["ratio_max"]:.3f}) | {acc} |')
+    lines += ['', f'{args.repeats} repeats after one warm-up, order alternating, {args.epochs} epochs each, '
+              f'{args.threads} torch thread(s); whole training (Trainer set-up included) / epochs.', '',
+              f'Command: `NASEXT_DATA=../shared/data {res["command"]}`; {res["runtime_s"]:.0f} s on {res["machine"]}; '
+              f'{res["date"]}.', '']
+    (args.out / 'lightning_overhead.md').write_text('\n'.join(lines))
+    print('\n'.join(lines))
+    return 0 if all(math.isfinite(r['ratio_median']) for r in rows) else 1
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
