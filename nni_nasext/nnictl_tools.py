@@ -202,6 +202,10 @@ def manager_addresses(config: Dict[str, Any], where: str = 'Experiment config') 
             raise ValueError(f'{where}: the {service.get("platform")} trainingService needs nniManagerIp (the address '
                              'of this machine that its machines reach): the NNI manager that nasext starts listens on '
                              '127.0.0.1 and on that address only')
+        if service.get('reuseMode') and service.get('nniManagerIp') and config.get('nniManagerIp') != service['nniManagerIp']:
+            raise ValueError(f'{where}: with reuseMode: true NNI 3.0 reads nniManagerIp at the top level of the config '
+                             '(its trial runners ignore the one inside trainingService and never reach the manager): '
+                             f'add nniManagerIp: {service["nniManagerIp"]} at the top level')
         if address not in out:
             out.append(address.strip())
     return out
@@ -471,6 +475,16 @@ def fetch_remote_outputs(config: Dict[str, Any], experiment_id: str, experiment_
         for n, host in re.findall(r'\(RemoteV3\.Worker\.(\d+)\) Initializing SSH worker (\S+)',
                                   log.read_text(errors='replace')):
             envs.setdefault(host, []).append(f'remote-worker{n}')
+    # reuseMode: true (NNI's TrialDispatcher): one environment per machine; the log says which trial
+    # went to which environment ("assigning environment E to trial T"), not which host runs E
+    services = config.get('trainingService')
+    reuse = any(isinstance(s, dict) and s.get('platform') == 'remote' and s.get('reuseMode')
+                for s in (services if isinstance(services, list) else [services]))
+    reuse_env: Dict[str, str] = {}
+    for log in sorted((Path(experiment_dir) / 'log').glob('nnimanager*.log')):
+        for env, trial in re.findall(r'assigning environment (\S+) to trial (\S+?)\.?$',
+                                     log.read_text(errors='replace'), flags=re.M):
+            reuse_env[trial] = env
     dest = Path(experiment_dir) / 'environments'
     dest.mkdir(parents=True, exist_ok=True)
     for machine in remote_machines(config):
@@ -482,12 +496,17 @@ def fetch_remote_outputs(config: Dict[str, Any], experiment_id: str, experiment_
         ssh = ['ssh', '-i', str(Path(key).expanduser()), '-p', str(machine.get('port', 22)), '-o', 'BatchMode=yes',
                '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
                f'{machine.get("user", "root")}@{host}']
-        if envs and not envs.get(str(host)):
-            continue   # the log names the hosts, and no environment started on this one
-        folders = ' '.join(f'./{e}' for e in envs.get(str(host), ['.']))
-        remote = (f'cd ~/nni-experiments/{experiment_id}/environments 2>/dev/null || exit 0; '
-                  f"find {folders} -path '*/trials/*' " r"\( -name result.json -o -name sample.json -o -name model.pt \) "
-                  '-print0 2>/dev/null | tar czf - --null -T -')
+        if reuse:   # NNI's TrialDispatcher keeps trials in /tmp/nni-experiments/<id>/trials/<trial>/nnioutput
+            remote = (f'cd /tmp/nni-experiments/{experiment_id}/trials 2>/dev/null || exit 0; '
+                      r"find . -path '*/nnioutput/*' \( -name result.json -o -name sample.json -o -name model.pt \) "
+                      '-print0 2>/dev/null | tar czf - --null -T -')
+        else:
+            if envs and not envs.get(str(host)):
+                continue   # the log names the hosts, and no environment started on this one
+            folders = ' '.join(f'./{e}' for e in envs.get(str(host), ['.']))
+            remote = (f'cd ~/nni-experiments/{experiment_id}/environments 2>/dev/null || exit 0; '
+                      f"find {folders} -path '*/trials/*' " r"\( -name result.json -o -name sample.json -o -name model.pt \) "
+                      '-print0 2>/dev/null | tar czf - --null -T -')
         with tempfile.TemporaryFile() as tar:
             proc = subprocess.run(ssh + [remote], stdout=tar, stderr=subprocess.PIPE, timeout=timeout)
             if proc.returncode != 0:
@@ -499,11 +518,14 @@ def fetch_remote_outputs(config: Dict[str, Any], experiment_id: str, experiment_
             import tarfile
             with tarfile.open(fileobj=tar, mode='r:gz') as archive:
                 members = [m for m in archive.getmembers() if m.isfile() and '..' not in Path(m.name).parts]
-                archive.extractall(dest, members=members, filter='data')
                 for m in members:
-                    parts = Path(m.name).parts   # ('.', env, 'trials', trial, file)
-                    if m.name.endswith('result.json') and len(parts) >= 2:
-                        where[parts[-2]] = str(host)
+                    parts = Path(m.name).parts   # (env, 'trials', trial, file), or (trial, 'nnioutput', file)
+                    if reuse:   # laid out as the local service does: environments/reuse/trials/<trial>/<file>
+                        m.name = str(Path('reuse', 'trials', parts[0], parts[-1]))
+                        parts = Path(m.name).parts
+                    if parts[-1] == 'result.json' and len(parts) >= 2 and (not reuse or parts[-2] not in where):
+                        where[parts[-2]] = str(host) if not reuse else 'environment ' + reuse_env.get(parts[-2], '?')
+                archive.extractall(dest, members=members, filter='data')
     (Path(experiment_dir) / 'remote_hosts.json').write_text(json.dumps(where, indent=1, sort_keys=True))
     return where
 

@@ -80,7 +80,9 @@ def main(argv=None) -> int:
     plan = [] if args.no_local else [('local', local)]
     plan.append(('remote', remote))
     if not args.no_reuse:
-        plan.append(('remote-reuse', dict(remote, trainingService=dict(remote['trainingService'], reuseMode=True))))
+        # NNI's reuse path reads the manager's address at the top level only (nnictl_tools.manager_addresses)
+        plan.append(('remote-reuse', dict(remote, nniManagerIp=remote['trainingService']['nniManagerIp'],
+                                          trainingService=dict(remote['trainingService'], reuseMode=True))))
     results, failures = [], []
     with tempfile.TemporaryDirectory(prefix='nasext-remote-') as tmp:
         for name, config in plan:
@@ -96,8 +98,12 @@ def main(argv=None) -> int:
                   f'(trial {r["best"]["trial"]}, exported {", ".join(r["best"]["exported"])})', flush=True)
             if r['succeeded'] != args.trials:
                 failures.append(f'{name}: {r["succeeded"]}/{args.trials} trials succeeded ({r["statuses"]})')
-            if name.startswith('remote'):
-                for m in nt.remote_machines(config):
+            machines = nt.remote_machines(config)
+            if name.startswith('remote') and r['reuse']:   # NNI logs environments (one per machine), not hosts
+                if len(per_host) < len(machines):
+                    failures.append(f'{name}: trials ran in {len(per_host)} environments for {len(machines)} hosts')
+            elif name.startswith('remote'):
+                for m in machines:
                     if not per_host.get(m['host']):
                         failures.append(f'{name}: host {m["host"]} ran no trial')
     if args.out:
@@ -111,6 +117,7 @@ def main(argv=None) -> int:
         for r in results:
             service = 'local' if r['name'] == 'local' else f'remote, reuseMode {str(bool(r["reuse"])).lower()}'
             hosts = ', '.join(f'{h}: {n}' for h, n in sorted(r['per_host'].items())) or '-'
+            hosts = hosts.replace('environment ', 'env ')
             lines.append(f'| {r["name"]} | {service} | {r["succeeded"]}/{r["trials"]} | {r["wall_s"]:.0f} | {hosts} | '
                          f'{r["best"]["value"]:.4f} ({r["best"]["trial"]}) | {", ".join(r["best"]["exported"])} |')
         lines += ['', f'Command: `{meta["command"]}`; {meta["machine"]}; {meta["date"]}.', '']
