@@ -10,7 +10,7 @@ time of a whole training (Trainer set-up included: a trial pays it) is divided b
 Both must reach the same validation accuracy (same arithmetic, up to float summation order).
 
 Two settings: the quickstart (NB201 cell N=1, C=8 on digits, 8x8: the tiny networks where a
-fixed per-step cost shows most) and an NB201 cell N=1, C=16 on 3,000 Fashion-MNIST images at
+fixed per-step cost shows most) and an NB201 cell N=1, C=16 on 1,000 Fashion-MNIST images at
 28x28 (from ``NASEXT_DATA``; skipped without it).
 
     NASEXT_DATA=../shared/data python experiments/bench_lightning_overhead.py --repeats 5
@@ -111,6 +111,7 @@ def main(argv=None) -> int:
     ap.add_argument('--repeats', type=int, default=5)
     ap.add_argument('--epochs', type=int, default=4)
     ap.add_argument('--threads', type=int, default=1, help='torch threads for both (a trial under nnictl uses 1)')
+    ap.add_argument('--only', choices=('quickstart', 'fashion'), default=None, help='run one setting')
     ap.add_argument('--out', type=Path, default=HERE / 'results')
     args = ap.parse_args(argv)
     import torch
@@ -118,11 +119,15 @@ def main(argv=None) -> int:
     from nni_nasext.evaluators.classification import ImageClassification
     from search_spaces.nasbench201 import NasBench201Space, QuickstartSpace
     t0 = time.time()
-    rows = [setting('quickstart (digits 8x8, NB201 N=1 C=8)', QuickstartSpace(),
-                    ImageClassification('digits', max_epochs=args.epochs, accelerator='cpu'), args.repeats)]
-    if os.environ.get('NASEXT_DATA'):
-        fm = ImageClassification('fashion-mnist', max_epochs=args.epochs, limit=3000, accelerator='cpu')
-        rows.append(setting('Fashion-MNIST 28x28, 3,000 images, NB201 N=1 C=16',
+    rows = []
+    if args.only in (None, 'quickstart'):
+        rows.append(setting('quickstart (digits 8x8, NB201 N=1 C=8)', QuickstartSpace(),
+                            ImageClassification('digits', max_epochs=args.epochs, accelerator='cpu'), args.repeats))
+    if args.only == 'quickstart':
+        pass
+    elif os.environ.get('NASEXT_DATA'):
+        fm = ImageClassification('fashion-mnist', max_epochs=args.epochs, limit=1000, accelerator='cpu')
+        rows.append(setting('Fashion-MNIST 28x28, 1,000 training images, NB201 N=1 C=16',
                             NasBench201Space(num_cells=1, channels=16, in_channels=1), fm, args.repeats))
     else:
         print('[overhead] NASEXT_DATA unset: the Fashion-MNIST setting is skipped', flush=True)
@@ -131,7 +136,8 @@ def main(argv=None) -> int:
            'machine': f'{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}',
            'runtime_s': time.time() - t0, 'rows': rows}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / 'lightning_overhead.json').write_text(json.dumps(res, indent=1))
+    tag = 'lightning_overhead' + (f'_{args.only}' if args.only else '')
+    (args.out / f'{tag}.json').write_text(json.dumps(res, indent=1))
     lines = ['| setting | steps/epoch | Lightning s/epoch | plain loop s/epoch | ratio (median, min-max) | '
              'final val acc (Lightning / plain) |', '|---|---|---|---|---|---|']
     for r in rows:
@@ -143,7 +149,7 @@ def main(argv=None) -> int:
               f'{args.threads} torch thread(s); whole training (Trainer set-up included) / epochs.', '',
               f'Command: `NASEXT_DATA=../shared/data {res["command"]}`; {res["runtime_s"]:.0f} s on {res["machine"]}; '
               f'{res["date"]}.', '']
-    (args.out / 'lightning_overhead.md').write_text('\n'.join(lines))
+    (args.out / f'{tag}.md').write_text('\n'.join(lines))
     print('\n'.join(lines))
     return 0 if all(math.isfinite(r['ratio_median']) for r in rows) else 1
 

@@ -221,8 +221,10 @@ class ImageClassification(ArgumentsEvaluator):
     devices, strategy
         Lightning's: ``devices=2, strategy='ddp'`` trains one model with two processes
         (DistributedDataParallel: gloo on CPU, NCCL on GPUs). ``batch_size`` stays the global
-        batch (each process takes ``batch_size / devices``), so the recipe is the one of a
-        single process; the validation accuracy counts every process's shard; only the first
+        batch (each process takes ``batch_size / devices``); on GPUs BatchNorm statistics are
+        synchronised across the processes (torch's SyncBatchNorm has no CPU version, so on CPU each
+        process normalises over its share); the validation accuracy counts every process's
+        shard; only the first
         process reports to NNI. Under ``nnictl`` the trial program hands its sample to the
         processes Lightning starts (:mod:`nni_nasext.trial_code`).
     reset_parameters
@@ -328,6 +330,11 @@ class ImageClassification(ArgumentsEvaluator):
         return Recipe(module=_Classifier(model, self), train=train_loader, val=val_loader, trainer_kwargs=kwargs,
                       metric='val_acc', mode='max', seed=self.seed, reset_parameters=self.reset_parameters)
 
+    def _sync_batchnorm(self) -> bool:
+        """BatchNorm statistics over the global batch under DDP: torch's SyncBatchNorm runs on GPUs
+        only, so on CPU each process normalises over its own share of the batch."""
+        return self.devices > 1 and self.accelerator in ('auto', 'gpu', 'cuda') and torch.cuda.is_available()
+
     def evaluate(self, model: nn.Module) -> float:
         """Train ``model`` in place and return its final validation accuracy (also reported to NNI)."""
         train_loader, val_loader = self.dataloaders()
@@ -338,7 +345,7 @@ class ImageClassification(ArgumentsEvaluator):
         with _quiet_lightning():
             trainer = pl.Trainer(
                 max_epochs=self.max_epochs, accelerator=self.accelerator, devices=self.devices,
-                strategy=self.strategy, limit_train_batches=self.limit_train_batches, limit_val_batches=self.limit_val_batches,
+                strategy=self.strategy, sync_batchnorm=self._sync_batchnorm(), limit_train_batches=self.limit_train_batches, limit_val_batches=self.limit_val_batches,
                 num_sanity_val_steps=0,
                 logger=False, enable_checkpointing=False, enable_model_summary=False,
                 enable_progress_bar=sys.stdout.isatty(),
