@@ -95,7 +95,9 @@ class _Classifier(pl.LightningModule):
         correct = (self(x).argmax(dim=1) == y).sum().item()
         self._correct += correct
         self._seen += len(y)
-        self.log('val_acc', correct / max(len(y), 1), batch_size=len(y), sync_dist=self.trainer.world_size > 1)
+        trainer = self._trainer   # (None when a one-shot method calls this step without a Trainer)
+        self.log('val_acc', correct / max(len(y), 1), batch_size=len(y),
+                 sync_dist=trainer is not None and trainer.world_size > 1)
 
     def on_validation_epoch_end(self):
         if self.trainer.sanity_checking:
