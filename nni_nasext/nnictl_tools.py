@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.error
@@ -515,7 +516,6 @@ def fetch_remote_outputs(config: Dict[str, Any], experiment_id: str, experiment_
             if not tar.read(1):
                 continue   # no trial ran there
             tar.seek(0)
-            import tarfile
             with tarfile.open(fileobj=tar, mode='r:gz') as archive:
                 members = [m for m in archive.getmembers() if m.isfile() and '..' not in Path(m.name).parts]
                 for m in members:

@@ -172,9 +172,9 @@ def run_trial(args: argparse.Namespace) -> float:
                              'has no fidelity (with_budget)')
         evaluator = evaluator.with_budget(budget)
     SpaceSpec.from_space(space).validate(sample)
+    if os.environ.get('NNI_PLATFORM'):  # concurrent trials share the cores: one thread each
+        torch.set_num_threads(int(os.environ.get('NASEXT_TRIAL_THREADS', '1')))
     if helper:   # trains its share; the first process writes and reports
-        if os.environ.get('NNI_PLATFORM'):
-            torch.set_num_threads(int(os.environ.get('NASEXT_TRIAL_THREADS', '1')))
         evaluator.evaluate(space.freeze(sample))
         return float('nan')
     out = _open_output(args, sample, budget)
@@ -183,8 +183,6 @@ def run_trial(args: argparse.Namespace) -> float:
         value = evaluator.evaluate(sample)
         model = None
     else:
-        if os.environ.get('NNI_PLATFORM'):  # concurrent trials share the cores: one thread each
-            torch.set_num_threads(int(os.environ.get('NASEXT_TRIAL_THREADS', '1')))
         model = space.freeze(sample)
         value = evaluator.evaluate(model)
     if value is None or value != value:
