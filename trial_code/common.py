@@ -10,10 +10,13 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-__all__ = ['ArgParser', 'apply_parameters', 'convert_parameter', 'json_arg', 'json_safe', 'optional_int',
-           'optional_str', 'output_dir', 'run_main', 'trial_parameters']
+__all__ = ['ArgParser', 'DDP_PARAMETERS', 'apply_parameters', 'convert_parameter', 'ddp_helper', 'json_arg', 'json_safe',
+           'optional_int', 'optional_str', 'output_dir', 'run_main', 'shared_trial_parameters', 'trial_parameters']
+
+#: the NNI parameters of a DDP trial, handed by its first process to the processes Lightning starts
+DDP_PARAMETERS = 'NASEXT_DDP_PARAMETERS'
 
 
 class ArgParser(argparse.ArgumentParser):
@@ -88,6 +91,27 @@ def trial_parameters() -> Optional[Dict[str, Any]]:
         raise ValueError(f'NNI handed this trial {params!r}; expected an object of settings')
     torch.set_num_threads(int(os.environ.get('NASEXT_TRIAL_THREADS', '1')))
     return params
+
+
+def ddp_helper(key: str) -> bool:
+    """Whether this process is one that Lightning's DDP launcher started for a trial: local rank
+    above 0, and what the first process handed it (environment variable ``key``) present."""
+    return key in os.environ and int(os.environ.get('LOCAL_RANK', '0') or 0) > 0
+
+
+def shared_trial_parameters() -> Tuple[Optional[Dict[str, Any]], bool]:
+    """``(parameters, helper)``: :func:`trial_parameters` in a trial's first process, which also
+    hands them on (Lightning's DDP runs the trial program again in each further process, with
+    this environment); in such a further process (``helper``) the first one's, never asking NNI
+    (that would take another trial's parameters)."""
+    if ddp_helper(DDP_PARAMETERS):
+        if os.environ.get('NNI_PLATFORM'):
+            import torch
+            torch.set_num_threads(int(os.environ.get('NASEXT_TRIAL_THREADS', '1')))
+        return json.loads(os.environ[DDP_PARAMETERS]), True
+    params = trial_parameters()
+    os.environ[DDP_PARAMETERS] = json.dumps(params)
+    return params, False
 
 
 def output_dir(args: argparse.Namespace) -> Path:

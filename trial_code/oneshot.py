@@ -40,7 +40,7 @@ import math
 from typing import Any, Dict, List, Optional
 
 from nni_nasext.trial_code.common import (
-    ArgParser, json_arg, json_safe, optional_int, optional_str, output_dir, run_main, trial_parameters,
+    ArgParser, json_arg, json_safe, optional_int, optional_str, output_dir, run_main, shared_trial_parameters,
 )
 
 __all__ = ['build_parser', 'main', 'resolve', 'run_trial']
@@ -109,7 +109,7 @@ def run_trial(args) -> Dict[str, Any]:
     from nni_nasext import registry
     from nni_nasext.strategies.oneshot import search
 
-    params = trial_parameters()
+    params, helper = shared_trial_parameters()   # helper: a further process of a DDP search (devices > 1)
     s = resolve(args, params)
     out = output_dir(args)
     import torch
@@ -121,6 +121,8 @@ def run_trial(args) -> Dict[str, Any]:
                                                  else ''), flush=True)
     result = search(space, evaluator, s['method'], epochs=s['epochs'], seed=s['seed'], arch_data=s['arch_data'],
                     output_dir=str(out), resume=not args.no_resume, verbose=True, **s['method_args'])
+    if helper:   # trained its share of every batch; the first process writes and reports
+        return {'sample': dict(result.sample), 'helper': True}
     val = [float(v) for v in result.history.get('val', [])]
     value = val[-1] if val else None
     if not getattr(result.module, 'training_free', False) and (value is None or not math.isfinite(value)):

@@ -12,6 +12,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from nni_nasext.trial_code.common import ddp_helper
+
 _logger = logging.getLogger('nni_nasext.trial')
 
 
@@ -137,10 +139,6 @@ def run_lookup_trial(args: argparse.Namespace) -> float:
 DDP_SAMPLE = 'NASEXT_DDP_SAMPLE'
 
 
-def ddp_helper() -> bool:
-    """Whether this process is one that Lightning's DDP launcher started for a trial (local rank
-    above 0, the first process's sample in the environment)."""
-    return DDP_SAMPLE in os.environ and int(os.environ.get('LOCAL_RANK', '0') or 0) > 0
 
 
 def run_trial(args: argparse.Namespace) -> float:
@@ -155,7 +153,7 @@ def run_trial(args: argparse.Namespace) -> float:
 
     space = registry.build('space', args.space, **_json_arg(args.space_args, '--space-args'))
     evaluator = registry.build('evaluator', args.evaluator, **_json_arg(args.evaluator_args, '--evaluator-args'))
-    helper = ddp_helper()
+    helper = ddp_helper(DDP_SAMPLE)
     if helper:   # a process that Lightning's DDP started: the first process's sample, no NNI parameter
         sample = json.loads(os.environ[DDP_SAMPLE])
     else:

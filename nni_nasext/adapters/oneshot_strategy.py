@@ -130,7 +130,7 @@ class OneShotStrategy(_NniOneShotStrategy):
         report the last supernet validation metric as the final metric, return it."""
         from nni_nasext.strategies.oneshot import search
         space, evaluator = self.model_space.model_space, self.model_space.evaluator
-        self.result = search(space, evaluator, self.method, **self.search_args, **self.method_args)
+        self.result = search(space, evaluator, self.method, data_parallel=False, **self.search_args, **self.method_args)
         val = self.result.history.get('val', [])
         final = float(val[-1]) if val else 0.0
         nni.report_final_result(final)

@@ -322,10 +322,14 @@ class ImageClassification(ArgumentsEvaluator):
 
     def oneshot_recipe(self, model: nn.Module):
         """The recipe a one-shot search trains a supernet with (:mod:`nni_nasext.strategies.oneshot`):
-        this evaluator's module, data and epochs; architectures are scored by ``val_acc``."""
+        this evaluator's module, data and epochs; architectures are scored by ``val_acc``. With
+        ``devices > 1`` the search is data parallel as the trials are (``batch_size`` the global
+        batch; batch norm per process on CPU)."""
         from nni_nasext.evaluators.recipe import Recipe
         train_loader, val_loader = self.dataloaders()
-        kwargs = dict(max_epochs=self.max_epochs, accelerator=self.accelerator, devices=1)
+        kwargs = dict(max_epochs=self.max_epochs, accelerator=self.accelerator, devices=self.devices)
+        if self.devices > 1:
+            kwargs['strategy'] = self.strategy
         for key in ('limit_train_batches', 'limit_val_batches'):
             if getattr(self, key) is not None:
                 kwargs[key] = getattr(self, key)

@@ -199,6 +199,11 @@ class OneShotModule(pl.LightningModule):
     differentiable = True
     #: PC-DARTS' partial channels (``partial_k``) requested from the supernet
     partial_k = 1
+    #: policy: the method trains under data parallelism (Lightning DDP): every gradient it
+    #: steps with comes from :meth:`_backward` (which DDP averages over the processes) and
+    #: every decision it takes during training is a function of what all processes share.
+    #: ``None``: it does; else the reason why not (the search refuses it before training).
+    ddp_unsupported: Optional[str] = None
     #: policy: the per-epoch validation normalises batch norm with each batch's statistics.
     #: Methods that train one sampled path at a time set it: the running statistics are pooled
     #: over every path trained and belong to none, so in plain eval mode the validated path
@@ -308,6 +313,14 @@ class OneShotModule(pl.LightningModule):
         else:
             loss.backward()
 
+    def global_mean(self, value: float) -> float:
+        """``value`` averaged over the processes of a data-parallel search (itself on one): what a
+        method computes on its own share of a global batch and then decides with (ENAS's reward)."""
+        if self._trainer is None or self.trainer.world_size <= 1:
+            return float(value)
+        t = torch.tensor(float(value), dtype=torch.float64, device=self.device)
+        return float(self.trainer.strategy.reduce(t, reduce_op='mean'))
+
     def _weight_optimizer(self):
         opts = self.optimizers()
         return opts[0] if isinstance(opts, (list, tuple)) else opts
@@ -409,12 +422,13 @@ class OneShotModule(pl.LightningModule):
         """Write ``checkpoint_dir/last.ckpt`` (after the epoch's validation and every schedule
         of the method), atomically: the new file replaces the old one only once complete, so a
         process killed while writing leaves the previous epoch's checkpoint intact."""
-        if self.checkpoint_dir is None or self._trainer is None or not self.trainer.is_global_zero:
+        if self.checkpoint_dir is None or self._trainer is None:
             return
         Path(self.checkpoint_dir).mkdir(parents=True, exist_ok=True)
         tmp = Path(self.checkpoint_dir) / 'last.ckpt.part'
-        self.trainer.save_checkpoint(str(tmp))
-        os.replace(tmp, Path(self.checkpoint_dir) / 'last.ckpt')
+        self.trainer.save_checkpoint(str(tmp))   # every process calls it (it ends in a barrier); the first writes
+        if self.trainer.is_global_zero:
+            os.replace(tmp, Path(self.checkpoint_dir) / 'last.ckpt')
 
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch, batch_idx):

@@ -106,6 +106,7 @@ class DARTS(OneShotModule):
 class SecondOrderDARTS(DARTS):
     """Second-order DARTS: the architecture step uses :func:`darts_second_order_grad`."""
     method = 'darts2'
+    ddp_unsupported = 'its unrolled gradient is taken with torch.autograd.grad, which DDP does not average'
 
     def arch_step(self, train_batch, arch_batch, batch_idx: int) -> None:
         opt = self._arch_optimizer()

@@ -76,27 +76,48 @@ def _lightning_recipe(evaluator, model) -> Recipe:
 
 class EpochSampler(Sampler):
     """A random order of ``range(n)`` that depends on ``seed`` and the epoch (``set_epoch``)
-    only; ``num_samples`` draws per epoch (default ``n``: a permutation)."""
+    only; ``num_samples`` draws per epoch (default ``n``: a permutation).
+
+    Under data parallelism (``set_shard(rank, world)``) process ``rank`` takes every
+    ``world``-th draw of that same order, starting at ``rank`` (the order padded from its start
+    to a multiple of ``world``, as torch's ``DistributedSampler``). With a per-process batch of
+    ``B / world``, the ``i``-th batches of all processes together are then exactly the ``i``-th
+    batch of size ``B`` of one process: the same global batches, whatever the number of
+    processes."""
 
     def __init__(self, n: int, seed: int = 0, num_samples: Optional[int] = None, shuffle: bool = True):
         self.n, self.seed, self.shuffle = int(n), int(seed), bool(shuffle)
         self.num_samples = int(num_samples) if num_samples is not None else self.n
         self.epoch = 0
+        self.rank, self.world = 0, 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def set_shard(self, rank: int, world: int) -> None:
+        if not 0 <= int(rank) < int(world):
+            raise ValueError(f'rank {rank} is not in range({world})')
+        self.rank, self.world = int(rank), int(world)
+
     def __len__(self) -> int:
-        return self.num_samples
+        return -(-self._total() // self.world)
+
+    def _total(self) -> int:
+        return min(self.n, self.num_samples) if not self.shuffle else self.num_samples
 
     def __iter__(self):
         if not self.shuffle:
-            return iter(range(min(self.n, self.num_samples)))
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = []
-        while len(order) < self.num_samples:
-            order.extend(torch.randperm(self.n, generator=g).tolist())
-        return iter(order[:self.num_samples])
+            order = list(range(self._total()))
+        else:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = []
+            while len(order) < self.num_samples:
+                order.extend(torch.randperm(self.n, generator=g).tolist())
+            order = order[:self.num_samples]
+        if self.world > 1:
+            padded = order + order[:len(self) * self.world - len(order)]
+            order = padded[self.rank::self.world]
+        return iter(order)
 
 
 def _rebuild(loader: DataLoader, dataset: Dataset, sampler: Sampler) -> DataLoader:
@@ -125,12 +146,26 @@ class PairedBatches:
     def __init__(self, weights, arch, samplers: List['EpochSampler']):
         self.weights, self.arch, self.samplers = weights, arch, samplers
         self.epoch_fn = lambda: 0
+        #: ``(rank, world size)`` of this process, read when the batches are counted or served
+        self.shard_fn = lambda: (0, 1)
+
+    def _shard(self) -> None:
+        rank, world = self.shard_fn()
+        for s in self.samplers:
+            s.set_shard(rank, world)
+
+    def shardable(self) -> bool:
+        """Whether both the weight and the architecture data are served by an :class:`EpochSampler`
+        (which data parallelism needs to give each process its share)."""
+        return all(isinstance(getattr(loader, 'sampler', None), EpochSampler) for loader in (self.weights, self.arch))
 
     def __len__(self) -> int:
+        self._shard()
         return len(self.weights)
 
     def __iter__(self):
         epoch = int(self.epoch_fn())
+        self._shard()
         for s in self.samplers:
             s.set_epoch(epoch)
         arch_iter = iter(self.arch)

@@ -182,7 +182,8 @@ class ENAS(OneShotModule):
         losses = []
         for _ in range(self.controller_samples):
             actions, logp, ent = self.controller.sample(self.generator)
-            reward = self.score(self.controller.to_sample(actions), [arch_batch])
+            # under DDP the reward of the global batch: every process keeps the same baseline
+            reward = self.global_mean(self.score(self.controller.to_sample(actions), [arch_batch]))
             self._rewards.append(reward)
             if self.baseline is None:
                 self.baseline = reward

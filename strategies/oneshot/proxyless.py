@@ -53,6 +53,8 @@ def binary_gate_alpha_grad(gate_grad: torch.Tensor, probs: torch.Tensor) -> torc
 class ProxylessNAS(OneShotModule):
     method = 'proxyless'
     paper = 'Cai, Zhu & Han, "ProxylessNAS: Direct Neural Architecture Search on Target Task and Hardware", ICLR 2019'
+    ddp_unsupported = ('its architecture gradient comes from binary gates that are not parameters, which DDP '
+                       'does not average, and each process would measure a latency table of its own')
     eval_batch_stats = True  # weights trained one sampled path at a time
 
     def __init__(self, inner, supernet, *, arch_lr: float = 1e-3, arch_weight_decay: float = 0.0,

@@ -183,6 +183,8 @@ def _detached(batch):
 
 class RobustDARTS(_Remedy):
     method = 'rdarts'
+    ddp_unsupported = ('its early stop and roll-back follow a Hessian eigenvalue computed on the batches that '
+                       'each process kept, so processes would decide differently')
     paper = 'Zela et al., "Understanding and Robustifying Differentiable Architecture Search", ICLR 2020'
 
     def __init__(self, inner, supernet, *, es_k: int = 5, es_window: Optional[int] = None, es_ratio: float = 0.75,
@@ -407,6 +409,8 @@ class ASAP(_Remedy):
 
 class DARTSPT(_Remedy):
     method = 'darts_pt'
+    ddp_unsupported = ('its selection after training tunes and scores on the batches that each process kept, '
+                       'so processes would derive different architectures')
     paper = 'Wang et al., "Rethinking Architecture Selection in Differentiable NAS", ICLR 2021'
     fix_alpha = False
 

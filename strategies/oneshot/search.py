@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import inspect
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,7 +37,7 @@ _logger = logging.getLogger(__name__)
 SET_BY_SEARCH = ('self', 'inner', 'supernet', 'seed', 'metric', 'mode')
 #: arguments of :func:`search` itself (not method arguments)
 SEARCH_ARGS = ('epochs', 'arch_data', 'seed', 'output_dir', 'resume', 'verbose', 'hooks', 'accelerator', 'callbacks',
-               'num_score_batches')
+               'num_score_batches', 'data_parallel')
 
 
 def method_class(method: str):
@@ -100,14 +101,18 @@ class OneShotResult:
 def search(space, evaluator, method: str = 'darts', *, epochs: Optional[int] = None, arch_data: Optional[str] = None,
            seed: Optional[int] = None, output_dir: Optional[str] = None, resume: bool = True, verbose: bool = True,
            hooks: Sequence = (), accelerator: Optional[str] = None, callbacks: Sequence = (),
-           num_score_batches: int = 4, **method_args) -> OneShotResult:
+           num_score_batches: int = 4, data_parallel: bool = True, **method_args) -> OneShotResult:
     """Search ``space`` with one-shot ``method``, training with ``evaluator``'s recipe.
 
     ``epochs`` overrides the evaluator's; ``arch_data`` is ``'split'`` (halve the training
     data) or ``'val'`` (the validation data; default: the evaluator's preference);
     ``num_score_batches`` architecture batches score candidates in the methods that search
-    the trained supernet (RSPS, SPOS, DARTS-PT, ...). Everything else is an argument of the
-    method's module. Bad arguments, spaces or evaluators raise before any training.
+    the trained supernet (RSPS, SPOS, DARTS-PT, ...). An evaluator that trains with several
+    processes (``devices=2``) makes the search data parallel (:func:`_trainer`: Lightning runs
+    the program again in each further process, so call this from a script or the trial
+    program); ``data_parallel=False`` refuses that (NNI's ``NasExperiment`` runs the search
+    inside the experiment's own process). Everything else is an argument of the method's
+    module. Bad arguments, spaces or evaluators raise before any training.
     """
     start = time.time()
     cls = check_method_args(method, method_args)
@@ -152,7 +157,7 @@ def search(space, evaluator, method: str = 'darts', *, epochs: Optional[int] = N
         last = ckpt_dir / 'last.ckpt'
         if resume and last.exists():
             ckpt_path = str(last)
-            if verbose:
+            if verbose and _is_first_process():
                 print(f'{method}: resuming from {ckpt_path}', file=sys.stderr, flush=True)
     kwargs.update(callbacks=all_callbacks, num_sanity_val_steps=0, enable_checkpointing=False,
                   enable_model_summary=False)
@@ -163,8 +168,9 @@ def search(space, evaluator, method: str = 'darts', *, epochs: Optional[int] = N
         sample = supernet.validate(module.prune(first_batch(loaders.train)['train']))
     else:
         with _quiet_lightning():
-            trainer = pl.Trainer(**kwargs)
+            trainer = _trainer(kwargs, cls, method, loaders, data_parallel)
             loaders.train.epoch_fn = lambda: trainer.current_epoch
+            loaders.train.shard_fn = lambda: (trainer.global_rank, trainer.world_size)
             with _interrupt_stays_interrupt():
                 trainer.fit(module, loaders.train, loaders.val, ckpt_path=ckpt_path)
         if trainer.interrupted:
@@ -177,11 +183,59 @@ def search(space, evaluator, method: str = 'darts', *, epochs: Optional[int] = N
     settings = {'method': method, 'epochs': kwargs['max_epochs'], 'seed': seed,
                 'arch_data': arch_data or recipe.arch_data, 'method_args': _jsonable(method_args), '_space': original}
     result = OneShotResult(method, sample, module.history, module, supernet, seconds, settings, ckpt_path)
-    if verbose:
+    if verbose and _is_first_process():
         val = [round(v, 4) for v in module.history.get('val', [])]
         print(f'{method}: derived {sample} in {seconds:.0f} s; supernet {recipe.metric} per epoch {val}',
               file=sys.stderr, flush=True)
     return result
+
+
+def _trainer(kwargs: Dict[str, Any], cls, method: str, loaders, data_parallel: bool = True) -> pl.Trainer:
+    """The Trainer of a search. With more than one process (``devices``, ``num_nodes``) it is
+    data parallel (Lightning DDP, each process started by running the program again, as a
+    trial's DDP): every process trains the same supernet on its share of each global batch
+    (:meth:`~.data.EpochSampler.set_shard`); :meth:`OneShotModule._backward` goes through
+    Lightning's ``manual_backward``, which averages the gradients of every backward pass over
+    the processes, so weights and architecture parameters stay equal on every process.
+    Parameters a step does not use (single-path methods) are allowed
+    (``find_unused_parameters``). Methods that step with gradients DDP does not see, or decide
+    on what only one process saw, are refused (``ddp_unsupported``), as are the spawn-based
+    DDP variants (they train in copies of the module that do not come back with the search's
+    state)."""
+    from pytorch_lightning.strategies import DDPStrategy
+    trainer = pl.Trainer(**kwargs)
+    if trainer.world_size <= 1:
+        return trainer
+    world = trainer.world_size
+    if not data_parallel:
+        raise ValueError(f'The evaluator trains with {world} processes; this one-shot search runs inside the process that '
+                         'called it (NNI\'s NasExperiment), where Lightning\'s DDP would run the whole program again in '
+                         'each further process. Give the evaluator devices=1, or run the search as a trial program '
+                         '(python3 -m nni_nasext.trial_code.oneshot, under nnictl) or from a script calling '
+                         'nni_nasext.strategies.oneshot.search')
+    if cls.ddp_unsupported:
+        raise ValueError(f'One-shot method {method!r} does not run with {world} processes: {cls.ddp_unsupported}. '
+                         'Search with devices=1 (and num_nodes=1)')
+    if not loaders.train.shardable():
+        raise ValueError(f'A one-shot search with {world} processes gives each process its share of the data, which '
+                         'needs map-style datasets in DataLoaders for both the weight and the architecture batches '
+                         '(this evaluator\'s data is an iterable dataset, a stream, or has no batch size)')
+    strategy = trainer.strategy
+    if not isinstance(strategy, DDPStrategy) or getattr(strategy, '_start_method', 'popen') != 'popen':
+        raise ValueError(f'A one-shot search with {world} processes needs Lightning\'s strategy=\'ddp\' (each process '
+                         f'runs the program); got {type(strategy).__name__}'
+                         + (f' starting its processes by {strategy._start_method}' if isinstance(strategy, DDPStrategy)
+                            else ''))
+    if kwargs.get('strategy', 'auto') in (None, 'auto', 'ddp', 'ddp_find_unused_parameters_false',
+                                           'ddp_find_unused_parameters_true'):
+        kwargs = dict(kwargs, strategy=DDPStrategy(find_unused_parameters=True))
+        trainer = pl.Trainer(**kwargs)
+    return trainer
+
+
+def _is_first_process() -> bool:
+    """Not one of the processes that Lightning's DDP started for a search (they print nothing)."""
+    return int(os.environ.get('LOCAL_RANK', '0') or 0) == 0 and int(os.environ.get('NODE_RANK', '0') or 0) == 0
 
 
 def _jsonable(args: Dict[str, Any]) -> Dict[str, Any]:

@@ -1,0 +1,53 @@
+"""A one-shot search run by tests/test_oneshot_ddp.py as a program, because Lightning's DDP runs
+the program again in each further process. Every process saves its parameters (weights,
+architecture parameters, controller) after every training step, so the test can compare them
+across processes and with a one-process run.
+
+    python tests/oneshot_ddp_script.py OUT DEVICES METHOD SPACE EPOCHS LIMIT METHOD_ARGS_JSON
+"""
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+import pytorch_lightning as pl
+
+from nni_nasext import registry
+from nni_nasext.evaluators.classification import ImageClassification
+from nni_nasext.strategies.oneshot import search
+
+
+class RecordParameters(pl.Callback):
+    def __init__(self, out: Path):
+        self.out, self.states = out, []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.states.append(torch.cat([p.detach().flatten().double() for p in module.parameters()]).clone())
+
+    def on_train_end(self, trainer, module):
+        torch.save(torch.stack(self.states), self.out / f'parameters_rank{trainer.global_rank}.pt')
+
+
+def main():
+    out, devices, method, space_name, epochs, limit, method_args = sys.argv[1:8]
+    out = Path(out)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    if space_name == 'cellnet':   # no batch norm: one process and two can agree to float precision
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from nni_style_spaces import CellNet
+        space = CellNet()
+    else:
+        space = registry.build('space', space_name)
+    evaluator = ImageClassification('digits', max_epochs=int(epochs), batch_size=64, devices=int(devices),
+                                    accelerator='cpu', limit_train_batches=int(limit), limit_val_batches=2)
+    result = search(space, evaluator, method, callbacks=[RecordParameters(out)], verbose=False,
+                    **json.loads(method_args))
+    rank = int(os.environ.get('LOCAL_RANK', '0'))
+    (out / f'result_rank{rank}.json').write_text(json.dumps({'sample': result.sample, 'val': result.history['val']}))
+
+
+if __name__ == '__main__':
+    main()
