@@ -3,7 +3,10 @@ the program again in each further process. Every process saves its parameters (w
 architecture parameters, controller) after every training step, so the test can compare them
 across processes and with a one-process run.
 
-    python tests/oneshot_ddp_script.py OUT DEVICES METHOD SPACE EPOCHS LIMIT METHOD_ARGS_JSON
+    python tests/oneshot_ddp_script.py OUT DEVICES METHOD SPACE EPOCHS LIMIT METHOD_ARGS_JSON [EVALUATOR_ARGS_JSON]
+
+SPACE is a registered space, ``cellnet`` (tests/nni_style_spaces.py: no batch norm) or ``bnnet``
+(a layer choice between two conv + batch-norm blocks).
 """
 import json
 import os
@@ -13,6 +16,10 @@ from pathlib import Path
 import torch
 
 import pytorch_lightning as pl
+
+from torch import nn
+
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace
 
 from nni_nasext import registry
 from nni_nasext.evaluators.classification import ImageClassification
@@ -30,8 +37,21 @@ class RecordParameters(pl.Callback):
         torch.save(torch.stack(self.states), self.out / f'parameters_rank{trainer.global_rank}.pt')
 
 
+class BNNet(ModelSpace):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4))
+        self.op = LayerChoice([nn.Sequential(nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)),
+                               nn.Sequential(nn.ReLU(), nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4))], label='op')
+        self.fc = nn.Linear(4, 10)
+
+    def forward(self, x):
+        return self.fc(self.op(self.stem(x)).mean((2, 3)))
+
+
 def main():
     out, devices, method, space_name, epochs, limit, method_args = sys.argv[1:8]
+    evaluator_args = json.loads(sys.argv[8]) if len(sys.argv) > 8 else {}
     out = Path(out)
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -39,10 +59,13 @@ def main():
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from nni_style_spaces import CellNet
         space = CellNet()
+    elif space_name == 'bnnet':
+        space = BNNet()
     else:
         space = registry.build('space', space_name)
     evaluator = ImageClassification('digits', max_epochs=int(epochs), batch_size=64, devices=int(devices),
-                                    accelerator='cpu', limit_train_batches=int(limit), limit_val_batches=2)
+                                    accelerator='cpu', limit_train_batches=int(limit), limit_val_batches=2,
+                                    **evaluator_args)
     result = search(space, evaluator, method, callbacks=[RecordParameters(out)], verbose=False,
                     **json.loads(method_args))
     rank = int(os.environ.get('LOCAL_RANK', '0'))

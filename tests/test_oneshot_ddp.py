@@ -2,9 +2,10 @@
 
 A search whose evaluator trains with two processes is data parallel: each process takes its
 share of every global batch (:class:`EpochSampler` shards), gradients of every backward pass are
-averaged, so weights and architecture parameters are equal on every process after every step;
-without batch norm the two-process search follows the one-process search with the same global
-batch to float precision. Methods DDP cannot keep in step are refused before training."""
+averaged, and batch norm uses the global batch's statistics (on CPU too), so weights and
+architecture parameters are equal on every process after every step, and the two-process search
+follows the one-process search with the same global batch to float precision. Methods DDP cannot
+keep in step are refused before training."""
 import json
 import subprocess
 import sys
@@ -92,10 +93,11 @@ def test_spawned_ddp_is_refused():
 
 # ------------------------------------------------------------------------- two processes
 
-def _run(out: Path, devices: int, method: str, space: str, epochs: int, limit: int, **method_args):
+def _run(out: Path, devices: int, method: str, space: str, epochs: int, limit: int, evaluator_args=None, **method_args):
     out.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run([sys.executable, str(SCRIPT), str(out), str(devices), method, space, str(epochs), str(limit),
-                           json.dumps(method_args)], capture_output=True, text=True, timeout=300, cwd=out)
+                           json.dumps(method_args), json.dumps(evaluator_args or {})],
+                          capture_output=True, text=True, timeout=300, cwd=out)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     return [torch.load(out / f'parameters_rank{r}.pt') for r in range(devices)], \
         [json.loads((out / f'result_rank{r}.json').read_text()) for r in range(devices)]
@@ -112,6 +114,16 @@ def test_darts_with_two_processes_follows_the_one_process_search(tmp_path):
     assert (two0 - one).abs().max() < 1e-5                           # and DDP followed it
     assert r0['sample'] == r1['sample'] == r['sample']
     assert r0['val'] == pytest.approx(r['val'], abs=1e-6)
+
+
+def test_with_batch_norm_over_the_global_batch_too(tmp_path):
+    # batch norm normalises with the statistics of the global batch on CPU (GlobalBatchNorm), so the two
+    # runs agree again; normalising each process's half on its own (sync_batchnorm=False) does not
+    (one,), _ = _run(tmp_path / 'one', 1, 'darts', 'bnnet', 2, 6, arch_lr=0.05)
+    (two, _), _ = _run(tmp_path / 'two', 2, 'darts', 'bnnet', 2, 6, arch_lr=0.05)
+    (local, _), _ = _run(tmp_path / 'local', 2, 'darts', 'bnnet', 2, 6, {'sync_batchnorm': False}, arch_lr=0.05)
+    assert (two - one).abs().max() < 1e-5
+    assert (local - one).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize('method,args', [('darts', {}), ('gdas', {}), ('enas', {}), ('spos', {'num_candidates': 4})])

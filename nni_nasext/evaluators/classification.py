@@ -223,12 +223,15 @@ class ImageClassification(ArgumentsEvaluator):
     devices, strategy
         Lightning's: ``devices=2, strategy='ddp'`` trains one model with two processes
         (DistributedDataParallel: gloo on CPU, NCCL on GPUs). ``batch_size`` stays the global
-        batch (each process takes ``batch_size / devices``); on GPUs BatchNorm statistics are
-        synchronised across the processes (torch's SyncBatchNorm has no CPU version, so on CPU each
-        process normalises over its share); the validation accuracy counts every process's
-        shard; only the first
-        process reports to NNI. Under ``nnictl`` the trial program hands its sample to the
-        processes Lightning starts (:mod:`nni_nasext.trial_code`).
+        batch (each process takes ``batch_size / devices``); the validation accuracy counts every
+        process's shard; only the first process reports to NNI. Under ``nnictl`` the trial
+        program hands its sample to the processes Lightning starts (:mod:`nni_nasext.trial_code`).
+    sync_batchnorm
+        With ``devices > 1``, batch norm normalises with the statistics of the global batch, as
+        one process would (default): torch's ``SyncBatchNorm`` on GPUs, our
+        :mod:`~nni_nasext.evaluators.sync_batchnorm` on CPU (torch's has no CPU version). It costs
+        an all-reduce per batch-norm layer in each pass; ``False`` normalises each process's share
+        on its own.
     reset_parameters
         Re-initialise the model's weights from ``seed`` before training.
     """
@@ -239,7 +242,8 @@ class ImageClassification(ArgumentsEvaluator):
                  limit_val_batches: Union[int, float, None] = None,
                  limit: Optional[int] = None, seed: int = 0, data_root: Optional[str] = None,
                  accelerator: str = 'auto', reset_parameters: bool = True, image_size: Optional[int] = None,
-                 in_channels: Optional[int] = None, devices: int = 1, strategy: str = 'auto'):
+                 in_channels: Optional[int] = None, devices: int = 1, strategy: str = 'auto',
+                 sync_batchnorm: bool = True):
         from nni_nasext.datasets import dataset_key
         dataset_key(dataset)  # an unknown dataset is an error here, not when training starts
         if optimizer not in _OPTIMIZERS:
@@ -273,7 +277,7 @@ class ImageClassification(ArgumentsEvaluator):
             limit_train_batches=limit_train_batches, limit_val_batches=limit_val_batches, limit=limit, seed=seed,
             data_root=data_root,
             accelerator=accelerator, reset_parameters=reset_parameters, image_size=image_size,
-            in_channels=in_channels, devices=devices, strategy=strategy)
+            in_channels=in_channels, devices=devices, strategy=strategy, sync_batchnorm=bool(sync_batchnorm))
         vars(self).update(self._arguments)  # self.dataset, self.max_epochs, ...
         self._loaders = None
         self.info = None
@@ -330,16 +334,25 @@ class ImageClassification(ArgumentsEvaluator):
         kwargs = dict(max_epochs=self.max_epochs, accelerator=self.accelerator, devices=self.devices)
         if self.devices > 1:
             kwargs['strategy'] = self.strategy
+            if self.sync_batchnorm:   # in place, plain batch norm only: the supernet keeps its modules
+                from nni_nasext.evaluators.sync_batchnorm import GlobalBatchNormSync
+                kwargs['plugins'] = [GlobalBatchNormSync()]
         for key in ('limit_train_batches', 'limit_val_batches'):
             if getattr(self, key) is not None:
                 kwargs[key] = getattr(self, key)
         return Recipe(module=_Classifier(model, self), train=train_loader, val=val_loader, trainer_kwargs=kwargs,
                       metric='val_acc', mode='max', seed=self.seed, reset_parameters=self.reset_parameters)
 
-    def _sync_batchnorm(self) -> bool:
-        """BatchNorm statistics over the global batch under DDP: torch's SyncBatchNorm runs on GPUs
-        only, so on CPU each process normalises over its own share of the batch."""
-        return self.devices > 1 and self.accelerator in ('auto', 'gpu', 'cuda') and torch.cuda.is_available()
+    def _batchnorm_sync(self) -> dict:
+        """The Trainer arguments that make batch norm use the global batch under DDP: torch's
+        SyncBatchNorm on GPUs, :class:`~nni_nasext.evaluators.sync_batchnorm.GlobalBatchNormSync`
+        elsewhere (torch's runs on GPUs only)."""
+        if self.devices <= 1 or not self.sync_batchnorm:
+            return {}
+        if self.accelerator in ('auto', 'gpu', 'cuda') and torch.cuda.is_available():
+            return {'sync_batchnorm': True}
+        from nni_nasext.evaluators.sync_batchnorm import GlobalBatchNormSync
+        return {'plugins': [GlobalBatchNormSync()]}
 
     def evaluate(self, model: nn.Module) -> float:
         """Train ``model`` in place and return its final validation accuracy (also reported to NNI)."""
@@ -351,7 +364,7 @@ class ImageClassification(ArgumentsEvaluator):
         with _quiet_lightning():
             trainer = pl.Trainer(
                 max_epochs=self.max_epochs, accelerator=self.accelerator, devices=self.devices,
-                strategy=self.strategy, sync_batchnorm=self._sync_batchnorm(), limit_train_batches=self.limit_train_batches, limit_val_batches=self.limit_val_batches,
+                strategy=self.strategy, **self._batchnorm_sync(), limit_train_batches=self.limit_train_batches, limit_val_batches=self.limit_val_batches,
                 num_sanity_val_steps=0,
                 logger=False, enable_checkpointing=False, enable_model_summary=False,
                 enable_progress_bar=sys.stdout.isatty(),

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
@@ -232,7 +233,8 @@ class OneShotModule(pl.LightningModule):
             [nn.Parameter(self.init_alpha(supernet.decisions[k], init)) for k in self.keys]) if self.differentiable else None
         self.generator = torch.Generator().manual_seed(self.seed + 1)
         self.rng = np.random.RandomState(self.seed + 2)
-        self.history: Dict[str, list] = {'val': [], 'train_loss': [], 'strengths': []}
+        self.history: Dict[str, list] = {'val': [], 'train_loss': [], 'strengths': [], 'epoch_seconds': []}
+        self._epoch_start: Optional[float] = None
         self._losses: List[float] = []
         self.score_data: Optional[List[Any]] = None
         #: where :meth:`on_train_epoch_end` writes ``last.ckpt`` (``None``: nowhere)
@@ -406,10 +408,13 @@ class OneShotModule(pl.LightningModule):
 
     def on_train_epoch_start(self):
         self._losses = []
+        self._epoch_start = time.perf_counter()
         return self.inner.on_train_epoch_start()
 
     def on_train_epoch_end(self):
         self._step_schedulers('epoch')
+        if self._epoch_start is not None:   # the epoch's training and its validation (which Lightning runs first)
+            self.history.setdefault('epoch_seconds', []).append(time.perf_counter() - self._epoch_start)
         self.history['train_loss'].append(float(np.mean(self._losses)) if self._losses else float('nan'))
         if self.differentiable:
             self.history['strengths'].append({k: v.tolist() for k, v in self.strengths().items()})
