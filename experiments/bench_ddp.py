@@ -1,8 +1,10 @@
 """One trial trained by one process against two (Lightning DDP, gloo on this CPU).
 
 Runs the trial program (``python3 -m nni_nasext.trial_code``, the path nnictl takes) on the same
-architecture with ``devices`` 1 and 2, alternating, for several seeds; the global batch stays the
-same (each of two processes takes half). Reports the median epoch time (training and validation,
+architecture with one process, two processes with batch norm over the global batch (the default,
+``sync_batchnorm=True``: on CPU our ``GlobalBatchNorm``), and two processes with batch norm per
+process (``sync_batchnorm=False``), in alternating order, for several seeds; the global batch stays
+the same (each of two processes takes half). Reports the median epoch time (training and validation,
 from the first process; the first epoch is left out as warm-up), the trial's wall time (process
 starts and gloo set-up included), and the final validation accuracy per seed, so that the metric
 of a two-process run can be compared with the spread of one-process runs over seeds. Each process
@@ -31,12 +33,19 @@ SAMPLE = {'0_1': 'nor_conv_3x3', '0_2': 'nor_conv_1x1', '1_2': 'skip_connect', '
           '1_3': 'nor_conv_3x3', '2_3': 'skip_connect'}
 
 
-def trial(devices: int, seed: int, args, folder: Path) -> dict:
+#: the runs compared: (processes, batch norm over the global batch)
+CONFIGS = {'1': (1, True), '2': (2, True), '2-local-bn': (2, False)}
+LABELS = {'1': '1', '2': '2 (DDP, gloo; batch norm over the global batch)',
+          '2-local-bn': '2 (DDP, gloo; batch norm per process, sync_batchnorm=False)'}
+
+
+def trial(config: str, seed: int, args, folder: Path) -> dict:
+    devices, sync = CONFIGS[config]
     ev = {'dataset': args.dataset, 'max_epochs': args.epochs, 'devices': devices, 'accelerator': 'cpu',
-          'seed': seed, 'batch_size': args.batch_size}
+          'seed': seed, 'batch_size': args.batch_size, 'sync_batchnorm': sync}
     if args.limit:
         ev['limit'] = args.limit
-    out = folder / f'd{devices}-s{seed}'
+    out = folder / f'{config}-s{seed}'
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))   # torch's thread count in every process
     env.pop('NNI_PLATFORM', None)
     # (python -m: Lightning's DDP launcher starts the second process with the same command line)
@@ -49,7 +58,7 @@ def trial(devices: int, seed: int, args, folder: Path) -> dict:
         raise RuntimeError((proc.stdout + proc.stderr)[-3000:])
     res = json.loads((out / 'result.json').read_text())
     epochs = res['epoch_seconds'][1:] or res['epoch_seconds']
-    return {'devices': devices, 'seed': seed, 'value': res['value'], 'wall_s': wall,
+    return {'config': config, 'devices': devices, 'seed': seed, 'value': res['value'], 'wall_s': wall,
             'epoch_s': statistics.median(epochs), 'epoch_seconds': res['epoch_seconds'],
             'processes': proc.stdout.count('MEMBER:') + proc.stderr.count('MEMBER:')}
 
@@ -69,19 +78,19 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix='nasext-ddp-') as tmp:
         for seed in range(args.seeds):
-            for devices in ((1, 2) if seed % 2 == 0 else (2, 1)):
-                r = trial(devices, seed, args, Path(tmp))
+            for config in (list(CONFIGS) if seed % 2 == 0 else list(reversed(CONFIGS))):   # alternating order
+                r = trial(config, seed, args, Path(tmp))
                 rows.append(r)
-                print(f'[ddp] seed {seed} devices {devices}: acc {r["value"]:.4f}, epoch {r["epoch_s"]:.3f} s, '
+                print(f'[ddp] seed {seed} {config}: acc {r["value"]:.4f}, epoch {r["epoch_s"]:.3f} s, '
                       f'wall {r["wall_s"]:.1f} s', flush=True)
-    by = {d: [r for r in rows if r['devices'] == d] for d in (1, 2)}
+    by = {c: [r for r in rows if r['config'] == c] for c in CONFIGS}
     summary = {d: {'epoch_s': statistics.median(r['epoch_s'] for r in rs),
                    'wall_s': statistics.median(r['wall_s'] for r in rs),
                    'acc_mean': statistics.mean(r['value'] for r in rs),
                    'acc_sd': statistics.stdev([r['value'] for r in rs]) if len(rs) > 1 else 0.}
                for d, rs in by.items()}
-    diffs = [b['value'] - a['value'] for a, b in zip(sorted(by[1], key=lambda r: r['seed']),
-                                                     sorted(by[2], key=lambda r: r['seed']))]
+    diffs = {c: [b['value'] - a['value'] for a, b in zip(sorted(by['1'], key=lambda r: r['seed']),
+                                                         sorted(by[c], key=lambda r: r['seed']))] for c in CONFIGS if c != '1'}
     res = {'command': 'python experiments/bench_ddp.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
            'date': datetime.datetime.now().isoformat(timespec='seconds'),
            'machine': f'{platform.machine()}, {os.cpu_count()} cores', 'runtime_s': time.time() - t0,
@@ -89,17 +98,17 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     tag = f'ddp_{args.dataset}'
     (args.out / f'{tag}.json').write_text(json.dumps(res, indent=1))
-    s1, s2 = summary[1], summary[2]
+    s1 = summary['1']
     lines = [f'Dataset {args.dataset}, space {args.space}, global batch {args.batch_size}, {args.epochs} epochs, '
              f'{args.threads} torch thread(s) per process, {args.seeds} seeds:', '',
-             '| processes | epoch time, median s | trial wall, median s | final val acc, mean ± sd over seeds |',
-             '|---|---|---|---|',
-             f'| 1 | {s1["epoch_s"]:.3f} | {s1["wall_s"]:.1f} | {s1["acc_mean"]:.4f} ± {s1["acc_sd"]:.4f} |',
-             f'| 2 (DDP, gloo) | {s2["epoch_s"]:.3f} | {s2["wall_s"]:.1f} | {s2["acc_mean"]:.4f} ± {s2["acc_sd"]:.4f} |',
-             '', f'Epoch time ratio 2 processes / 1: **{s2["epoch_s"] / s1["epoch_s"]:.2f}x**; trial wall ratio '
-             f'{s2["wall_s"] / s1["wall_s"]:.2f}x. Accuracy difference (2 - 1) per seed: '
-             + ', '.join(f'{d:+.4f}' for d in diffs) + '.', '',
-             f'Command: `{res["command"]}`; {res["runtime_s"]:.0f} s on {res["machine"]}; {res["date"]}.', '']
+             '| processes | epoch time, median s | epoch time ratio to 1 | trial wall, median s | '
+             'final val acc, mean ± sd over seeds | accuracy difference to 1 process, per seed |',
+             '|---|---|---|---|---|---|']
+    for c, sc in summary.items():
+        diff = ', '.join(f'{d:+.4f}' for d in diffs[c]) if c in diffs else '-'
+        lines.append(f'| {LABELS[c]} | {sc["epoch_s"]:.3f} | **{sc["epoch_s"] / s1["epoch_s"]:.2f}x** | {sc["wall_s"]:.1f} | '
+                     f'{sc["acc_mean"]:.4f} ± {sc["acc_sd"]:.4f} | {diff} |')
+    lines += ['', f'Command: `{res["command"]}`; {res["runtime_s"]:.0f} s on {res["machine"]}; {res["date"]}.', '']
     (args.out / f'{tag}.md').write_text('\n'.join(lines))
     print('\n'.join(lines))
     return 0

@@ -52,8 +52,10 @@ def plain_loop(model, evaluator) -> tuple:
                           weight_decay=evaluator.weight_decay, nesterov=evaluator.momentum > 0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=evaluator.max_epochs)
     accs, epoch_seconds = [], []
-    for _ in range(evaluator.max_epochs):
+    for epoch in range(evaluator.max_epochs):
         epoch_start = time.perf_counter()
+        if hasattr(train.sampler, 'set_epoch'):   # the evaluator's order per epoch, as Lightning sets it
+            train.sampler.set_epoch(epoch)
         model.train()
         for x, y in train:
             loss = F.cross_entropy(model(x), y)

@@ -1,22 +1,22 @@
 """A one-shot search (DARTS) with one process against two (Lightning DDP, gloo on this CPU).
 
 Runs the one-shot trial program (``python3 -m nni_nasext.trial_code.oneshot``, the path nnictl
-takes) on the quickstart space (the NB201 cell, with batch norm) and scikit-learn's digits, with
-``devices`` 1 and 2 and the same global batch (each of two processes takes half of every weight
-batch and every architecture batch), alternating, for several seeds and architecture learning
-rates. Reports per seed:
+takes) on the quickstart space (the NB201 cell, with batch norm) and scikit-learn's digits, for
+several seeds and architecture learning rates, three ways with the same global batch:
 
-* how far the search moved the architecture weights (``max |softmax(α_T) − softmax(α_0)|`` of the
-  one-process run) against how far the two-process run ended from it
-  (``max |softmax(α_T, 1 process) − softmax(α_T, 2 processes)|``);
-* the decisions of the derived architectures that agree (of 6), against the agreement between
-  one-process runs of *different* seeds (what an unrelated search gives);
-* the median epoch time (training and validation, first epoch left out) and the final supernet
-  validation accuracy.
+* ``one``: one process, one torch thread (the reference);
+* ``two``: two processes (each takes half of every weight and architecture batch; gradients
+  averaged; batch norm over the global batch), one thread each;
+* ``twin``: one process with two torch threads: the same arithmetic as ``one`` in another
+  summation order, i.e. what float rounding alone does to a DARTS trajectory (the noise that
+  "equal within noise" is measured against).
 
-On this CPU batch norm is not synchronised: each process normalises its own half of the batch,
-which is where the two runs part (without batch norm they agree to float precision:
-``tests/test_oneshot_ddp.py``).
+Reports per seed how far ``two`` and ``twin`` end from ``one``
+(``max |softmax(α_T) − softmax(α_T, one)|`` over the decisions, against how far the search moved
+the weights from uniform), the decisions of the derived architecture that agree with ``one``'s
+(of 6), the agreement between ``one`` runs of different seeds (what unrelated searches give), the
+median epoch time (training and validation, first epoch left out) and the last supernet
+validation accuracy.
 
     python experiments/bench_oneshot_ddp.py --seeds 4 --epochs 5
 """
@@ -41,11 +41,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 
-def run(devices: int, seed: int, arch_lr: float, args, folder: Path) -> dict:
+def run(devices: int, seed: int, arch_lr: float, args, folder: Path, threads: int = 1) -> dict:
     ev = {'dataset': 'digits', 'max_epochs': args.epochs, 'devices': devices, 'accelerator': 'cpu',
           'seed': seed, 'batch_size': args.batch_size}
-    out = folder / f'd{devices}-s{seed}-lr{arch_lr}'
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    out = folder / f'd{devices}-t{threads}-s{seed}-lr{arch_lr}'
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     env.pop('NNI_PLATFORM', None)
     cmd = [sys.executable, '-m', 'nni_nasext.trial_code.oneshot', '--method', 'darts', '--space', 'quickstart',
            '--evaluator', 'classification', '--evaluator-args', json.dumps(ev), '--seed', str(seed),
@@ -80,7 +80,6 @@ def main(argv=None) -> int:
     ap.add_argument('--epochs', type=int, default=5)
     ap.add_argument('--batch-size', type=int, default=64)
     ap.add_argument('--arch-lrs', default='3e-4,0.01', help='DARTS architecture learning rates (3e-4: the paper\'s)')
-    ap.add_argument('--threads', type=int, default=1, help='torch threads per process')
     ap.add_argument('--out', default=str(HERE / 'results' / 'oneshot_ddp'))
     args = ap.parse_args(argv)
     lrs = [float(x) for x in args.arch_lrs.split(',')]
@@ -88,16 +87,21 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for lr in lrs:
             for seed in range(args.seeds):
-                order = (1, 2) if seed % 2 == 0 else (2, 1)   # alternate which runs first
-                got = {d: run(d, seed, lr, args, Path(tmp)) for d in order}
+                kinds = {'one': (1, 1), 'two': (2, 1), 'twin': (1, 2)}   # (processes, threads)
+                order = list(kinds) if seed % 2 == 0 else list(reversed(kinds))   # alternate which runs first
+                got = {k: run(kinds[k][0], seed, lr, args, Path(tmp), kinds[k][1]) for k in order}
+                one, two, twin = got['one'], got['two'], got['twin']
                 # how far from uniform (the initial alpha are 1e-3 N(0, 1): uniform weights to 1e-3)
-                one, two = got[1], got[2]
                 moved = max(float(np.max(np.abs(np.asarray(v) - 1.0 / len(v)))) for v in one['strengths'].values())
-                rows.append({'arch_lr': lr, 'seed': seed, 'moved': moved, 'gap': strengths_gap(one['strengths'], two['strengths']),
-                             'agree': agreement(one['sample'], two['sample']), 'one': one, 'two': two})
-                print(f"arch_lr {lr} seed {seed}: moved {moved:.4f}, gap {rows[-1]['gap']:.4f}, agree {rows[-1]['agree']}/6, "
-                      f"epoch {one['epoch_s']:.2f} s vs {two['epoch_s']:.2f} s, val {one['val']:.3f} vs {two['val']:.3f}",
-                      flush=True)
+                rows.append({'arch_lr': lr, 'seed': seed, 'moved': moved,
+                             'gap': strengths_gap(one['strengths'], two['strengths']),
+                             'gap_twin': strengths_gap(one['strengths'], twin['strengths']),
+                             'agree': agreement(one['sample'], two['sample']),
+                             'agree_twin': agreement(one['sample'], twin['sample']), 'one': one, 'two': two, 'twin': twin})
+                r = rows[-1]
+                print(f"arch_lr {lr} seed {seed}: moved {moved:.4f}, gap two {r['gap']:.4f} twin {r['gap_twin']:.4f}, "
+                      f"agree two {r['agree']}/6 twin {r['agree_twin']}/6, epoch {one['epoch_s']:.2f} s vs "
+                      f"{two['epoch_s']:.2f} s, val {one['val']:.3f} / {two['val']:.3f} / {twin['val']:.3f}", flush=True)
     summary = {}
     for lr in lrs:
         rs = [r for r in rows if r['arch_lr'] == lr]
@@ -106,11 +110,14 @@ def main(argv=None) -> int:
         summary[str(lr)] = {
             'moved_median': statistics.median(r['moved'] for r in rs),
             'gap_median': statistics.median(r['gap'] for r in rs),
+            'gap_twin_median': statistics.median(r['gap_twin'] for r in rs),
             'agree_same_seed_mean': statistics.mean(r['agree'] for r in rs),
+            'agree_twin_mean': statistics.mean(r['agree_twin'] for r in rs),
             'agree_across_seeds_mean': statistics.mean(across) if across else None,
             'epoch_s_1': statistics.median(r['one']['epoch_s'] for r in rs),
             'epoch_s_2': statistics.median(r['two']['epoch_s'] for r in rs),
             'val_1': statistics.mean(r['one']['val'] for r in rs), 'val_2': statistics.mean(r['two']['val'] for r in rs),
+            'val_twin': statistics.mean(r['twin']['val'] for r in rs),
             'processes_2': sorted({r['two']['processes'] for r in rs})}
     machine = {'platform': platform.platform(), 'cpus': os.cpu_count(), 'python': platform.python_version(),
                'date': datetime.date.today().isoformat()}
@@ -120,19 +127,21 @@ def main(argv=None) -> int:
                                                     'summary': summary}, indent=1))
     lines = [f'# DARTS with one process against two (Lightning DDP, gloo), quickstart space, digits',
              '', f'`python experiments/bench_oneshot_ddp.py --seeds {args.seeds} --epochs {args.epochs}` '
-             f'({machine["cpus"]} CPUs, {machine["platform"]}, {machine["date"]}; {args.threads} torch thread(s) per '
-             f'process; global batch {args.batch_size})', '',
-             '| arch lr | seed | α moved (1 proc) | 1 vs 2 proc gap | decisions agreeing | epoch s (1 / 2 proc) | val acc (1 / 2 proc) |',
-             '|---|---|---|---|---|---|---|']
+             f'({machine["cpus"]} CPUs, {machine["platform"]}, {machine["date"]}; global batch {args.batch_size}; '
+             'one = 1 process, 1 thread; two = 2 processes, 1 thread each; twin = 1 process, 2 threads)', '',
+             '| arch lr | seed | weights moved (one) | gap two | gap twin | decisions agreeing with one (two / twin) | '
+             'epoch s (one / two) | val acc (one / two / twin) |', '|---|---|---|---|---|---|---|---|']
     for r in rows:
-        lines.append(f"| {r['arch_lr']} | {r['seed']} | {r['moved']:.4f} | {r['gap']:.4f} | {r['agree']}/6 | "
-                     f"{r['one']['epoch_s']:.2f} / {r['two']['epoch_s']:.2f} | {r['one']['val']:.3f} / {r['two']['val']:.3f} |")
-    lines += ['', '| arch lr | median α moved | median gap | agreeing, same seed | agreeing, different seeds (1 proc) | '
-              'epoch time ratio 2/1 | mean val acc (1 / 2 proc) |', '|---|---|---|---|---|---|---|']
+        lines.append(f"| {r['arch_lr']} | {r['seed']} | {r['moved']:.4f} | {r['gap']:.4f} | {r['gap_twin']:.4f} | "
+                     f"{r['agree']}/6 / {r['agree_twin']}/6 | {r['one']['epoch_s']:.2f} / {r['two']['epoch_s']:.2f} | "
+                     f"{r['one']['val']:.3f} / {r['two']['val']:.3f} / {r['twin']['val']:.3f} |")
+    lines += ['', '| arch lr | median weights moved | median gap two / twin | agreeing with one: two / twin / '
+              'other seeds | epoch time two / one | mean val acc (one / two / twin) |', '|---|---|---|---|---|---|']
     for lr, s in summary.items():
-        lines.append(f"| {lr} | {s['moved_median']:.4f} | {s['gap_median']:.4f} | {s['agree_same_seed_mean']:.2f}/6 | "
-                     f"{_fmt(s['agree_across_seeds_mean'])}/6 | {s['epoch_s_2'] / s['epoch_s_1']:.2f}x | "
-                     f"{s['val_1']:.3f} / {s['val_2']:.3f} |")
+        lines.append(f"| {lr} | {s['moved_median']:.4f} | {s['gap_median']:.4f} / {s['gap_twin_median']:.4f} | "
+                     f"{s['agree_same_seed_mean']:.2f} / {s['agree_twin_mean']:.2f} / {_fmt(s['agree_across_seeds_mean'])} "
+                     f"(of 6) | {s['epoch_s_2'] / s['epoch_s_1']:.2f}x | "
+                     f"{s['val_1']:.3f} / {s['val_2']:.3f} / {s['val_twin']:.3f} |")
     out.with_suffix('.md').write_text('\n'.join(lines) + '\n')
     print('\n'.join(lines))
     return 0

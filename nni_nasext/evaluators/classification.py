@@ -48,6 +48,7 @@ import pytorch_lightning as pl
 from nni.nas.evaluator import Evaluator
 
 from nni_nasext.datasets import load_dataset
+from nni_nasext.evaluators.sampling import EpochSampler
 from nni_nasext.fidelity import split_budget
 
 __all__ = ['ImageClassification', 'TrialFailed']
@@ -223,8 +224,9 @@ class ImageClassification(ArgumentsEvaluator):
     devices, strategy
         Lightning's: ``devices=2, strategy='ddp'`` trains one model with two processes
         (DistributedDataParallel: gloo on CPU, NCCL on GPUs). ``batch_size`` stays the global
-        batch (each process takes ``batch_size / devices``); the validation accuracy counts every
-        process's shard; only the first process reports to NNI. Under ``nnictl`` the trial
+        batch: each process takes its share of the batches one process would train on (the same
+        global batches, :class:`~nni_nasext.evaluators.sampling.EpochSampler`); every process
+        validates the whole validation split; only the first process reports to NNI. Under ``nnictl`` the trial
         program hands its sample to the processes Lightning starts (:mod:`nni_nasext.trial_code`).
     sync_batchnorm
         With ``devices > 1``, batch norm normalises with the statistics of the global batch, as
@@ -295,7 +297,7 @@ class ImageClassification(ArgumentsEvaluator):
             raise ValueError(f'ImageClassification budgets are whole numbers of epochs >= 1, got {budget!r}')
         other = type(self)(**{**self._arguments, 'max_epochs': epochs})
         other._loaders, other.info = self._loaders, self.info
-        if self._loaders is not None:
+        if getattr(self, '_generator', None) is not None:   # loaders built elsewhere with a generator
             other._generator = self._generator
         return other
 
@@ -313,15 +315,21 @@ class ImageClassification(ArgumentsEvaluator):
                 train_ds, val_ds = (_reshaped(ds, self.image_size, self.in_channels) for ds in (train_ds, val_ds))
                 self.info = dataclasses.replace(self.info, in_channels=self.in_channels or self.info.in_channels,
                                                 image_size=self.image_size or self.info.image_size)
-            self._generator = torch.Generator()
             persistent = self.num_workers > 0
             per_process = self.batch_size // self.devices   # batch_size is the global batch
-            train = DataLoader(train_ds, batch_size=per_process, shuffle=True, generator=self._generator,
+            # the order is a function of the seed and the epoch: every model sees the same batches, and
+            # under DDP each process takes its share of the batches one process would see
+            train = DataLoader(train_ds, batch_size=per_process,
+                               sampler=EpochSampler(len(train_ds), seed=self.seed, auto_shard=True),
                                num_workers=self.num_workers, persistent_workers=persistent)
             val = DataLoader(val_ds, batch_size=max(per_process, 256), shuffle=False,
                              num_workers=self.num_workers, persistent_workers=persistent)
             self._loaders = (train, val)
-        self._generator.manual_seed(self.seed)  # every model sees the same data order
+        if getattr(self, '_generator', None) is not None:   # loaders built elsewhere: re-seed their shuffle
+            self._generator.manual_seed(self.seed)
+        sampler = getattr(self._loaders[0], 'sampler', None)
+        if isinstance(sampler, EpochSampler):   # a model trained after another starts from epoch 0's order
+            sampler.set_epoch(0)
         return self._loaders
 
     def oneshot_recipe(self, model: nn.Module):
@@ -364,7 +372,7 @@ class ImageClassification(ArgumentsEvaluator):
         with _quiet_lightning():
             trainer = pl.Trainer(
                 max_epochs=self.max_epochs, accelerator=self.accelerator, devices=self.devices,
-                strategy=self.strategy, **self._batchnorm_sync(), limit_train_batches=self.limit_train_batches, limit_val_batches=self.limit_val_batches,
+                strategy=self.strategy, **self._batchnorm_sync(), use_distributed_sampler=False, limit_train_batches=self.limit_train_batches, limit_val_batches=self.limit_val_batches,
                 num_sanity_val_steps=0,
                 logger=False, enable_checkpointing=False, enable_model_summary=False,
                 enable_progress_bar=sys.stdout.isatty(),

@@ -35,6 +35,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, Subset
 
 from nni_nasext.evaluators.recipe import Recipe, metric_mode
+from nni_nasext.evaluators.sampling import EpochSampler
 
 __all__ = ['EpochSampler', 'Paired', 'PairedBatches', 'Recipe', 'first_batch', 'metric_mode', 'paired_loaders', 'recipe_for']
 
@@ -73,52 +74,6 @@ def _lightning_recipe(evaluator, model) -> Recipe:
 
 
 # ----------------------------------------------------------------------------- loaders
-
-class EpochSampler(Sampler):
-    """A random order of ``range(n)`` that depends on ``seed`` and the epoch (``set_epoch``)
-    only; ``num_samples`` draws per epoch (default ``n``: a permutation).
-
-    Under data parallelism (``set_shard(rank, world)``) process ``rank`` takes every
-    ``world``-th draw of that same order, starting at ``rank`` (the order padded from its start
-    to a multiple of ``world``, as torch's ``DistributedSampler``). With a per-process batch of
-    ``B / world``, the ``i``-th batches of all processes together are then exactly the ``i``-th
-    batch of size ``B`` of one process: the same global batches, whatever the number of
-    processes."""
-
-    def __init__(self, n: int, seed: int = 0, num_samples: Optional[int] = None, shuffle: bool = True):
-        self.n, self.seed, self.shuffle = int(n), int(seed), bool(shuffle)
-        self.num_samples = int(num_samples) if num_samples is not None else self.n
-        self.epoch = 0
-        self.rank, self.world = 0, 1
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def set_shard(self, rank: int, world: int) -> None:
-        if not 0 <= int(rank) < int(world):
-            raise ValueError(f'rank {rank} is not in range({world})')
-        self.rank, self.world = int(rank), int(world)
-
-    def __len__(self) -> int:
-        return -(-self._total() // self.world)
-
-    def _total(self) -> int:
-        return min(self.n, self.num_samples) if not self.shuffle else self.num_samples
-
-    def __iter__(self):
-        if not self.shuffle:
-            order = list(range(self._total()))
-        else:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = []
-            while len(order) < self.num_samples:
-                order.extend(torch.randperm(self.n, generator=g).tolist())
-            order = order[:self.num_samples]
-        if self.world > 1:
-            padded = order + order[:len(self) * self.world - len(order)]
-            order = padded[self.rank::self.world]
-        return iter(order)
-
 
 def _rebuild(loader: DataLoader, dataset: Dataset, sampler: Sampler) -> DataLoader:
     return DataLoader(dataset, batch_size=loader.batch_size, sampler=sampler, num_workers=loader.num_workers,
