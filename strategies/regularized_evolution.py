@@ -43,8 +43,12 @@ class RegularizedEvolution(Searcher):
         if max(self.num_asked, len(self.history)) < self.population_size or not self.population:
             return self.space.random(self.rng)
         contenders = self.rng.sample(list(self.population), min(self.sample_size, len(self.population)))
-        parent = max(contenders, key=lambda o: o['value'])
+        parent = max(contenders, key=self._score)
         return self.space.mutate(parent['sample'], self.rng)
+
+    def _score(self, obs) -> float:
+        """What a tournament compares (the value; a subclass may score otherwise)."""
+        return obs['value']
 
     def _tell(self, obs):
         if obs['value'] is None:

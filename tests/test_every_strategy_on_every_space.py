@@ -19,7 +19,12 @@ STRATEGY_ARGS = {'hyperband': {'min_budget': 1, 'max_budget': 9}, 'successive_ha
 #: transfer strategies whose metadata are the NB201 tables: they search the NB201 cell only
 NB201_ONLY = {'transfer_gp': {'target': 'cifar100', 'tune_on_sources': False},
               'xfernas': {'target': 'cifar100', 'num_cells': 200, 'epochs': 3},
-              'rapidnas': {'target': 'cifar100', 'num_cells': 100}}
+              'rapidnas': {'target': 'cifar100', 'num_cells': 100},
+              # hardware-aware searchers with an NB201 latency table as their cost model
+              'constrained_evolution': {'cost': 'nb201_latency:raspi4', 'limit': 1e9, 'population_size': 4,
+                                        'sample_size': 2},
+              'mnasnet': {'cost': 'nb201_latency:pixel3', 'target': 10.0, 'population_size': 4, 'sample_size': 2},
+              'pareto_evolution': {'cost': 'nb201_latency:fpga', 'population_size': 4}}
 
 
 @pytest.fixture(scope='module')

@@ -4,7 +4,6 @@ outputs, gradients of the input and of the affine parameters, and running statis
 import os
 import socket
 
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp

@@ -225,8 +225,10 @@ class ImageClassification(ArgumentsEvaluator):
         Lightning's: ``devices=2, strategy='ddp'`` trains one model with two processes
         (DistributedDataParallel: gloo on CPU, NCCL on GPUs). ``batch_size`` stays the global
         batch: each process takes its share of the batches one process would train on (the same
-        global batches, :class:`~nni_nasext.evaluators.sampling.EpochSampler`); every process
-        validates the whole validation split; only the first process reports to NNI. Under ``nnictl`` the trial
+        global batches, :class:`~nni_nasext.evaluators.sampling.EpochSampler`); each process
+        validates its share of the validation split and the counts are summed (when the split does
+        not divide evenly, the last share repeats an example, as torch's ``DistributedSampler``);
+        only the first process reports to NNI. Under ``nnictl`` the trial
         program hands its sample to the processes Lightning starts (:mod:`nni_nasext.trial_code`).
     sync_batchnorm
         With ``devices > 1``, batch norm normalises with the statistics of the global batch, as
@@ -322,7 +324,9 @@ class ImageClassification(ArgumentsEvaluator):
             train = DataLoader(train_ds, batch_size=per_process,
                                sampler=EpochSampler(len(train_ds), seed=self.seed, auto_shard=True),
                                num_workers=self.num_workers, persistent_workers=persistent)
-            val = DataLoader(val_ds, batch_size=max(per_process, 256), shuffle=False,
+            # in order; under DDP each process validates every devices-th example (the counts are summed)
+            val = DataLoader(val_ds, batch_size=max(per_process, 256),
+                             sampler=EpochSampler(len(val_ds), shuffle=False, auto_shard=True),
                              num_workers=self.num_workers, persistent_workers=persistent)
             self._loaders = (train, val)
         if getattr(self, '_generator', None) is not None:   # loaders built elsewhere: re-seed their shuffle
@@ -339,7 +343,9 @@ class ImageClassification(ArgumentsEvaluator):
         batch; batch norm per process on CPU)."""
         from nni_nasext.evaluators.recipe import Recipe
         train_loader, val_loader = self.dataloaders()
-        kwargs = dict(max_epochs=self.max_epochs, accelerator=self.accelerator, devices=self.devices)
+        # our samplers give each process its share themselves (Lightning's would shard them again)
+        kwargs = dict(max_epochs=self.max_epochs, accelerator=self.accelerator, devices=self.devices,
+                      use_distributed_sampler=False)
         if self.devices > 1:
             kwargs['strategy'] = self.strategy
             if self.sync_batchnorm:   # in place, plain batch norm only: the supernet keeps its modules

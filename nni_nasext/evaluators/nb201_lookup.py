@@ -12,7 +12,7 @@ is looked up, and paid for, at that many epochs instead of ``epochs``.
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from nni.mutable import Categorical
 from nni.nas.benchmark import BenchmarkEvaluator
@@ -33,14 +33,17 @@ class NasBench201Lookup(NB201Query, BenchmarkEvaluator):
         ``cifar10-valid``, ``cifar100`` or ``ImageNet16-120``.
     epochs
         12 (the NB201 search reward) or 200 (the final figure).
+    device
+        Also report the measured latency on this device (``latency_ms``) and the FLOPs
+        (:func:`nni_nasext.hw_latency.latency_devices` lists the 26 devices).
     """
 
-    def __init__(self, dataset: str = 'cifar10-valid', epochs: int = 12):
+    def __init__(self, dataset: str = 'cifar10-valid', epochs: int = 12, device: Optional[str] = None):
         BenchmarkEvaluator.__init__(self)
-        NB201Query.__init__(self, dataset, epochs)
+        NB201Query.__init__(self, dataset, epochs, device)
 
     def extra_repr(self) -> str:
-        return f'dataset={self.dataset!r}, epochs={self.epochs}'
+        return f'dataset={self.dataset!r}, epochs={self.epochs}' + (f', device={self.device!r}' if self.device else '')
 
     @classmethod
     def default_space(cls) -> SlimBenchmarkSpace:
@@ -55,7 +58,7 @@ class NasBench201Lookup(NB201Query, BenchmarkEvaluator):
 
     def with_budget(self, budget) -> 'NasBench201Lookup':
         """A lookup at ``budget`` epochs (12 or 200) on the same dataset."""
-        return type(self)(self.dataset, epochs=self._epochs_of(budget))
+        return type(self)(self.dataset, epochs=self._epochs_of(budget), device=self.device)
 
     def _execute(self, model) -> Any:
         if model.sample is None:
