@@ -60,6 +60,8 @@ def latency_devices() -> List[str]:
 
 def device_kind(device: str) -> str:
     """``'GPU'``, ``'server CPU'``, ``'phone'``, ... of a device name (batch size suffix ignored)."""
+    if device in DEVICE_KINDS:
+        return DEVICE_KINDS[device]
     base = device.rsplit('_', 1)[0] if device.rsplit('_', 1)[-1].isdigit() else device
     return DEVICE_KINDS.get(base, 'device')
 

@@ -183,28 +183,45 @@ def hypervolume(points: Sequence[Tuple[float, float]], reference: Tuple[float, f
 
 
 class ParetoEvolution(_CostAware, Searcher):
-    """NSGA-II-style evolution on (accuracy, cost) (module docstring)."""
+    """NSGA-II-style evolution on (accuracy, cost) (module docstring). A proposal already
+    evaluated is drawn again (up to ``max_redraws`` times): on a small space such as NB201 a
+    repeat would waste a query."""
 
-    def __init__(self, cost: Cost, *, population_size: int = 20, seed: Optional[int] = None):
+    def __init__(self, cost: Cost, *, population_size: int = 10, max_redraws: int = 50, seed: Optional[int] = None):
         super().__init__(seed=seed)
         if population_size < 2:
             raise ValueError(f'population_size must be at least 2, got {population_size}')
         self._init_cost(cost)
-        self.population_size = int(population_size)
+        self.population_size, self.max_redraws = int(population_size), int(max_redraws)
         self.population: List[Observation] = []
+        self._asked: set = set()
+        self._ranking = (np.zeros(0, dtype=int), np.zeros(0))
 
     def _points(self, observations: Sequence[Observation]) -> List[Tuple[float, float]]:
         return [(o['value'], self.cost_of(o['sample'])) for o in observations]
 
     def _ask(self):
+        from nni_nasext.space_spec import SpaceSpec
+        child = None
+        for _ in range(self.max_redraws + 1):   # a sample evaluated already is drawn again (a query saved)
+            child = self._propose()
+            if SpaceSpec.key(self.space.canonical(child)) not in self._asked:
+                break
+        self._asked.add(SpaceSpec.key(self.space.canonical(child)))
+        return child
+
+    def _propose(self):
         if max(self.num_asked, len(self.history)) < self.population_size or len(self.population) < 2:
             return self.space.random(self.rng)
-        rank, crowd = _ranks_and_crowding(self._points(self.population))
+        rank, crowd = self._ranking
         i, j = self.rng.sample(range(len(self.population)), 2)   # binary tournament
         better = i if (rank[i], -crowd[i]) < (rank[j], -crowd[j]) else j
         return self.space.mutate(self.population[better]['sample'], self.rng)
 
     def _tell(self, obs: Observation) -> None:
+        from nni_nasext.space_spec import SpaceSpec
+        if isinstance(obs['sample'], dict):
+            self._asked.add(SpaceSpec.key(obs['sample']))
         if obs['value'] is None:
             return
         self.population.append(obs)
@@ -212,9 +229,10 @@ class ParetoEvolution(_CostAware, Searcher):
             rank, crowd = _ranks_and_crowding(self._points(self.population))
             worst = max(range(len(self.population)), key=lambda k: (rank[k], -crowd[k], -k))
             self.population.pop(worst)
+        self._ranking = _ranks_and_crowding(self._points(self.population))
 
     def _rebuild(self) -> None:
-        self.population = []
+        self.population, self._asked = [], set()
         for obs in self.history:
             self._tell(obs)
 
