@@ -151,6 +151,7 @@ def test_tuner_minimize_and_bad_names():
 def test_registered_tuner_classes_import():
     import importlib
     needs_target = {'NasextTransferGP', 'NasextXferNAS', 'NasextRapidNAS'}   # NB201 transfer: a target is required
+    needs_cost = {'NasextConstrainedEvolution', 'NasextMnasNet', 'NasextParetoEvolution'}   # hardware-aware
     for name, path in TUNER_CLASSES.items():
         module, _, cls = path.rpartition('.')
         tuner_cls = getattr(importlib.import_module(module), cls)
@@ -158,6 +159,11 @@ def test_registered_tuner_classes_import():
             with pytest.raises(ValueError, match='target'):
                 tuner_cls(seed=0)
             tuner = tuner_cls(seed=0, target='cifar100')
+        elif name in needs_cost:
+            with pytest.raises((TypeError, ValueError), match='cost'):
+                tuner_cls(seed=0)
+            tuner = tuner_cls(seed=0, cost='nb201_flops', **({'limit': 100.0} if 'Constrained' in name else
+                                                          {'target': 100.0} if 'MnasNet' in name else {}))
         else:
             tuner = tuner_cls(seed=0)
         assert isinstance(tuner, SearcherTuner) and name.startswith('Nasext')

@@ -15,6 +15,7 @@ from nni.nas.experiment import NasExperiment, NasExperimentConfig
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace, MutableLinear
 
 from nni_nasext import registry
+from toy_cost import COST_ARGS
 from nni_nasext.adapters import SearcherStrategy, SearcherTuner
 from nni_nasext.fidelity import split_budget
 from nni_nasext.searcher import SpaceExhausted
@@ -29,7 +30,7 @@ MULTI_FIDELITY = {'hyperband', 'successive_halving', 'bohb'}
 @pytest.mark.parametrize('name', sorted(set(registry.STRATEGIES) - NEEDS_TARGET))
 def test_every_searcher_ends_on_an_exhausted_space(name):
     space = SpaceSpec.from_json(SMALL)
-    searcher = registry.build('strategy', name, seed=0).configure(space)
+    searcher = registry.build('strategy', name, seed=0, **COST_ARGS.get(name, {})).configure(space)
     rng, asked = random.Random(0), []
     with pytest.raises(SpaceExhausted):
         for _ in range(300):
@@ -108,7 +109,7 @@ def constrained_space():
 def test_no_searcher_hands_out_a_sample_that_breaks_a_constraint(name):
     space = constrained_space()
     feasible = {SpaceSpec.key({'a': a, 'b': b}) for a in (1, 2, 3) for b in (1, 2, 3) if a + b <= 4}
-    searcher = registry.build('strategy', name, seed=0).configure(space)
+    searcher = registry.build('strategy', name, seed=0, **COST_ARGS.get(name, {})).configure(space)
     rng, handed = random.Random(0), []
     with pytest.raises(SpaceExhausted):
         for _ in range(300):

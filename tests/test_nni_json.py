@@ -10,6 +10,7 @@ import pytest
 import nni
 
 from nni_nasext import registry
+from toy_cost import COST_ARGS
 from nni_nasext.adapters import SearcherTuner
 from nni_nasext.nni_json import JsonSpace
 
@@ -99,9 +100,9 @@ def drive(tuner, space, rounds=3, per_round=20):
 @pytest.mark.parametrize('name', TUNERS)
 def test_every_tuner_on_every_nni_type_alone_and_together(name):
     for key, item in TYPES.items():
-        n = drive(SearcherTuner(name, seed=0), {key: item}, rounds=3, per_round=4)
+        n = drive(SearcherTuner(name, seed=0, **COST_ARGS.get(name, {})), {key: item}, rounds=3, per_round=4)
         assert n >= min(12, JsonSpace({key: item}).size), key  # a small space ends once all are handed out
-    assert drive(SearcherTuner(name, seed=0), TYPES, rounds=3, per_round=8) == 24
+    assert drive(SearcherTuner(name, seed=0, **COST_ARGS.get(name, {})), TYPES, rounds=3, per_round=8) == 24
 
 
 def test_nested_choice_gives_nni_shapes_and_counts_configurations():
