@@ -184,3 +184,22 @@ def test_pareto_search_under_nnictl_shows_every_objective(tmp_path):
         assert {'default', 'latency_ms', 'flops', 'params'} <= set(final)
         assert final['latency_ms'] == pytest.approx(hw_latency.latency_ms(t['sample'], device))
     assert processes_mentioning(exp_id) == []
+
+
+def test_pareto_search_as_an_nni_strategy_with_every_objective():
+    """``SearcherStrategy`` (the NasExperiment face) on NNI's execution engine. NNI's engine keeps only
+    a model's ``default`` metric, so the searcher takes the latency from its cost model (the same
+    table the evaluator reports); its front is non-dominated."""
+    from nni_nasext.adapters.strategy import SearcherStrategy
+    from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, simulate_search
+    ev = NasBench201Lookup('cifar10-valid', 200, device='pixel3')
+    strategy = SearcherStrategy(ParetoEvolution('nb201_latency:pixel3', population_size=4, seed=0))
+    engine = simulate_search(strategy, ev, budget=30000)
+    models = list(engine.list_models())
+    assert len(models) >= 10 and len(strategy.searcher.history) == len(models)
+    for m, obs in zip(models, strategy.searcher.history):
+        assert m.metric == pytest.approx(ev.metrics(m.sample)['default']) == pytest.approx(obs['value'])
+        assert strategy.searcher.cost_of(obs['sample']) == ev.metrics(obs['sample'])['latency_ms']
+    front = strategy.searcher.front()
+    pts = [(o['value'], strategy.searcher.cost_of(o['sample'])) for o in front]
+    assert all(not (b[0] >= a[0] and b[1] <= a[1] and b != a) for a in pts for b in pts)
