@@ -1,0 +1,168 @@
+"""A latency predictor for the networks of any space: per-operation latency profiled on this
+machine, summed per network, with a small learned correction.
+
+How it works (in the spirit of ProxylessNAS's and FBNet's latency lookup tables: Cai et al., ICLR
+2019; Wu et al., CVPR 2019):
+
+1. *Operations.* A network's operations are its leaf modules (``Conv2d``, ``BatchNorm2d``,
+   ``ReLU6``, ``Linear``, pooling, ...). One forward pass with hooks records the input shape each
+   one sees. An operation is keyed by its type, its configuration (``extra_repr``: channels,
+   kernel, stride, groups, ...) and its input shape, so a space's candidate operations are profiled
+   once each, at the input shape where they occur, whatever network they occur in.
+2. *Profiling.* An operation not in the table is timed alone on this machine (inference, one
+   thread by default, median of ``repeats`` calls after ``warmup``), and kept in the table
+   (:meth:`LatencyPredictor.state_dict` saves it).
+3. *Prediction.* ``a · Σ latency(op) + b · #ops + c``: the sum of the table entries with a linear
+   correction fitted (:meth:`LatencyPredictor.fit`) on a few networks measured end to end
+   (:func:`measure_latency`). The correction absorbs what the sum misses: what runs outside leaf
+   modules (additions, concatenations, resizing), the call overhead per module, and caches.
+
+Nothing here depends on a particular space: it takes frozen networks (``space.freeze(sample)``).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ['LatencyPredictor', 'measure_latency']
+
+
+def _timed(fn, warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+class _Threads:
+    def __init__(self, n: Optional[int]):
+        self.n, self.old = n, None
+
+    def __enter__(self):
+        if self.n is not None:
+            self.old = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            torch.set_num_threads(self.old)
+
+
+@torch.no_grad()
+def measure_latency(model: nn.Module, input_shape: Sequence[int], *, warmup: int = 3, repeats: int = 15,
+                    threads: Optional[int] = 1) -> float:
+    """End-to-end inference latency of ``model`` in milliseconds: the median of ``repeats``
+    forward passes on a random input of ``input_shape`` after ``warmup`` passes, in eval mode,
+    with ``threads`` torch threads (``None``: as set)."""
+    model = model.eval()
+    x = torch.randn(*input_shape)
+    with _Threads(threads):
+        return 1e3 * _timed(lambda: model(x), warmup, repeats)
+
+
+class LatencyPredictor:
+    """Per-operation latency table plus a linear correction (see the module docstring).
+
+    Parameters
+    ----------
+    input_shape
+        The input of the networks (batch included): ``(1, 3, 32, 32)`` is one 32x32 RGB image.
+    warmup, repeats, threads
+        How each operation is timed (and, in :meth:`measure`, each network).
+    """
+
+    def __init__(self, input_shape: Sequence[int], *, warmup: int = 3, repeats: int = 15, threads: Optional[int] = 1):
+        self.input_shape = tuple(int(v) for v in input_shape)
+        self.warmup, self.repeats, self.threads = int(warmup), int(repeats), threads
+        #: operation key -> latency in ms
+        self.table: Dict[str, float] = {}
+        #: (a, b, c) of ``a · sum + b · count + c``; (1, 0, 0) before :meth:`fit`
+        self.coef: Tuple[float, float, float] = (1.0, 0.0, 0.0)
+
+    # ------------------------------------------------------------------ operations
+    @staticmethod
+    def _leaves(model: nn.Module) -> List[Tuple[str, nn.Module]]:
+        return [(name, m) for name, m in model.named_modules() if not any(True for _ in m.children())]
+
+    @torch.no_grad()
+    def operations(self, model: nn.Module) -> List[Tuple[str, nn.Module, Tuple[int, ...]]]:
+        """``(key, module, input shape)`` of every leaf module the forward pass runs, in call order
+        (a module called twice appears twice); leaves that take anything but one tensor are left
+        out (the correction accounts for them)."""
+        model = model.eval()
+        seen: List[Tuple[str, nn.Module, Tuple[int, ...]]] = []
+
+        def hook(module, inputs, _output):
+            if len(inputs) == 1 and torch.is_tensor(inputs[0]):
+                shape = tuple(inputs[0].shape)
+                seen.append((f'{type(module).__name__}({module.extra_repr()})@{shape}', module, shape))
+
+        handles = [m.register_forward_hook(hook) for _, m in self._leaves(model)]
+        try:
+            model(torch.randn(*self.input_shape))
+        finally:
+            for h in handles:
+                h.remove()
+        return seen
+
+    @torch.no_grad()
+    def _profile(self, module: nn.Module, shape: Tuple[int, ...]) -> float:
+        x = torch.randn(*shape)
+        was = module.training
+        module.eval()
+        try:
+            with _Threads(self.threads):
+                return 1e3 * _timed(lambda: module(x), self.warmup, self.repeats)
+        finally:
+            module.train(was)
+
+    def features(self, model: nn.Module) -> Tuple[float, int]:
+        """(Σ table latency of the operations in ms, number of operations), profiling the new ones."""
+        total, count = 0.0, 0
+        for key, module, shape in self.operations(model):
+            if key not in self.table:
+                self.table[key] = self._profile(module, shape)
+            total += self.table[key]
+            count += 1
+        return total, count
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self, model: nn.Module) -> float:
+        """Predicted latency of ``model`` in ms."""
+        total, count = self.features(model)
+        a, b, c = self.coef
+        return a * total + b * count + c
+
+    def measure(self, model: nn.Module) -> float:
+        """Measured end-to-end latency in ms (:func:`measure_latency` with this predictor's settings)."""
+        return measure_latency(model, self.input_shape, warmup=self.warmup, repeats=self.repeats, threads=self.threads)
+
+    def fit(self, models: Sequence[nn.Module], measured: Sequence[float]) -> 'LatencyPredictor':
+        """Fit the correction ``a · sum + b · count + c`` by least squares on networks measured end to end."""
+        if len(models) != len(measured) or len(models) < 3:
+            raise ValueError(f'fit needs at least 3 networks with one measurement each, got {len(models)} and '
+                             f'{len(measured)}')
+        feats = np.array([[*self.features(m), 1.0] for m in models], dtype=np.float64)
+        coef, *_ = np.linalg.lstsq(feats, np.asarray(measured, dtype=np.float64), rcond=None)
+        self.coef = tuple(float(v) for v in coef)
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> Dict[str, Any]:
+        return {'input_shape': list(self.input_shape), 'table': dict(self.table), 'coef': list(self.coef),
+                'warmup': self.warmup, 'repeats': self.repeats, 'threads': self.threads}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        if tuple(state['input_shape']) != self.input_shape:
+            raise ValueError(f'The saved table is for input {tuple(state["input_shape"])}, not {self.input_shape}')
+        self.table = {str(k): float(v) for k, v in state['table'].items()}
+        self.coef = tuple(float(v) for v in state['coef'])
