@@ -9,8 +9,8 @@ resolutions keep the ImageNet spaces quick on a CPU:
 
 * ``nasbench201``: the NB201 network (N=5, C=16), 32x32;
 * ``proxylessnas``: width 0.5, 10 classes, 96x96;
-* ``mnasnet``: width 0.5, 10 classes, 96x96;
-* ``ofa``: width 0.5, 10 classes, resolutions 64/80/96 (a decision: the network resizes its input).
+* ``mnasnet``: width 1.0, 10 classes, 128x128;
+* ``ofa``: width 1.0, 10 classes, resolutions 128/160/192 (a decision: the network resizes its input).
 
     python experiments/bench_latency_predictor.py --networks 100 --fit 20
 """
@@ -33,8 +33,8 @@ sys.path.insert(0, str(HERE.parent))
 SPACES = {
     'nasbench201': ({'num_cells': 5, 'channels': 16}, (1, 3, 32, 32)),
     'proxylessnas': ({'width_mult': 0.5, 'num_classes': 10}, (1, 3, 96, 96)),
-    'mnasnet': ({'width_mult': 0.5, 'num_classes': 10}, (1, 3, 96, 96)),
-    'ofa': ({'width_mult': 0.5, 'num_classes': 10, 'resolutions': (64, 80, 96)}, (1, 3, 96, 96)),
+    'mnasnet': ({'width_mult': 1.0, 'num_classes': 10}, (1, 3, 128, 128)),
+    'ofa': ({'width_mult': 1.0, 'num_classes': 10, 'resolutions': (128, 160, 192)}, (1, 3, 192, 192)),
 }
 
 
