@@ -105,30 +105,10 @@ _INPUT = {'cifar10-valid': (32, 10), 'cifar10': (32, 10), 'cifar100': (32, 100),
 
 
 def _count_macs(model, size: int) -> int:
-    import torch
-    from torch import nn
-    total = [0]
-
-    def conv(m, inp, out):
-        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
-        total[0] += int(out.numel()) * k
-
-    def linear(m, inp, out):
-        total[0] += int(out.numel()) * m.in_features
-
-    handles = []
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            handles.append(m.register_forward_hook(conv))
-        elif isinstance(m, nn.Linear):
-            handles.append(m.register_forward_hook(linear))
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, 3, size, size))
-    finally:
-        for h in handles:
-            h.remove()
-    return total[0]
+    """Multiply-accumulates of the convolutions and linear layers of one ``size`` x ``size`` RGB
+    image (NAS-Bench-Macro's convention, :func:`~nni_nasext.search_spaces.nasbench_macro.count_flops`)."""
+    from nni_nasext.search_spaces.nasbench_macro import count_flops
+    return int(count_flops(model, (1, 3, size, size)))
 
 
 @functools.lru_cache(maxsize=None)

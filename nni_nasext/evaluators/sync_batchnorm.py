@@ -87,27 +87,25 @@ _TO_GLOBAL: Dict[Type[nn.Module], Type[nn.Module]] = {
 _TO_LOCAL = {v: k for k, v in _TO_GLOBAL.items()}
 
 
-def to_global(model: nn.Module) -> int:
-    """Switch every plain batch norm of ``model`` to :class:`GlobalBatchNorm`, in place; returns
-    how many."""
+def _switch(model: nn.Module, classes: Dict[Type[nn.Module], Type[nn.Module]]) -> int:
     count = 0
     for m in model.modules():
-        cls = _TO_GLOBAL.get(type(m))
+        cls = classes.get(type(m))
         if cls is not None:
             m.__class__ = cls
             count += 1
     return count
+
+
+def to_global(model: nn.Module) -> int:
+    """Switch every plain batch norm of ``model`` to :class:`GlobalBatchNorm`, in place; returns
+    how many."""
+    return _switch(model, _TO_GLOBAL)
 
 
 def to_local(model: nn.Module) -> int:
     """Undo :func:`to_global`, in place; returns how many."""
-    count = 0
-    for m in model.modules():
-        cls = _TO_LOCAL.get(type(m))
-        if cls is not None:
-            m.__class__ = cls
-            count += 1
-    return count
+    return _switch(model, _TO_LOCAL)
 
 
 class GlobalBatchNormSync(pl.plugins.LayerSync):
