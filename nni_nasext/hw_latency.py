@@ -135,17 +135,27 @@ def nb201_flops(arch, dataset: str = 'cifar10-valid') -> float:
 
 # ----------------------------------------------------------------------------- cost models by name
 
-def cost_model(spec: str):
+def cost_model(spec: str, **args):
     """A function ``sample -> cost`` known before training, by name (what multi-objective and
-    constrained searchers take from a config):
+    constrained searchers take from a config; ``args`` are the searcher's ``cost_args``):
 
     * ``'nb201_latency:<device>'``: measured latency in ms on a device of :func:`latency_devices`;
     * ``'nb201_flops'`` or ``'nb201_flops:<dataset>'``: multiply-accumulates in millions;
-    * ``'nb201_params'``: parameters in millions (the NB201 200-epoch table, CIFAR-10).
+    * ``'nb201_params'``: parameters in millions (the NB201 200-epoch table, CIFAR-10);
+    * ``'predicted_latency:<space>'``: latency in ms on *this* machine of a registered space's
+      network, predicted by :class:`~nni_nasext.latency_predictor.LatencyPredictor` (any space).
+      ``args``: ``input_shape`` (default ``[1, 3, 32, 32]``), ``space_args``, ``fit`` (networks
+      measured end to end for the correction, default 10; 0: the plain sum), ``repeats``, ``seed``.
     """
     if not isinstance(spec, str):
         raise TypeError(f'A cost model is a name such as "nb201_latency:raspi4", got {spec!r}')
     kind, _, arg = spec.partition(':')
+    if kind == 'predicted_latency':
+        fn = _predicted_latency(arg, **args)
+        fn.__name__ = spec
+        return fn
+    if args:
+        raise ValueError(f'The cost model {spec!r} takes no arguments, got {sorted(args)}')
     if kind == 'nb201_latency':
         if not arg:
             raise ValueError('nb201_latency needs a device: "nb201_latency:<device>"; devices: '
@@ -160,6 +170,30 @@ def cost_model(spec: str):
         fn = lambda sample: table.query(sample, 'cifar10-valid', 200).params   # noqa: E731
     else:
         raise ValueError(f'Unknown cost model {spec!r}; known: nb201_latency:<device>, nb201_flops[:<dataset>], '
-                         'nb201_params')
+                         'nb201_params, predicted_latency:<space>')
     fn.__name__ = spec
     return fn
+
+
+def _predicted_latency(space_name: str, *, input_shape=(1, 3, 32, 32), space_args=None, fit: int = 10,
+                       repeats: int = 15, seed: int = 0):
+    """``sample -> predicted latency (ms)`` of ``space_name``'s networks on this machine."""
+    import random
+
+    from nni_nasext import registry
+    from nni_nasext.latency_predictor import LatencyPredictor
+    from nni_nasext.space_spec import SpaceSpec
+    if not space_name:
+        raise ValueError('predicted_latency needs a registered space: "predicted_latency:<space>"')
+    space = registry.build('space', space_name, **(space_args or {}))
+    predictor = LatencyPredictor(input_shape, repeats=repeats)
+    if fit:
+        spec, rng = SpaceSpec.from_space(space), random.Random(seed)
+        models = [space.freeze(spec.random(rng)) for _ in range(int(fit))]
+        predictor.fit(models, [predictor.measure(m) for m in models])
+
+    def cost(sample):
+        return predictor.predict(space.freeze(dict(sample)))
+
+    cost.predictor = predictor
+    return cost

@@ -4,7 +4,8 @@ Every searcher here is an ask/tell :class:`~nni_nasext.searcher.Searcher` (so it
 ``NasExperiment`` and as an nnictl tuner) over any space, and reads the second objective from a
 *cost model* (:func:`nni_nasext.hw_latency.cost_model`): a function of the sample known before
 training (a latency table, a latency predictor, FLOPs, parameters), given as a name such as
-``'nb201_latency:raspi4'`` or as a callable. Values told are maximised (the accuracy).
+``'nb201_latency:raspi4'`` or ``'predicted_latency:proxylessnas'`` (with ``cost_args``, any
+registered space), or as a callable. Values told are maximised (the accuracy).
 
 :class:`ConstrainedEvolution`
     Regularized evolution (Real et al., AAAI 2019) under a hard budget ``cost <= limit``:
@@ -42,11 +43,13 @@ __all__ = ['ConstrainedEvolution', 'MnasNetEvolution', 'ParetoEvolution', 'hyper
 Cost = Union[str, Callable[[Dict[str, Any]], float]]
 
 
-def _cost_fn(cost: Cost) -> Tuple[Callable[[Dict[str, Any]], float], str]:
+def _cost_fn(cost: Cost, cost_args: Optional[Dict[str, Any]] = None) -> Tuple[Callable[[Dict[str, Any]], float], str]:
     from nni_nasext.hw_latency import cost_model
     if callable(cost):
+        if cost_args:
+            raise ValueError('cost_args go with a cost model given by name, not with a callable')
         return cost, getattr(cost, '__name__', 'cost')
-    return cost_model(cost), str(cost)
+    return cost_model(cost, **(cost_args or {})), str(cost)
 
 
 def mnasnet_reward(accuracy: float, cost: float, target: float, alpha: float = -0.07, beta: float = -0.07) -> float:
@@ -59,8 +62,8 @@ def mnasnet_reward(accuracy: float, cost: float, target: float, alpha: float = -
 class _CostAware:
     """Shared: the cost model, its cache per sample, and the cost of each observation."""
 
-    def _init_cost(self, cost: Cost) -> None:
-        self.cost_fn, self.cost_name = _cost_fn(cost)
+    def _init_cost(self, cost: Cost, cost_args: Optional[Dict[str, Any]] = None) -> None:
+        self.cost_fn, self.cost_name = _cost_fn(cost, cost_args)
         self._costs: Dict[str, float] = {}
 
     def configure(self, space):
@@ -91,10 +94,10 @@ class ConstrainedEvolution(_CostAware, RegularizedEvolution):
     docstring). ``max_tries`` proposals in a row over the budget raise a ``ValueError`` (the
     budget is tighter than the space allows)."""
 
-    def __init__(self, cost: Cost, limit: float, *, population_size: int = 20, sample_size: int = 5,
-                 max_tries: int = 10000, seed: Optional[int] = None):
+    def __init__(self, cost: Cost, limit: float, *, cost_args: Optional[Dict[str, Any]] = None,
+                 population_size: int = 20, sample_size: int = 5, max_tries: int = 10000, seed: Optional[int] = None):
         super().__init__(population_size=population_size, sample_size=sample_size, seed=seed)
-        self._init_cost(cost)
+        self._init_cost(cost, cost_args)
         self.limit, self.max_tries = float(limit), int(max_tries)
         #: proposals over the budget, drawn again without training
         self.num_infeasible = 0
@@ -120,15 +123,15 @@ class MnasNetEvolution(_CostAware, RegularizedEvolution):
 
     MODES = {'soft': (-0.07, -0.07), 'hard': (0.0, -1.0)}
 
-    def __init__(self, cost: Cost, target: float, *, mode: str = 'soft', alpha: Optional[float] = None,
-                 beta: Optional[float] = None, population_size: int = 20, sample_size: int = 5,
-                 seed: Optional[int] = None):
+    def __init__(self, cost: Cost, target: float, *, cost_args: Optional[Dict[str, Any]] = None, mode: str = 'soft',
+                 alpha: Optional[float] = None, beta: Optional[float] = None, population_size: int = 20,
+                 sample_size: int = 5, seed: Optional[int] = None):
         super().__init__(population_size=population_size, sample_size=sample_size, seed=seed)
         if mode not in self.MODES:
             raise ValueError(f'mode must be one of {sorted(self.MODES)}, got {mode!r}')
         if target <= 0:
             raise ValueError(f'target must be positive, got {target}')
-        self._init_cost(cost)
+        self._init_cost(cost, cost_args)
         a, b = self.MODES[mode]
         self.mode, self.target = mode, float(target)
         self.alpha = a if alpha is None else float(alpha)
@@ -187,11 +190,12 @@ class ParetoEvolution(_CostAware, Searcher):
     evaluated is drawn again (up to ``max_redraws`` times): on a small space such as NB201 a
     repeat would waste a query."""
 
-    def __init__(self, cost: Cost, *, population_size: int = 10, max_redraws: int = 50, seed: Optional[int] = None):
+    def __init__(self, cost: Cost, *, cost_args: Optional[Dict[str, Any]] = None, population_size: int = 10,
+                 max_redraws: int = 50, seed: Optional[int] = None):
         super().__init__(seed=seed)
         if population_size < 2:
             raise ValueError(f'population_size must be at least 2, got {population_size}')
-        self._init_cost(cost)
+        self._init_cost(cost, cost_args)
         self.population_size, self.max_redraws = int(population_size), int(max_redraws)
         self.population: List[Observation] = []
         self._asked: set = set()

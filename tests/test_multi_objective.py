@@ -203,3 +203,26 @@ def test_pareto_search_as_an_nni_strategy_with_every_objective():
     front = strategy.searcher.front()
     pts = [(o['value'], strategy.searcher.cost_of(o['sample'])) for o in front]
     assert all(not (b[0] >= a[0] and b[1] <= a[1] and b != a) for a in pts for b in pts)
+
+
+def test_a_latency_budget_on_any_space_through_the_predictor():
+    """``predicted_latency:<space>`` costs the networks of any registered space on this machine
+    (here ProxylessNAS, small): constrained evolution asks only samples within the budget."""
+    from nni_nasext import registry
+    args = {'space_args': {'width_mult': 0.25, 'num_classes': 5}, 'input_shape': [1, 3, 32, 32], 'fit': 0, 'repeats': 3}
+    cost = hw_latency.cost_model('predicted_latency:proxylessnas', **args)
+    spec = SpaceSpec.from_space(registry.build('space', 'proxylessnas', **args['space_args']))
+    import random
+    rng = random.Random(0)
+    costs = [cost(spec.random(rng)) for _ in range(6)]
+    assert all(c > 0 for c in costs) and len(cost.predictor.table) > 10
+    limit = float(np.median(costs))
+    se = ConstrainedEvolution('predicted_latency:proxylessnas', limit, cost_args=args, population_size=4, sample_size=2,
+                              seed=0)
+    se.configure(spec)
+    for i in range(8):
+        s = se.ask()
+        assert se.cost_of(s) <= limit
+        se.tell(s, float(i))
+    with pytest.raises(ValueError, match='no arguments'):
+        hw_latency.cost_model('nb201_flops', fit=3)
