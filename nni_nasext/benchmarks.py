@@ -194,6 +194,13 @@ def _mini_bench():
 
 
 @functools.lru_cache(maxsize=None)
+def read_torch_pickle(path) -> object:
+    """A torch zip file that holds one plain pickle (no tensors), read without torch."""
+    with zipfile.ZipFile(path) as z:
+        name = next(n for n in z.namelist() if n.endswith('data.pkl'))
+        return pickle.loads(z.read(name))
+
+
 def _index_maps():
     """(cellstr -> index, index -> cellstr) from the 12-epoch table or the HELP index file."""
     try:
@@ -204,7 +211,7 @@ def _index_maps():
         except DataNotFoundError as second:
             raise DataNotFoundError('NAS-Bench-201 index table (cell string <-> index)',
                                     first.looked + second.looked) from None
-        mapping = {cs: int(i) for cs, i in pickle.loads(zipfile.ZipFile(path).read('archive/data.pkl')).items()}
+        mapping = {cs: int(i) for cs, i in read_torch_pickle(path).items()}
     return mapping, {i: cs for cs, i in mapping.items()}
 
 

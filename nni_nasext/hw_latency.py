@@ -19,13 +19,12 @@ checks the sum against a direct count on random cells.
 from __future__ import annotations
 
 import functools
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
 
+from nni_nasext.benchmarks import read_torch_pickle
 from nni_nasext.data_paths import DataNotFoundError, find_data
 
 __all__ = ['DEVICE_KINDS', 'LATENCY_DIR', 'cost_model', 'device_kind', 'latency_devices', 'latency_ms',
@@ -46,13 +45,6 @@ def _directory() -> Path:
     return find_data(LATENCY_DIR, 'NB201 latency tables (HELP: nb201_latency/)')
 
 
-def _read_pickled(path: Path):
-    """A torch zip file that holds one plain pickle, read without torch."""
-    with zipfile.ZipFile(path) as z:
-        name = next(n for n in z.namelist() if n.endswith('data.pkl'))
-        return pickle.loads(z.read(name))
-
-
 def latency_devices() -> List[str]:
     """The device names with a latency table (file stems: ``'raspi4'``, ``'titanx_256'``, ...)."""
     return sorted(p.stem for p in _directory().glob('*.pt') if p.stem != _INDEX)
@@ -71,7 +63,7 @@ def _index() -> Dict[str, int]:
     path = _directory() / f'{_INDEX}.pt'
     if not path.exists():
         raise DataNotFoundError('NB201 cell index of the latency tables', [str(path)])
-    return {str(k): int(v) for k, v in _read_pickled(path).items()}
+    return {str(k): int(v) for k, v in read_torch_pickle(path).items()}
 
 
 @functools.lru_cache(maxsize=None)
@@ -81,7 +73,7 @@ def latency_table(device: str) -> np.ndarray:
     known = latency_devices()
     if device not in known:
         raise ValueError(f'No NB201 latency table for device {device!r}; known devices: {", ".join(known)}')
-    values = np.asarray(_read_pickled(_directory() / f'{device}.pt'), dtype=np.float64)
+    values = np.asarray(read_torch_pickle(_directory() / f'{device}.pt'), dtype=np.float64)
     if values.shape != (15625,):
         raise ValueError(f'{device}.pt holds {values.shape} values, not one per NB201 cell (15625)')
     return values

@@ -29,18 +29,21 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ['LatencyPredictor', 'measure_latency']
+__all__ = ['LatencyPredictor', 'measure_latency', 'time_ms']
 
 
-def _timed(fn, warmup: int, repeats: int) -> float:
+def time_ms(fn, repeats: int = 10, inner: int = 3, warmup: int = 2) -> float:
+    """Median over ``repeats`` of the mean time of ``inner`` calls of ``fn``, in ms, after
+    ``warmup`` calls."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - start) / inner)
+    return 1e3 * statistics.median(times)
 
 
 class _Threads:
@@ -58,15 +61,25 @@ class _Threads:
 
 
 @torch.no_grad()
-def measure_latency(model: nn.Module, input_shape: Sequence[int], *, warmup: int = 3, repeats: int = 15,
+def measure_latency(model: nn.Module, example, *, warmup: int = 3, repeats: int = 15, inner: int = 1,
                     threads: Optional[int] = 1) -> float:
-    """End-to-end inference latency of ``model`` in milliseconds: the median of ``repeats``
-    forward passes on a random input of ``input_shape`` after ``warmup`` passes, in eval mode,
-    with ``threads`` torch threads (``None``: as set)."""
-    model = model.eval()
-    x = torch.randn(*input_shape)
-    with _Threads(threads):
-        return 1e3 * _timed(lambda: model(x), warmup, repeats)
+    """End-to-end inference latency of ``model`` in milliseconds (:func:`time_ms` of its forward
+    pass), in eval mode, with ``threads`` torch threads (``None``: as set); the model's mode and
+    the thread count are restored. ``example``: the input (a tensor or a tuple of them), or the
+    shape of a random one."""
+    if torch.is_tensor(example):
+        args = (example,)
+    elif isinstance(example, tuple) and example and all(torch.is_tensor(a) for a in example):
+        args = example
+    else:
+        args = (torch.randn(*example),)
+    was = model.training
+    model.eval()
+    try:
+        with _Threads(threads):
+            return time_ms(lambda: model(*args), repeats, inner, warmup)
+    finally:
+        model.train(was)
 
 
 class LatencyPredictor:
@@ -121,7 +134,7 @@ class LatencyPredictor:
         module.eval()
         try:
             with _Threads(self.threads):
-                return 1e3 * _timed(lambda: module(x), self.warmup, self.repeats)
+                return time_ms(lambda: module(x), self.repeats, 1, self.warmup)
         finally:
             module.train(was)
 

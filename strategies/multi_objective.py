@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from nni_nasext.searcher import Observation, Searcher
+from nni_nasext.searcher import NoRepeatSearcher, Observation
 from nni_nasext.strategies.regularized_evolution import RegularizedEvolution
 
 __all__ = ['ConstrainedEvolution', 'MnasNetEvolution', 'ParetoEvolution', 'hypervolume', 'mnasnet_reward',
@@ -185,7 +185,7 @@ def hypervolume(points: Sequence[Tuple[float, float]], reference: Tuple[float, f
     return float(HV(ref_point=np.array([-reference[0], reference[1]], dtype=np.float64))(_objectives(pts)))
 
 
-class ParetoEvolution(_CostAware, Searcher):
+class ParetoEvolution(_CostAware, NoRepeatSearcher):
     """NSGA-II-style evolution on (accuracy, cost) (module docstring). A proposal already
     evaluated is drawn again (up to ``max_redraws`` times): on a small space such as NB201 a
     repeat would waste a query."""
@@ -198,7 +198,6 @@ class ParetoEvolution(_CostAware, Searcher):
         self._init_cost(cost, cost_args)
         self.population_size, self.max_redraws = int(population_size), int(max_redraws)
         self.population: List[Observation] = []
-        self._asked: set = set()
         self._ranking = (np.zeros(0, dtype=int), np.zeros(0))
 
     def _points(self, observations: Sequence[Observation]) -> List[Tuple[float, float]]:
@@ -208,11 +207,10 @@ class ParetoEvolution(_CostAware, Searcher):
         from nni_nasext.space_spec import SpaceSpec
         child = None
         for _ in range(self.max_redraws + 1):   # a sample evaluated already is drawn again (a query saved)
-            child = self._propose()
-            if SpaceSpec.key(self.space.canonical(child)) not in self._asked:
+            child = self.space.canonical(self._propose())
+            if SpaceSpec.key(child) not in self._asked:
                 break
-        self._asked.add(SpaceSpec.key(self.space.canonical(child)))
-        return child
+        return self._mark_asked(child)
 
     def _propose(self):
         if max(self.num_asked, len(self.history)) < self.population_size or len(self.population) < 2:
@@ -223,9 +221,7 @@ class ParetoEvolution(_CostAware, Searcher):
         return self.space.mutate(self.population[better]['sample'], self.rng)
 
     def _tell(self, obs: Observation) -> None:
-        from nni_nasext.space_spec import SpaceSpec
-        if isinstance(obs['sample'], dict):
-            self._asked.add(SpaceSpec.key(obs['sample']))
+        super()._tell(obs)   # the sample counts as asked
         if obs['value'] is None:
             return
         self.population.append(obs)
@@ -236,7 +232,8 @@ class ParetoEvolution(_CostAware, Searcher):
         self._ranking = _ranks_and_crowding(self._points(self.population))
 
     def _rebuild(self) -> None:
-        self.population, self._asked = [], set()
+        super()._rebuild()
+        self.population = []
         for obs in self.history:
             self._tell(obs)
 

@@ -348,22 +348,21 @@ class ImageClassification(ArgumentsEvaluator):
                       use_distributed_sampler=False)
         if self.devices > 1:
             kwargs['strategy'] = self.strategy
-            if self.sync_batchnorm:   # in place, plain batch norm only: the supernet keeps its modules
-                from nni_nasext.evaluators.sync_batchnorm import GlobalBatchNormSync
-                kwargs['plugins'] = [GlobalBatchNormSync()]
+            kwargs.update(self._batchnorm_sync(in_place=True))   # the supernet keeps its modules
         for key in ('limit_train_batches', 'limit_val_batches'):
             if getattr(self, key) is not None:
                 kwargs[key] = getattr(self, key)
         return Recipe(module=_Classifier(model, self), train=train_loader, val=val_loader, trainer_kwargs=kwargs,
                       metric='val_acc', mode='max', seed=self.seed, reset_parameters=self.reset_parameters)
 
-    def _batchnorm_sync(self) -> dict:
+    def _batchnorm_sync(self, in_place: bool = False) -> dict:
         """The Trainer arguments that make batch norm use the global batch under DDP: torch's
         SyncBatchNorm on GPUs, :class:`~nni_nasext.evaluators.sync_batchnorm.GlobalBatchNormSync`
-        elsewhere (torch's runs on GPUs only)."""
+        elsewhere (torch's runs on GPUs only) and wherever the modules must stay the same objects
+        (``in_place``: torch's replaces them, ours changes their class)."""
         if self.devices <= 1 or not self.sync_batchnorm:
             return {}
-        if self.accelerator in ('auto', 'gpu', 'cuda') and torch.cuda.is_available():
+        if not in_place and self.accelerator in ('auto', 'gpu', 'cuda') and torch.cuda.is_available():
             return {'sync_batchnorm': True}
         from nni_nasext.evaluators.sync_batchnorm import GlobalBatchNormSync
         return {'plugins': [GlobalBatchNormSync()]}

@@ -25,12 +25,12 @@ JSON-safe (``{'unit': 'ms', 'latency': {key: [ms per candidate]}, 'fixed': ms, .
 from __future__ import annotations
 
 import platform
-import statistics
-import time
-from typing import Any, Callable, Dict, List
+from typing import Any, Dict, List
 
 import torch
 from torch import nn
+
+from nni_nasext.latency_predictor import measure_latency, time_ms
 
 from .base import captured_logs
 from .mixed import MixedCell, MixedLayerChoice, MixedRepeat, PartialChannels
@@ -39,19 +39,6 @@ from .supernet import Mix, Supernet, inherit
 
 __all__ = ['default_sample', 'expected_latency', 'measure_latency_table', 'measured_latency', 'table_latency',
            'time_ms']
-
-
-def time_ms(fn: Callable[[], Any], repeats: int = 10, inner: int = 3, warmup: int = 2) -> float:
-    """Median over ``repeats`` of the mean time of ``inner`` calls of ``fn`` (ms)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - start) / inner)
-    return 1e3 * statistics.median(times)
 
 
 def _first(x, n: int):
@@ -211,16 +198,7 @@ def expected_latency(supernet: Supernet, table: Dict[str, Any], probs: Dict[str,
 
 def measured_latency(net: nn.Module, example, *, repeats: int = 20, inner: int = 3, warmup: int = 3,
                      threads: int = 1) -> float:
-    """End-to-end latency (ms) of ``net`` on ``example`` (eval, ``no_grad``)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    was = net.training
-    net.eval()
-    try:
-        with torch.no_grad():
-            args = example if isinstance(example, tuple) else (example,)
-            return time_ms(lambda: net(*args), repeats, inner, warmup)
-    finally:
-        net.train(was)
-        torch.set_num_threads(before)
+    """End-to-end latency (ms) of ``net`` on ``example`` (eval, ``no_grad``;
+    :func:`nni_nasext.latency_predictor.measure_latency`)."""
+    return measure_latency(net, example, repeats=repeats, inner=inner, warmup=warmup, threads=threads)
 
