@@ -484,7 +484,7 @@ class DDPG:
 
     def __init__(self, state_dim: int, *, hidden: int = 300, actor_lr: float = 1e-4, critic_lr: float = 1e-3,
                  tau: float = 0.01, gamma: float = 1.0, buffer_size: int = 2000, batch_size: int = 64,
-                 sigma: float = 0.5, sigma_decay: float = 0.95, baseline_decay: float = 0.95, seed: int = 0):
+                 sigma: float = 0.5, sigma_decay: float = 0.99, baseline_decay: float = 0.95, seed: int = 0):
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         self.actor = nn.Sequential(nn.Linear(state_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),

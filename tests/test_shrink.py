@@ -223,7 +223,7 @@ def test_amc_episode_state_and_reward_plumbing():
     assert [b[2] for b in amc.agent.buffer[3:]] == pytest.approx([ep2['advantage']] * 3)
     best = amc.search(episodes=6, warmup=2)
     assert best['reward'] == max(e['reward'] for e in amc.episodes)
-    assert amc.agent.sigma == pytest.approx(0.5 * 0.95 ** 4)
+    assert amc.agent.sigma == pytest.approx(0.5 * 0.99 ** 4)
     assert amc.macs(amc.apply()) <= amc.budget
 
 
