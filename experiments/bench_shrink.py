@@ -33,6 +33,9 @@ Protocol (defaults; per seed, ``--seeds 0 1``; ``--quick`` is a tiny smoke run):
 
     NASEXT_DATA=../shared/data nice -n 10 python experiments/bench_shrink.py
 
+The correction is refitted (new measurements) when implausible (relative error over 5 % or scale outside
+0.5-3: a busy machine), up to 3 times, then dropped (plain table sum); ``--quick`` never fits it.
+
 Writes ``experiments/results/shrink.{json,md,png}`` (``--quick``: ``shrink_quick.*``); ``--report-only``
 re-renders them from the json.
 """
@@ -116,12 +119,25 @@ def run_seed(args, seed: int, say) -> Dict[str, Any]:
                                                           replace=False).tolist())
                                      for n, b in prunable_blocks(net)}))
     measure = lambda m: measure_latency(m, shape, warmup=5, repeats=args.repeats, inner=3, threads=1)  # noqa: E731
-    fit_meas = np.full((args.rounds, len(fit_nets)), np.inf)
-    for k in range(args.rounds):
-        for i, m in enumerate(fit_nets):
-            fit_meas[k, i] = measure(m)
-    fit_meas = fit_meas.min(0)
-    pred.fit(fit_nets, fit_meas.tolist())
+    fallback = False
+    for attempt in range(3):
+        fit_meas = np.full((args.rounds, len(fit_nets)), np.inf)
+        for k in range(args.rounds):
+            for i, m in enumerate(fit_nets):
+                fit_meas[k, i] = measure(m)
+        fit_meas = fit_meas.min(0)
+        if args.quick:      # a few noisy timings can make the fit degenerate; keep the plain sum
+            break
+        pred.fit(fit_nets, fit_meas.tolist())
+        fit_pred = np.array([pred.predict(m) for m in fit_nets])
+        fit_err = float(np.mean(np.abs(fit_pred - fit_meas) / fit_meas))
+        if fit_err < 0.05 and 0.5 < pred.coef[0] < 3:
+            break
+        say(f'seed {seed}: predictor fit {attempt} implausible (coef {pred.coef}, error {fit_err:.1%}): the '
+            'machine is busy; measuring again')
+    else:
+        pred.coef, fallback = (1.0, 0.0, 0.0), True
+        say(f'seed {seed}: no plausible fit; using the plain sum of the operation table')
     fit_pred = np.array([pred.predict(m) for m in fit_nets])
     fit_err = float(np.mean(np.abs(fit_pred - fit_meas) / fit_meas))
     macs = macs_of(shape)
@@ -185,7 +201,7 @@ def run_seed(args, seed: int, say) -> Dict[str, Any]:
     say(f'seed {seed}: measured {len(nets)} networks x {args.rounds} rounds')
     floor = pred.predict(uniform_shrink(net, 1e-9, divisor=4, min_channels=4)) / lat0
     return {'seed': seed, 'rows': rows, 'lat0_pred_ms': lat0, 'floor_pred': floor, 'macs0': macs0, 'original_val_acc': base_acc,
-            'predictor_coef': list(pred.coef), 'predictor_fit_error': fit_err,
+            'predictor_coef': list(pred.coef), 'predictor_fit_error': fit_err, 'predictor_fallback': fallback,
             'predictor_fit': {'measured': fit_meas.tolist(), 'predicted': fit_pred.tolist()}, 'netadapt_s': na_s, 'amc_s': amc_s}
 
 
@@ -284,8 +300,13 @@ def render(result: Dict[str, Any]) -> str:
                      f'{kept} |')
     lines += ['', '## Reading', '']
     groups = _groups(result)
+
+    def mean_of(method, kind, budget, f):
+        return float(np.mean([f(r, o, run) for r, o, run in groups.get((method, kind, budget), [])] or [np.nan]))
+
+    meas_pct = lambda r, o, run: 100 * r['meas_ms'] / o['meas_ms']   # noqa: E731
     for kind, method in (('latency', 'NetAdapt'), ('MACs', 'AMC')):
-        parts, wins, total = [], 0, 0
+        parts, slack, wins, total = [], [], 0, 0
         for (m, k, b), rs in groups.items():
             if m != method or k != kind:
                 continue
@@ -294,18 +315,24 @@ def render(result: Dict[str, Any]) -> str:
             wins += sum(x > 0 for x in d)
             total += len(d)
             parts.append(f'{b:.2f}: {" / ".join(f"{x * 100:+.2f}" for x in d)} pt')
-        lines.append(f'- {method} minus uniform at the same {kind}, fine-tuned validation accuracy (per budget, per '
-                     f'seed): {"; ".join(parts)}. {method} is ahead in {wins} of {total} (budget, seed) pairs. On '
+            slack.append(f'{b:.2f}: {mean_of(method, kind, b, meas_pct) - mean_of("uniform", kind, b, meas_pct):+.1f}')
+        lines.append(f'- {method} minus uniform at the same {kind} budget, fine-tuned validation accuracy (per budget, '
+                     f'per seed): {"; ".join(parts)}. {method} is ahead in {wins} of {total} (budget, seed) pairs. On '
                      f'{a["val"]} images one standard error of an accuracy near 80 % is '
-                     f'~{100 * (0.8 * 0.2 / a["val"]) ** 0.5:.1f} pt.')
+                     f'~{100 * (0.8 * 0.2 / a["val"]) ** 0.5:.1f} pt, so single differences under ~1.5 pt are noise. '
+                     f'Measured latency, {method} minus uniform, points of the original (mean): {"; ".join(slack)}.')
     lines += ['- Latency: at this size most of the batch-1, one-thread CPU latency is per-operator overhead that '
               'pruning hidden channels cannot remove (every block at 4 channels still costs '
-              f'{_pm([r["floor_pred"] for r in runs], 100, 1)} % of the original, predicted), '
-              'so uniform width scaling must cut almost every channel to save a few percent of latency, while '
-              'NetAdapt, guided by the per-layer latency, removes the channels (often whole blocks\' worth) whose '
-              'removal the predictor says pays. Networks found by MACs (AMC, uniform at MACs) are not faster in '
-              'proportion, and can be slower than the original: widths that are not multiples of 8 can be slow in '
-              'the CPU kernels.',
+              f'{_pm([r["floor_pred"] for r in runs], 100, 1)} % of the original, predicted), so uniform width '
+              'scaling must cut most channels to save a few percent of latency, while NetAdapt, guided by the '
+              'predicted latency of each proposal, removes the channels (often most of a block) whose removal pays. '
+              'Uniform scaling\'s latency falls in steps as its fraction drops, so it lands further below the budget '
+              'than NetAdapt: NetAdapt\'s networks are the slower ones by the amounts above, i.e. part of its '
+              'accuracy edge at the loose budgets is that slack.',
+              '- MACs are a poor proxy for this latency: at half the MACs, AMC\'s and uniform\'s networks still '
+              f'measure {mean_of("AMC", "MACs", 0.5, meas_pct):.0f} % and {mean_of("uniform", "MACs", 0.5, meas_pct):.0f} '
+              '% of the original, and the predictor rates some of AMC\'s networks as slow as or slower than the '
+              'original (per-operation timings of some widths; the cause was not investigated).',
               '', f'Plot: `experiments/results/{result["name"]}.png` (fine-tuned validation accuracy vs. predicted '
               'latency and vs. MACs, every seed).', '']
     return '\n'.join(lines)
@@ -319,14 +346,14 @@ def plot(result: Dict[str, Any], path: Path) -> None:
     style = {('original', '-'): ('k', '*', 'original'), ('NetAdapt', 'latency'): ('tab:blue', 'o', 'NetAdapt'),
              ('uniform', 'latency'): ('tab:orange', 'x', 'uniform (matched latency)'),
              ('AMC', 'MACs'): ('tab:green', 's', 'AMC'), ('uniform', 'MACs'): ('tab:red', '+', 'uniform (matched MACs)')}
-    rows = [r for run in result['runs'] for r in run['rows']]
-    for ax, key, scale, label in ((axes[0], 'pred_ms', 1.0, 'predicted latency (ms, batch 1, 1 thread)'),
-                                  (axes[1], 'macs', 1e6, 'MACs (millions)')):
+    rows = [dict(r, pred_pct=100 * r['pred_ms'] / run['lat0_pred_ms'], macs_m=r['macs'] / 1e6)
+            for run in result['runs'] for r in run['rows']]
+    for ax, key, label in ((axes[0], 'pred_pct', 'predicted latency (% of the original, batch 1, 1 thread)'),
+                           (axes[1], 'macs_m', 'MACs (millions)')):
         for (method, kind), (c, mk, lab) in style.items():
             rs = [r for r in rows if r['method'] == method and r['budget_kind'] == kind]
             if rs:
-                ax.scatter([r[key] / scale for r in rs], [r['val_acc'] * 100 for r in rs], c=c, marker=mk, s=50,
-                           label=lab)
+                ax.scatter([r[key] for r in rs], [r['val_acc'] * 100 for r in rs], c=c, marker=mk, s=50, label=lab)
         ax.set_xlabel(label)
         ax.set_ylabel('validation accuracy (%), fine-tuned')
         ax.grid(alpha=0.3)
