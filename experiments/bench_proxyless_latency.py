@@ -1,4 +1,5 @@
-"""ProxylessNAS to a latency budget: does the derived network meet the target on this CPU?
+"""ProxylessNAS to a latency budget with the latency predictor: does the derived network meet the
+target on this CPU?
 
 Protocol. ProxylessNAS (``nni_nasext.strategies.oneshot``, method ``'proxyless'``) searches the
 MobileNetV2-backbone space of the paper (:class:`~nni_nasext.search_spaces.mobile.ProxylessSpace`,
@@ -7,24 +8,22 @@ Fashion-MNIST resized to 32x32 with 3 channels (``--limit`` training images, hal
 architecture data; ``--val-limit`` validation images), ``--epochs`` epochs, with the *hinge* latency
 loss ``L = CE + lambda * max(0, E[LAT]/T - 1)`` (``--latency-weight`` lambda, ``--arch-lr``).
 
-1. The per-op latency table (``measure_latency_table``: every candidate timed on its own input,
-   batch 1, 1 thread, eval mode) is measured *once*, up front, on a supernet built as the search
-   builds it, saved to ``<out>/proxyless_latency_table.json`` and passed to every search
-   (``latency_table=``), so all searches share it (``--table`` reuses a saved one). The table's
-   ``F_0`` is the default path timed *inside the supernet* minus its ops, so it carries the mixed
-   modules' Python overhead; a second ``F_0`` from the frozen default network is reported beside it
-   (``--frozen-f0`` searches with it).
+1. The latency predictor of :mod:`nni_nasext.latency_predictor` (per-operation profiles on this
+   CPU, batch 1, 1 thread) has its correction fitted on ``--fit`` random networks of the space
+   measured end to end (``space.freeze``; ``measured_latency``: eval, median of ``--repeats``
+   timings of 5 calls). The supernet's latency table is the predictor's cost of every candidate
+   (``measure_latency_table(predictor=...)``), saved with the predictor under ``--out``. The table
+   the library times candidate by candidate in the supernet (its default without a predictor) is
+   measured too, for comparison.
 2. The two extreme networks, all-smallest (every op ``k3e3``, every depth 1) and all-largest
-   (``k7e6``, depth 4), are built (``space.freeze``) and timed end-to-end (``measured_latency``:
-   batch 1, 1 thread, eval, median of ``--repeats`` timings of 5 calls).
-3. The table is checked on ``--random`` uniformly random samples (``SpaceSpec.random``): predicted
-   latency (``F_0`` + the chosen ops: :func:`expected_latency` at one-hot probabilities, depth gates
-   included) against the measured one; Spearman's rho and the mean absolute relative error.
-4. For each target ``T = m_min + f (m_max - m_min)`` (``--fractions``; ``m`` the *measured*
-   extremes: the target is what a user asks of the real network, while the loss sees the table)
-   one search runs (same seed, same table); the derived network is built fresh and timed;
-   reported: T, predicted, measured, measured/T, the predictor's error (predicted - measured) /
-   measured, the supernet's last validation accuracy (greedy path, shared weights).
+   (``k7e6``, depth 4), and ``--random`` other random networks are timed end to end; both tables'
+   predictions are compared with the measurements (Spearman's rho, mean absolute relative error).
+3. For each target ``T = m_min + f (m_max - m_min)`` (``--fractions``; ``m`` the *measured*
+   extremes) one search runs (same seed), given the predictor (``latency_predictor=``). The derived
+   network (``derive_within_target``: the most probable network, traded down greedily until the
+   table puts it within ``T``) and the plain argmax network are built fresh and timed; reported: T,
+   predicted, measured, measured/T, the predictor's error, the argmax network's latency, and the
+   supernet's last validation accuracy (greedy path, shared weights).
 
 ``--latency-weight`` 1.0 was chosen on tiny runs (1,000 images, 2 epochs, T = 2.5 ms with the
 uniform E[LAT] at 3.6 ms): lambda 0 / 0.3 / 1 / 3 derived networks the table puts at 3.18 / 2.78 /
@@ -41,11 +40,12 @@ epochs on a few thousand images, the table measured on this machine's CPU, and t
 the loss (a budget rather than a trade-off). The tiny input makes the fixed part (stem, head,
 Python overhead) a large share of the latency, which shrinks the range the search can move in.
 
-Full run (not run by its author; estimated 20-35 min on 2 CPU cores, the upper end when shared)::
+Full run (about 12 min on 2 CPU cores)::
 
     NASEXT_DATA=/work/shared/data python experiments/bench_proxyless_latency.py
 
-Writes ``proxyless_latency.{md,json}`` (and the table) under ``--out`` (default experiments/results).
+Writes ``proxyless_latency.{md,json}`` (and the predictor and its table) under ``--out`` (default
+experiments/results).
 """
 from __future__ import annotations
 
@@ -68,11 +68,13 @@ from scipy.stats import spearmanr  # noqa: E402
 from torch.utils.data import DataLoader, Subset  # noqa: E402
 
 from nni_nasext.evaluators.classification import ImageClassification  # noqa: E402
+from nni_nasext.latency_predictor import LatencyPredictor  # noqa: E402
 from nni_nasext.search_spaces.mobile import ProxylessSpace  # noqa: E402
 from nni_nasext.space_spec import SpaceSpec  # noqa: E402
 from nni_nasext.strategies.oneshot import build_supernet, method_class, search  # noqa: E402
+from nni_nasext.strategies.oneshot.base import derive_from_strengths  # noqa: E402
 from nni_nasext.strategies.oneshot.data import first_batch, recipe_for  # noqa: E402
-from nni_nasext.strategies.oneshot.latency import default_sample, expected_latency, measure_latency_table, measured_latency  # noqa: E402
+from nni_nasext.strategies.oneshot.latency import expected_latency, measure_latency_table, measured_latency  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -157,13 +159,12 @@ def main(argv=None):
     p.add_argument('--random', type=int, default=20, help='random samples for the table check')
     p.add_argument('--repeats', type=int, default=30, help='timings per end-to-end latency (median)')
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--table', default=None, help='a saved latency table (JSON) to reuse')
-    p.add_argument('--frozen-f0', action='store_true',
-                   help="search with F0 taken from the frozen default network (default: the library's table)")
+    p.add_argument('--fit', type=int, default=20, help="random networks measured to fit the predictor's correction")
+    p.add_argument('--predictor', default=None, help='a saved latency predictor (JSON state) to reuse')
     p.add_argument('--threads', type=int, default=1, help='torch threads for training (latencies: always 1)')
     args = p.parse_args(argv)
     if args.quick:
-        args.limit, args.val_limit, args.epochs, args.random, args.repeats = 256, 256, 1, 4, 8
+        args.limit, args.val_limit, args.epochs, args.random, args.repeats, args.fit = 256, 256, 1, 4, 8, 4
         args.fractions = args.fractions[:2]
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -174,66 +175,76 @@ def main(argv=None):
 
     module, batch = build_module(space, evaluator, args.seed)
     supernet = module.supernet
-    if args.table:
-        table = json.loads(Path(args.table).read_text())
-    else:
-        t0 = time.time()
-        table = measure_latency_table(module, batch, batch_size=1, threads=1, repeats=20, inner=5)
-        table['seconds'] = time.time() - t0
-    (out / 'proxyless_latency_table.json').write_text(json.dumps(table, indent=1))
-    # F0 is the *supernet's* default path minus its ops: it carries the mixed modules' overhead, which a
-    # frozen network lacks. The corrected F0 takes the frozen default network's end-to-end time instead.
-    default = default_sample(supernet)
-    frozen_default = measure(space, default, args)
-    fixed_frozen = table['fixed'] + frozen_default - predicted(supernet, table, default)
-    corrected = {**table, 'fixed': fixed_frozen}
-    print(f'latency table: F0 {table["fixed"]:.3f} ms (frozen: {fixed_frozen:.3f}), whole default '
-          f'{table["whole_default"]:.3f} ms (frozen: {frozen_default:.3f})', file=sys.stderr)
+    rng = random.Random(args.seed)
 
-    ext = {}
-    for name, largest in (('smallest', False), ('largest', True)):
-        s = extreme(spec, largest)
-        ext[name] = {'sample': s, 'predicted_ms': predicted(supernet, table, s), 'measured_ms': measure(space, s, args),
-                     'predicted_frozen_f0_ms': predicted(supernet, corrected, s)}
+    # 1. the latency predictor of issue 18 (2): per-operation profiles + a correction fitted on --fit
+    #    random networks measured end to end
+    t0 = time.time()
+    pred = LatencyPredictor((1, 3, args.size, args.size), repeats=args.repeats, threads=1)
+    if args.predictor:
+        pred = LatencyPredictor.from_state_dict(args.predictor)
+    else:
+        fit_samples = [spec.random(rng) for _ in range(args.fit)]
+        fit_nets = [space.freeze(s) for s in fit_samples]
+        pred.fit(fit_nets, [measure(space, s, args) for s in fit_samples])
+    table = measure_latency_table(module, batch, batch_size=1, predictor=pred)
+    predictor_seconds = time.time() - t0
+    (out / 'proxyless_latency_predictor.json').write_text(json.dumps(pred.state_dict(), indent=1))
+    (out / 'proxyless_latency_table.json').write_text(json.dumps(table, indent=1))
+    # the table of the library's default source (every candidate timed in the supernet), for comparison
+    t0 = time.time()
+    timed = measure_latency_table(module, batch, batch_size=1, threads=1, repeats=20, inner=5)
+    timed_seconds = time.time() - t0
+    print(f'predictor table: F0 {table["fixed"]:.3f} ms ({predictor_seconds:.0f} s); timed table: F0 '
+          f'{timed["fixed"]:.3f} ms ({timed_seconds:.0f} s)', file=sys.stderr)
+
+    def row(s):
+        return {'sample': s, 'predicted_ms': predicted(supernet, table, s), 'measured_ms': measure(space, s, args),
+                'predicted_timed_ms': predicted(supernet, timed, s)}
+
+    ext = {'smallest': row(extreme(spec, False)), 'largest': row(extreme(spec, True))}
     print(f'extremes: {ext["smallest"]["measured_ms"]:.3f} .. {ext["largest"]["measured_ms"]:.3f} ms (measured)',
           file=sys.stderr)
+    rand = [row(spec.random(rng)) for _ in range(args.random)]
+    meas = [r['measured_ms'] for r in rand]
 
-    rng = random.Random(args.seed)
-    rand = []
-    for _ in range(args.random):
-        s = spec.random(rng)
-        rand.append({'sample': s, 'predicted_ms': predicted(supernet, table, s), 'measured_ms': measure(space, s, args),
-                     'predicted_frozen_f0_ms': predicted(supernet, corrected, s)})
-    pred, meas = [r['predicted_ms'] for r in rand], [r['measured_ms'] for r in rand]
-    rho = float(spearmanr(pred, meas)[0]) if len(rand) > 2 else float('nan')
-    mare = sum(abs(a - b) / b for a, b in zip(pred, meas)) / max(1, len(rand))
-    mare_frozen = sum(abs(r['predicted_frozen_f0_ms'] - r['measured_ms']) / r['measured_ms'] for r in rand) / max(1, len(rand))
-    used = corrected if args.frozen_f0 else table
+    def quality(key):
+        pr = [r[key] for r in rand]
+        rho = float(spearmanr(pr, meas)[0]) if len(rand) > 2 else float('nan')
+        return rho, sum(abs(a - b) / b for a, b in zip(pr, meas)) / max(1, len(rand))
 
+    rho, mare = quality('predicted_ms')
+    rho_timed, mare_timed = quality('predicted_timed_ms')
+
+    # 2. one search per target; the search builds its table from the predictor (latency_predictor=)
     lo, hi = ext['smallest']['measured_ms'], ext['largest']['measured_ms']
     runs = []
     for f in args.fractions:
         target = lo + f * (hi - lo)
         res = search(space, evaluator, 'proxyless', epochs=args.epochs, seed=args.seed, verbose=False,
-                     latency_table=used, latency_loss='hinge', latency_target=target,
+                     latency_predictor=pred, latency_loss='hinge', latency_target=target,
                      latency_weight=args.latency_weight, arch_lr=args.arch_lr)
-        pr, me = predicted(supernet, used, res.sample), measure(space, res.sample, args)
+        argmax = derive_from_strengths(res.supernet, res.module.strengths())
+        pr, me = predicted(supernet, table, res.sample), measure(space, res.sample, args)
         runs.append({'fraction': f, 'target_ms': target, 'predicted_ms': pr, 'measured_ms': me,
                      'ratio_measured_target': me / target, 'predictor_error': (pr - me) / me,
+                     'argmax_predicted_ms': predicted(supernet, table, argmax),
+                     'argmax_measured_ms': measure(space, argmax, args),
                      'val': res.history.get('val', []), 'expected_latency': res.history.get('expected_latency', []),
-                     'seconds': res.seconds, 'sample': res.sample})
-        print(f'T={target:.3f} ms: predicted {pr:.3f}, measured {me:.3f} ({res.seconds:.0f} s)', file=sys.stderr)
+                     'seconds': res.seconds, 'sample': res.sample, 'argmax_sample': argmax})
+        print(f'T={target:.3f} ms: predicted {pr:.3f}, measured {me:.3f}; argmax measured '
+              f'{runs[-1]["argmax_measured_ms"]:.3f} ({res.seconds:.0f} s)', file=sys.stderr)
 
     runtime = time.time() - start
     command = 'python ' + ' '.join([sys.argv[0]] + (sys.argv[1:] if argv is None else list(argv)))
     meta = {'command': command, 'runtime_s': runtime, 'date': datetime.datetime.now().isoformat(timespec='seconds'),
             'machine': {'processor': platform.processor() or platform.machine(), 'cores': os.cpu_count(),
                         'torch': torch.__version__}, 'args': vars(args)}
-    result = {**meta, 'table': {'fixed_ms': table['fixed'], 'whole_default_ms': table['whole_default'],
-                                'fixed_frozen_ms': fixed_frozen, 'frozen_default_ms': frozen_default,
-                                'seconds': table.get('seconds'), 'config': table.get('config')},
+    result = {**meta, 'table': {'fixed_ms': table['fixed'], 'seconds': predictor_seconds, 'coef': list(pred.coef),
+                                'operations': len(pred.table), 'config': table.get('config')},
+              'timed_table': {'fixed_ms': timed['fixed'], 'seconds': timed_seconds},
               'extremes': ext, 'random': rand, 'spearman': rho, 'mean_abs_rel_error': mare,
-              'mean_abs_rel_error_frozen_f0': mare_frozen, 'searches': runs}
+              'spearman_timed': rho_timed, 'mean_abs_rel_error_timed': mare_timed, 'searches': runs}
     (out / 'proxyless_latency.json').write_text(json.dumps(result, indent=1))
     (out / 'proxyless_latency.md').write_text(markdown(result))
     print(markdown(result))
@@ -241,29 +252,35 @@ def main(argv=None):
 
 def markdown(r) -> str:
     a = r['args']
+    t = r['table']
     lines = [
-        '# ProxylessNAS to a latency target (hinge loss, per-op table measured on this CPU)', '',
+        '# ProxylessNAS to a latency target with the latency predictor (hinge loss, this CPU)', '',
         f"Command: `{r['command']}`  ", f"Date: {r['date']}; runtime {r['runtime_s'] / 60:.1f} min; machine: "
         f"{r['machine']['processor']}, {r['machine']['cores']} cores, torch {r['machine']['torch']}", '',
         f"Space: ProxylessSpace(width {a['width']}), Fashion-MNIST {a['size']}x{a['size']}x3, {a['limit']} training / "
         f"{a['val_limit']} validation images, {a['epochs']} epochs, latency_weight {a['latency_weight']}, arch_lr "
         f"{a['arch_lr']}, seed {a['seed']}. Latencies: batch 1, 1 thread, eval, median (ms).", '',
-        f"Table: F0 {r['table']['fixed_ms']:.3f} ms (default path timed in the supernet: "
-        f"{r['table']['whole_default_ms']:.3f} ms); F0 from the frozen default network "
-        f"({r['table']['frozen_default_ms']:.3f} ms): {r['table']['fixed_frozen_ms']:.3f} ms. Searches use the "
-        f"{'frozen-F0' if a['frozen_f0'] else 'library'} table.",
-        '', '| network | predicted ms (table) | predicted ms (frozen F0) | measured ms |', '|---|---:|---:|---:|']
+        f"Latency table from the predictor (`LatencyPredictor`, {t['operations']} operations profiled, correction "
+        f"a, b, c = {', '.join(f'{v:.3g}' for v in t['coef'])} fitted on {a['fit']} random networks measured end to "
+        f"end; {t['seconds']:.0f} s in all): F0 {t['fixed_ms']:.3f} ms. For comparison, the table timed candidate by "
+        f"candidate in the supernet (the default without a predictor; {r['timed_table']['seconds']:.0f} s): F0 "
+        f"{r['timed_table']['fixed_ms']:.3f} ms.",
+        '', '| network | predictor table ms | timed table ms | measured ms |', '|---|---:|---:|---:|']
     for name, e in r['extremes'].items():
-        lines.append(f"| all-{name} | {e['predicted_ms']:.3f} | {e['predicted_frozen_f0_ms']:.3f} | {e['measured_ms']:.3f} |")
-    lines += ['', f"Table check on {len(r['random'])} random samples: Spearman rho {r['spearman']:.3f}; mean |predicted - "
-              f"measured| / measured {100 * r['mean_abs_rel_error']:.1f} % (table), "
-              f"{100 * r['mean_abs_rel_error_frozen_f0']:.1f} % (frozen F0).", '',
-              '| target ms | predicted ms | measured ms | measured / target | predictor error | supernet val acc | '
-              'search s |', '|---:|---:|---:|---:|---:|---:|---:|']
+        lines.append(f"| all-{name} | {e['predicted_ms']:.3f} | {e['predicted_timed_ms']:.3f} | {e['measured_ms']:.3f} |")
+    lines += ['', f"On {len(r['random'])} other random networks: predictor table Spearman {r['spearman']:.3f}, mean "
+              f"|predicted - measured| / measured {100 * r['mean_abs_rel_error']:.1f} %; timed table Spearman "
+              f"{r['spearman_timed']:.3f}, {100 * r['mean_abs_rel_error_timed']:.1f} %.", '',
+              'Searches (target T between the measured all-smallest and all-largest networks; the derived network is '
+              'the most probable one traded down to T by the table, `derive_within_target`; "argmax" is the most '
+              'probable one as the paper derives it):', '',
+              '| target ms | predicted ms | measured ms | measured / target | predictor error | argmax measured ms | '
+              'argmax / target | supernet val acc | search s |', '|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
     for s in r['searches']:
         val = s['val'][-1] if s['val'] else float('nan')
         lines.append(f"| {s['target_ms']:.3f} | {s['predicted_ms']:.3f} | {s['measured_ms']:.3f} | "
-                     f"{s['ratio_measured_target']:.2f} | {100 * s['predictor_error']:+.1f} % | {val:.3f} | "
+                     f"{s['ratio_measured_target']:.2f} | {100 * s['predictor_error']:+.1f} % | "
+                     f"{s['argmax_measured_ms']:.3f} | {s['argmax_measured_ms'] / s['target_ms']:.2f} | {val:.3f} | "
                      f"{s['seconds']:.0f} |")
     lines += ['', 'Derived architectures (depths s2..s6; ops):', '']
     for s in r['searches']:

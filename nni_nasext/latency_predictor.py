@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ['LatencyPredictor', 'measure_latency', 'time_ms']
+__all__ = ['LatencyPredictor', 'measure_latency', 'operation_name', 'time_ms']
 
 
 def time_ms(fn, repeats: int = 10, inner: int = 3, warmup: int = 2) -> float:
@@ -44,6 +44,24 @@ def time_ms(fn, repeats: int = 10, inner: int = 3, warmup: int = 2) -> float:
             fn()
         times.append((time.perf_counter() - start) / inner)
     return 1e3 * statistics.median(times)
+
+
+def operation_name(module: nn.Module) -> str:
+    """``Type(configuration)`` of a leaf module, as torch writes it. A subclass of a torch layer
+    (NNI's ``MutableConv2d``, ``MutableBatchNorm2d``, ... print an empty configuration) is named
+    by the torch class it extends, so a supernet's layer and the frozen network's share a key;
+    a module whose configuration is empty also gets its parameters' shapes, so two different
+    layers never share one."""
+    torch_cls = next((c for c in type(module).__mro__
+                      if c.__module__.startswith('torch.nn.') and c is not nn.Module),
+                     None)
+    if torch_cls is not None:
+        name, conf = torch_cls.__name__, torch_cls.extra_repr(module)
+    else:
+        name, conf = type(module).__name__, module.extra_repr()
+    if not conf:
+        conf = ','.join(str(tuple(p.shape)) for p in module.parameters(recurse=False))
+    return f'{name}({conf})'
 
 
 class _Threads:
@@ -111,21 +129,48 @@ class LatencyPredictor:
         """``(key, module, input shape)`` of every leaf module the forward pass runs, in call order
         (a module called twice appears twice); leaves that take anything but one tensor are left
         out (the correction accounts for them)."""
-        model = model.eval()
+        return self._trace(model.eval(), (torch.randn(*self.input_shape),))
+
+    @torch.no_grad()
+    def _trace(self, module: nn.Module, args: Sequence[Any], tag: str = '') -> List[Tuple[str, nn.Module, Tuple[int, ...]]]:
         seen: List[Tuple[str, nn.Module, Tuple[int, ...]]] = []
 
-        def hook(module, inputs, _output):
+        def hook(leaf, inputs, _output):
             if len(inputs) == 1 and torch.is_tensor(inputs[0]):
                 shape = tuple(inputs[0].shape)
-                seen.append((f'{type(module).__name__}({module.extra_repr()})@{shape}', module, shape))
+                seen.append((f'{operation_name(leaf)}{tag}@{shape}', leaf, shape))
 
-        handles = [m.register_forward_hook(hook) for _, m in self._leaves(model)]
+        handles = [m.register_forward_hook(hook) for _, m in self._leaves(module)]
         try:
-            model(torch.randn(*self.input_shape))
+            module(*args)
         finally:
             for h in handles:
                 h.remove()
         return seen
+
+    def _sum(self, ops) -> Tuple[float, int]:
+        total, count = 0.0, 0
+        for key, module, shape in ops:
+            if key not in self.table:
+                self.table[key] = self._profile(module, shape)
+            total += self.table[key]
+            count += 1
+        return total, count
+
+    def module_cost(self, module: nn.Module, args: Sequence[Any], *, tag: str = '') -> float:
+        """What ``module`` run on ``args`` adds to a prediction: ``a · Σ latency(op) + b · #ops``
+        over the leaf operations it runs (profiling new ones), without the constant ``c``; so the
+        costs of a network's parts plus ``c`` are the network's prediction. ``tag`` is added to the
+        operation keys, for a module whose forward depends on state its configuration does not
+        show (a supernet's mixed layer at one of its choices). Run in eval mode, the mode restored."""
+        was = module.training
+        module.eval()
+        try:
+            total, count = self._sum(self._trace(module, tuple(args), tag))
+        finally:
+            module.train(was)
+        a, b, _ = self.coef
+        return a * total + b * count
 
     @torch.no_grad()
     def _profile(self, module: nn.Module, shape: Tuple[int, ...]) -> float:
@@ -140,13 +185,7 @@ class LatencyPredictor:
 
     def features(self, model: nn.Module) -> Tuple[float, int]:
         """(Σ table latency of the operations in ms, number of operations), profiling the new ones."""
-        total, count = 0.0, 0
-        for key, module, shape in self.operations(model):
-            if key not in self.table:
-                self.table[key] = self._profile(module, shape)
-            total += self.table[key]
-            count += 1
-        return total, count
+        return self._sum(self.operations(model))
 
     # ------------------------------------------------------------------ prediction
     def predict(self, model: nn.Module) -> float:
@@ -173,6 +212,20 @@ class LatencyPredictor:
     def state_dict(self) -> Dict[str, Any]:
         return {'input_shape': list(self.input_shape), 'table': dict(self.table), 'coef': list(self.coef),
                 'warmup': self.warmup, 'repeats': self.repeats, 'threads': self.threads}
+
+    @classmethod
+    def from_state_dict(cls, state: Dict[str, Any]) -> 'LatencyPredictor':
+        """A predictor rebuilt from :meth:`state_dict` (or the path of a JSON file holding one)."""
+        if isinstance(state, (str, bytes)) or hasattr(state, '__fspath__'):
+            import json
+            from pathlib import Path
+            state = json.loads(Path(state).read_text())
+        if not isinstance(state, dict) or 'input_shape' not in state or 'table' not in state:
+            raise ValueError('A latency predictor state needs input_shape, table and coef (LatencyPredictor.state_dict())')
+        out = cls(state['input_shape'], warmup=state.get('warmup', 3), repeats=state.get('repeats', 15),
+                  threads=state.get('threads', 1))
+        out.load_state_dict(state)
+        return out
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         if tuple(state['input_shape']) != self.input_shape:

@@ -43,7 +43,7 @@ import copy
 import math
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +55,8 @@ import pytorch_lightning as pl
 from nni_nasext.search_spaces.mobile import OFA_DEPTHS, OFA_EXPANSIONS, OFA_KERNELS, ofa_max_sample
 from nni_nasext.strategies.ofa_supernet import OFASupernet, calibrate_bn, ofa_min_sample
 
-__all__ = ['PHASES', 'OFAModule', 'evaluate_subnet', 'evolve_subnet', 'phase_choices', 'random_subnets', 'search_ofa']
+__all__ = ['PHASES', 'OFAModule', 'evaluate_subnet', 'evolve_subnet', 'latency_cost', 'phase_choices', 'random_subnets',
+           'search_ofa']
 
 PHASES = ('full', 'kernel', 'depth', 'expand')
 
@@ -233,19 +234,54 @@ def _key(sample: Dict[str, Any]) -> tuple:
     return tuple(sorted(sample.items()))
 
 
+def latency_cost(supernet: OFASupernet, predictor) -> Callable[[Dict[str, Any]], float]:
+    """A sub-network's latency in ms by a :class:`~nni_nasext.latency_predictor.LatencyPredictor`
+    (the exported plain network, :meth:`OFASupernet.export`; cached per sub-network): the cost to
+    give :func:`evolve_subnet` for a search under a latency budget. The predictor's input is the
+    supernet's input at the largest resolution: a sub-network at a smaller one resizes it first,
+    as the exported network does."""
+    cache: Dict[tuple, float] = {}
+
+    def cost(sample: Dict[str, Any]) -> float:
+        k = _key(sample)
+        if k not in cache:
+            cache[k] = float(predictor.predict(supernet.export(sample)))
+        return cache[k]
+
+    return cost
+
+
+def _within(supernet: OFASupernet, max_macs, cost, max_cost):
+    if (cost is None) != (max_cost is None):
+        raise ValueError('cost and max_cost go together (a budget needs its cost function and the reverse)')
+
+    def fits(s) -> bool:
+        return (max_macs is None or supernet.macs(s) <= max_macs) and (max_cost is None or cost(s) <= max_cost)
+
+    return fits
+
+
 def random_subnets(supernet: OFASupernet, n: int, *, max_macs: Optional[float] = None, seed: int = 0,
-                   tries: int = 100000) -> List[Dict[str, Any]]:
-    """``n`` distinct uniformly random sub-networks within ``max_macs`` (rejection sampling)."""
+                   tries: int = 100000, cost: Optional[Callable[[Dict[str, Any]], float]] = None,
+                   max_cost: Optional[float] = None) -> List[Dict[str, Any]]:
+    """``n`` distinct uniformly random sub-networks within ``max_macs`` and ``cost(s) <= max_cost``
+    (rejection sampling; e.g. ``cost=latency_cost(supernet, predictor)``)."""
+    fits = _within(supernet, max_macs, cost, max_cost)
+    smallest = ofa_min_sample(min(supernet.resolutions))
+    if not fits(smallest):  # the smallest sub-network is the cheapest: nothing else can fit
+        raise ValueError(f'No sub-network within max_macs={max_macs}, max_cost={max_cost}: the smallest one has '
+                         f'{supernet.macs(smallest)} MACs' + ('' if cost is None else f' and costs {cost(smallest):.4g}'))
     gen = torch.Generator().manual_seed(seed)
     out: Dict[tuple, Dict[str, Any]] = {}
     for _ in range(tries):
         if len(out) >= n:
             break
         s = supernet.random_sample(gen)
-        if max_macs is None or supernet.macs(s) <= max_macs:
-            out.setdefault(_key(s), s)
+        if _key(s) not in out and fits(s):
+            out[_key(s)] = s
     if len(out) < n:
-        raise ValueError(f'Found only {len(out)} sub-networks within max_macs={max_macs} in {tries} draws')
+        raise ValueError(f'Found only {len(out)} sub-networks within max_macs={max_macs}, max_cost={max_cost} '
+                         f'in {tries} draws')
     return list(out.values())
 
 
@@ -266,8 +302,12 @@ def _canonical(sample):
 
 def evolve_subnet(supernet: OFASupernet, calibration, batches, *, max_macs: Optional[float] = None,
                   population: int = 20, generations: int = 10, parents: int = 5, mutate_prob: float = 0.1,
-                  mutation_share: float = 0.5, seed: int = 0, verbose: bool = False) -> Dict[str, Any]:
-    """OFA's evolutionary search (Sec. 3.4) for the most accurate sub-network within ``max_macs``.
+                  mutation_share: float = 0.5, seed: int = 0, verbose: bool = False,
+                  cost: Optional[Callable[[Dict[str, Any]], float]] = None,
+                  max_cost: Optional[float] = None) -> Dict[str, Any]:
+    """OFA's evolutionary search (Sec. 3.4) for the most accurate sub-network within ``max_macs``
+    and, with a ``cost`` function, ``cost(s) <= max_cost`` (the paper's latency constraint:
+    ``cost=latency_cost(supernet, predictor)``, ``max_cost`` in ms).
 
     Each generation keeps the ``parents`` best, and fills the population with mutations
     (``mutation_share``; every decision redrawn with ``mutate_prob``) and crossovers of parents,
@@ -284,10 +324,8 @@ def evolve_subnet(supernet: OFASupernet, calibration, batches, *, max_macs: Opti
             cache[k] = evaluate_subnet(supernet, s, calibration, batches)
         return cache[k]
 
-    def fits(s):
-        return max_macs is None or supernet.macs(s) <= max_macs
-
-    pop = random_subnets(supernet, population, max_macs=max_macs, seed=seed)
+    fits = _within(supernet, max_macs, cost, max_cost)
+    pop = random_subnets(supernet, population, max_macs=max_macs, seed=seed, cost=cost, max_cost=max_cost)
     curve = []
     for g in range(generations):
         ranked = sorted(pop, key=fitness, reverse=True)
@@ -311,7 +349,7 @@ def evolve_subnet(supernet: OFASupernet, calibration, batches, *, max_macs: Opti
         pop = elite + children
     best = max(pop, key=fitness)
     return {'sample': best, 'accuracy': fitness(best), 'macs': supernet.macs(best), 'evaluated': len(cache),
-            'curve': curve}
+            'curve': curve, **({} if cost is None else {'cost': cost(best)})}
 
 
 # -------------------------------------------------------------------- driver
@@ -335,12 +373,25 @@ def search_ofa(*, dataset: str = 'fashion-mnist', limit: Optional[int] = 5000, b
                schedule: Optional[Dict[str, int]] = None, max_macs: Optional[float] = None,
                resolutions: Sequence[int] = (24, 28, 32), width_mult: float = 0.25, seed: int = 0,
                population: int = 20, generations: int = 10, accelerator: str = 'auto', verbose: bool = True,
-               callbacks=None, val_batches: Optional[int] = 8, **module_args) -> Dict[str, Any]:
+               callbacks=None, val_batches: Optional[int] = 8, max_latency: Optional[float] = None,
+               latency_predictor=None, **module_args) -> Dict[str, Any]:
     """Train an OFA supernet by progressive shrinking on ``dataset``, then search the best
     sub-network within ``max_macs`` (multiply-accumulates; ``None``: no budget) on a held-out
     tenth of the training data. The per-epoch validation uses ``val_batches`` batches of 256
     (``None``: all); the chosen sub-network is measured on the whole validation split. Returns ``{'sample', 'search_accuracy', 'val_acc' (the chosen
-    sub-network on the validation split, inherited weights), 'macs', 'history', 'module', ...}``."""
+    sub-network on the validation split, inherited weights), 'macs', 'history', 'module', ...}``.
+
+    ``max_latency`` (ms) adds a latency budget to the search, by ``latency_predictor`` (a
+    :class:`~nni_nasext.latency_predictor.LatencyPredictor`, its state or the path of its JSON, for
+    inputs of the largest resolution); the result then holds the chosen sub-network's
+    ``latency_ms``."""
+    cost = None
+    if max_latency is not None or latency_predictor is not None:
+        if max_latency is None or latency_predictor is None or max_latency <= 0:
+            raise ValueError('A latency budget needs both max_latency (ms, > 0) and a latency_predictor')
+        from nni_nasext.latency_predictor import LatencyPredictor
+        if not isinstance(latency_predictor, LatencyPredictor):
+            latency_predictor = LatencyPredictor.from_state_dict(latency_predictor)
     from nni_nasext.evaluators.classification import _interrupt_stays_interrupt, _quiet_lightning
     start = time.time()
     loader, held, val_loader, info = ofa_loaders(dataset, limit=limit, batch_size=batch_size, seed=seed)
@@ -359,8 +410,10 @@ def search_ofa(*, dataset: str = 'fashion-mnist', limit: Optional[int] = 5000, b
         module.teacher.to('cpu')
     net = module.supernet
     calib = module._calib or [next(iter(loader))]
+    if latency_predictor is not None:
+        cost = latency_cost(net, latency_predictor)
     found = evolve_subnet(net, calib, held, max_macs=max_macs, population=population, generations=generations,
-                          seed=seed, verbose=verbose)
+                          seed=seed, verbose=verbose, cost=cost, max_cost=max_latency)
     val = [(x, y) for x, y in val_loader]
     result = {'method': 'ofa', 'dataset': dataset, 'seed': seed, 'schedule': module.schedule,
               'progressive': module.progressive, 'max_macs': max_macs, 'sample': found['sample'],
@@ -368,7 +421,8 @@ def search_ofa(*, dataset: str = 'fashion-mnist', limit: Optional[int] = 5000, b
               'search_curve': found['curve'], 'val_acc_subnet': evaluate_subnet(net, found['sample'], calib, val),
               'val_acc': module.history['val_acc'], 'val_acc_min': module.history['val_acc_min'],
               'phase': module.history['phase'], 'train_loss': module.history['train_loss'], 'module': module,
-              'calibration': calib}
+              'calibration': calib, **({} if cost is None else {'max_latency': max_latency,
+                                                                  'latency_ms': found['cost']})}
     result['seconds'] = time.time() - start
     if verbose:
         print(f'ofa: sub-network with {found["macs"] / 1e6:.2f} M MACs, held-out accuracy {found["accuracy"]:.4f}, '

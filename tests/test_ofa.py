@@ -136,8 +136,10 @@ def test_search_respects_the_budget_and_is_deterministic():
     assert a['accuracy'] == evaluate_subnet(net, a['sample'], calib, held)
     net.check_sample(a['sample'])
     OFASpace(num_classes=5, resolutions=RES, width_mult=0.25, in_channels=1).freeze(a['sample'])
-    with pytest.raises(ValueError, match='Found only'):
+    with pytest.raises(ValueError, match='No sub-network'):   # refused at once: the smallest is over
         random_subnets(net, 5, max_macs=1, tries=50)
+    with pytest.raises(ValueError, match='Found only'):
+        random_subnets(net, 10 ** 6, tries=50)
 
 
 def test_bad_samples_and_settings_are_refused():
@@ -225,3 +227,54 @@ def test_shipped_nnictl_config_resolves():
     params = {k: v['_value'][0] for k, v in space.items()}
     settings = trial.resolve(trial.build_parser().parse_args(words[3:]), params)
     assert settings['max_macs'] == params['max_macs'] and settings['dataset'] == 'digits'
+
+
+# ------------------------------------------------------------------ under a latency budget (issue 18, part 4)
+
+def _fake_predictor(input_shape):
+    """A latency predictor whose operation 'timings' are a deterministic function of the operation."""
+    import math
+
+    from nni_nasext.latency_predictor import LatencyPredictor
+    p = LatencyPredictor(input_shape)
+    p._profile = lambda module, shape: 1e-3 * (1 + sum(w.numel() for w in module.parameters(recurse=False))) * \
+        math.prod(shape[2:]) ** 0.5
+    return p
+
+
+def test_search_under_a_latency_budget_keeps_every_candidate_within_it():
+    from nni_nasext.strategies.ofa import latency_cost
+    net = _supernet()
+    calib, held = _batches(2, seed=1), _batches(2, seed=2)
+    pred = _fake_predictor((1, 1, max(RES), max(RES)))
+    cost = latency_cost(net, pred)
+    pool = random_subnets(net, 30, seed=0)
+    budget = sorted(cost(s) for s in pool)[10]
+    seen = []
+    counted = lambda s: (seen.append(s), cost(s))[1]  # noqa: E731
+    a = evolve_subnet(net, calib, held, population=5, generations=3, parents=2, seed=3, cost=counted, max_cost=budget)
+    assert a['cost'] <= budget and a['cost'] == pred.predict(net.export(a['sample']))
+    # the constraint is the predictor's latency, not MACs: the largest sub-network's MACs are not a bound
+    assert cost(ofa_max_sample(max(RES))) > budget
+    assert seen  # the search priced its candidates with the given cost
+    with pytest.raises(ValueError, match='go together'):
+        evolve_subnet(net, calib, held, population=5, generations=1, max_cost=1.0)
+    with pytest.raises(ValueError, match='max_cost'):
+        random_subnets(net, 5, cost=cost, max_cost=0.0, tries=50)
+
+
+def test_trial_program_searches_under_a_latency_budget(tmp_path):
+    from nni_nasext.latency_predictor import LatencyPredictor
+    from nni_nasext.trial_code import ofa as trial
+    pred = LatencyPredictor((1, 1, 12, 12))
+    pred.coef = (0.0, 0.0, 1.5)  # every sub-network 'costs' 1.5 ms: the budget below admits all
+    path = tmp_path / 'predictor.json'
+    path.write_text(json.dumps(pred.state_dict()))
+    common = ['--dataset', 'digits', '--limit', '300', '--full', '1', '--shrink', '0', '--resolutions', '8', '12',
+              '--population', '3', '--generations', '1', '--accelerator', 'cpu', '--output-dir', str(tmp_path)]
+    assert trial.main(common + ['--max-latency', '2.0', '--latency-predictor', str(path)]) == 0
+    record = json.loads((tmp_path / 'result.json').read_text())
+    assert record['latency_ms'] == pytest.approx(1.5)
+    assert trial.main(common + ['--max-latency', '2.0']) == 1                       # a budget needs its predictor
+    assert trial.main(common + ['--max-latency', '1.0', '--latency-predictor', str(path)]) == 1   # nothing fits
+    assert trial.main(common + ['--max-latency', '2.0', '--latency-predictor', str(tmp_path / 'nope.json')]) == 1

@@ -42,7 +42,8 @@ def _optional_float(text: str) -> Optional[float]:
 _SETTINGS = {'dataset': str, 'limit': optional_int, 'batch_size': int, 'seed': int, 'full': int, 'shrink': int,
              'max_macs': _optional_float, 'width_mult': float, 'population': int, 'generations': int,
              'progressive': lambda v: str(v).lower() in ('1', 'true', 'yes'), 'kd_ratio': float,
-             'subnets_per_step': int, 'lr_full': float, 'lr_shrink': float, 'accelerator': str}
+             'subnets_per_step': int, 'lr_full': float, 'lr_shrink': float, 'accelerator': str,
+             'max_latency': _optional_float, 'latency_predictor': lambda v: None if v in (None, '') else str(v)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--full', type=int, default=4, help='epochs of the full-network phase')
     p.add_argument('--shrink', type=int, default=2, help='epochs of each shrinking phase (kernel, depth, expand)')
     p.add_argument('--max-macs', type=_optional_float, default=None, help='budget of the sub-network search')
+    p.add_argument('--max-latency', type=_optional_float, default=None,
+                   help='latency budget (ms) of the sub-network search, priced by --latency-predictor')
+    p.add_argument('--latency-predictor', default=None,
+                   help='a LatencyPredictor saved as JSON (its state_dict), for inputs of the largest resolution')
     p.add_argument('--width-mult', type=float, default=0.25)
     p.add_argument('--resolutions', type=int, nargs='+', default=[24, 28, 32])
     p.add_argument('--population', type=int, default=16)
@@ -85,6 +90,11 @@ def resolve(args: argparse.Namespace, params: Optional[Dict[str, Any]] = None) -
         raise ValueError(f'full and shrink are epochs >= 0, at least one in all; got {s["full"]}, {s["shrink"]}')
     if s['max_macs'] is not None and s['max_macs'] <= 0:
         raise ValueError(f'max_macs must be positive, got {s["max_macs"]}')
+    if (s['max_latency'] is None) != (s['latency_predictor'] is None) or (s['max_latency'] or 1) <= 0:
+        raise ValueError('A latency budget needs both max_latency (ms, > 0) and latency_predictor (a JSON file)')
+    if s['latency_predictor'] is not None:
+        from nni_nasext.latency_predictor import LatencyPredictor
+        LatencyPredictor.from_state_dict(s['latency_predictor'])  # a bad file fails here, before training
     return s
 
 
@@ -105,7 +115,8 @@ def run_trial(args: argparse.Namespace) -> Dict[str, Any]:
                         max_macs=s['max_macs'], resolutions=s['resolutions'], width_mult=s['width_mult'],
                         seed=s['seed'], population=s['population'], generations=s['generations'],
                         accelerator=s['accelerator'], progressive=s['progressive'], kd_ratio=s['kd_ratio'],
-                        subnets_per_step=s['subnets_per_step'], lr_full=s['lr_full'], lr_shrink=s['lr_shrink'])
+                        subnets_per_step=s['subnets_per_step'], lr_full=s['lr_full'], lr_shrink=s['lr_shrink'],
+                        max_latency=s['max_latency'], latency_predictor=s['latency_predictor'])
     module, calib = result.pop('module'), result.pop('calibration')
     sample = dict(result['sample'])
     net = module.supernet
@@ -124,6 +135,9 @@ def run_trial(args: argparse.Namespace) -> Dict[str, Any]:
     final = {'default': result['val_acc_subnet'], 'macs': result['macs'],
              'largest_subnet': result['val_acc'][-1] if result['val_acc'] else None,
              'seconds': round(float(result['seconds']), 3)}
+    if 'latency_ms' in result:  # the web UI shows the latency beside the accuracy
+        final['latency_ms'] = record['latency_ms'] = round(float(result['latency_ms']), 4)
+        (out / 'result.json').write_text(json.dumps(record, indent=1))
     nni.report_final_result(final)
     print(f'[nasext] sub-network with {result["macs"] / 1e6:.3f} M MACs: validation accuracy '
           f'{result["val_acc_subnet"]:.4f}; wrote derived_sample.json, subnet.pt, ofa_history.json and result.json '

@@ -66,6 +66,10 @@ class OFAStrategy(_NniOneShotStrategy):
         of the kernel, depth and expansion phases.
     max_macs
         Budget of the sub-network search, in multiply-accumulates (``None``: no budget).
+    max_latency, latency_predictor
+        A latency budget (ms) of the sub-network search and the
+        :class:`~nni_nasext.latency_predictor.LatencyPredictor` (or the path of its saved JSON
+        state) that prices the sub-networks; both or neither.
     population, generations
         Of the evolutionary sub-network search.
     **module_args
@@ -75,7 +79,8 @@ class OFAStrategy(_NniOneShotStrategy):
 
     def __init__(self, *, full: Optional[int] = None, shrink: int = 1, max_macs: Optional[float] = None,
                  population: int = 16, generations: int = 6, accelerator: Optional[str] = None,
-                 verbose: bool = True, callbacks=None, **module_args: Any):
+                 verbose: bool = True, callbacks=None, max_latency: Optional[float] = None,
+                 latency_predictor=None, **module_args: Any):
         _NniOneShotStrategy.__init__(self)
         import inspect
 
@@ -89,6 +94,12 @@ class OFAStrategy(_NniOneShotStrategy):
             raise ValueError(f'full and shrink are epochs >= 0, got {full}, {shrink}')
         if max_macs is not None and max_macs <= 0:
             raise ValueError(f'max_macs must be positive, got {max_macs}')
+        if (max_latency is None) != (latency_predictor is None) or (max_latency is not None and max_latency <= 0):
+            raise ValueError('A latency budget needs both max_latency (ms, > 0) and a latency_predictor')
+        if isinstance(latency_predictor, (str, dict)) or hasattr(latency_predictor, '__fspath__'):
+            from nni_nasext.latency_predictor import LatencyPredictor
+            latency_predictor = LatencyPredictor.from_state_dict(latency_predictor)  # fails here, before training
+        self.max_latency, self.latency_predictor = max_latency, latency_predictor
         if population < 2 or generations < 1:
             raise ValueError(f'Need population >= 2 and generations >= 1, got {population}, {generations}')
         self.method = 'ofa'
@@ -171,7 +182,8 @@ class OFAStrategy(_NniOneShotStrategy):
                             schedule=s['schedule'], max_macs=s['max_macs'], resolutions=s['resolutions'],
                             width_mult=s['width_mult'], seed=s['seed'], population=s['population'],
                             generations=s['generations'], accelerator=s['accelerator'], verbose=self.verbose,
-                            callbacks=self.callbacks, dropout=s['dropout'], **s['method_args'])
+                            callbacks=self.callbacks, dropout=s['dropout'], max_latency=self.max_latency,
+                            latency_predictor=self.latency_predictor, **s['method_args'])
         self.model_space.validate(result['sample'])
         self.result = result
         final = float(result['val_acc_subnet'])

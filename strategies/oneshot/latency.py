@@ -61,9 +61,17 @@ def default_sample(supernet: Supernet) -> Dict[str, Any]:
 
 @torch.no_grad()
 def measure_latency_table(module, batch, *, batch_size: int = 1, repeats: int = 10, inner: int = 3,
-                          warmup: int = 2, threads: int = 1) -> Dict[str, Any]:
+                          warmup: int = 2, threads: int = 1, predictor=None) -> Dict[str, Any]:
     """The latency table of ``module``'s supernet (see the module docstring); ``batch`` is one
-    training batch of the evaluator (its first ``batch_size`` examples are timed)."""
+    training batch of the evaluator (its first ``batch_size`` examples are timed).
+
+    With a ``predictor`` (a :class:`~nni_nasext.latency_predictor.LatencyPredictor` whose
+    ``input_shape`` is the network input at ``batch_size``), nothing is timed whole: every part
+    costs what the predictor charges for its operations (:meth:`~nni_nasext.latency_predictor.LatencyPredictor.module_cost`,
+    its per-operation table and fitted correction, profiling operations it has not seen), and the
+    default network costs the predictor's prediction; so the table agrees with the predictor's
+    latency of every frozen network (up to what runs outside leaf modules), and one predictor,
+    fitted once, serves every search on the space."""
     supernet: Supernet = module.supernet
     model = supernet.model
     inputs: Dict[int, Any] = {}
@@ -84,7 +92,17 @@ def measure_latency_table(module, batch, *, batch_size: int = 1, repeats: int = 
             h.remove()
         model.eval()
         base = default_sample(supernet)
-        tm = lambda fn: time_ms(fn, repeats, inner, warmup)  # noqa: E731
+        example = _first(model_input[0], batch_size)
+        if predictor is not None:
+            shape = tuple(example[0].shape) if example and torch.is_tensor(example[0]) else None
+            if shape != tuple(predictor.input_shape):
+                raise ValueError(f'The latency predictor is for inputs {tuple(predictor.input_shape)}; the network '
+                                 f'takes {shape} (batch_size={batch_size})')
+
+        def cost(mod, args, tag: str = '') -> float:
+            if predictor is None:
+                return time_ms(lambda: mod(*args), repeats, inner, warmup)
+            return predictor.module_cost(mod, args, tag=tag)
         table: Dict[str, List[float]] = {k: [0.0] * d.size for k, d in supernet.decisions.items()}
         edge_key = {}
         for cell in (m for m in model.modules() if isinstance(m, MixedCell)):
@@ -100,19 +118,19 @@ def measure_latency_table(module, batch, *, batch_size: int = 1, repeats: int = 
                 key = m.label if isinstance(m, MixedLayerChoice) else edge_key[id(m)]
                 cands = m.ops.candidates if isinstance(m, MixedLayerChoice) else m.candidates
                 for i, c in enumerate(cands):
-                    table[key][i] += tm(lambda c=c: c(*args))
+                    table[key][i] += cost(c, args)
             elif isinstance(m, _MixedLayer):
                 for label in set(m.mutable_args.values()):
                     for i, v in enumerate(supernet.decisions[label].candidates):
                         supernet.set_sample({**base, label: v})
-                        table[label][i] += tm(lambda: m(*args))
+                        table[label][i] += cost(m, args, tag=f'[{label}={v!r}]')
         # depths: the parts of the blocks that are not decisions themselves
         for rep in (m for m in model.modules() if isinstance(m, MixedRepeat)):
             supernet.set_sample(base)
             x = _first(inputs[id(rep)], batch_size)[0]
             own = []
             for b in rep.blocks:
-                total = tm(lambda b=b, x=x: b(x))
+                total = cost(b, (x,))
                 inside = _cost_at(supernet, table, base, [mm for mm in b.modules()])
                 own.append(max(0.0, total - inside))
                 x = b(x)
@@ -121,7 +139,10 @@ def measure_latency_table(module, batch, *, batch_size: int = 1, repeats: int = 
         # the fixed part: the default architecture as the plain network it freezes to (the
         # supernet's own dispatch would add its overhead to every prediction), less its choices
         default_net = inherit(supernet, base).eval()
-        whole = tm(lambda: default_net(*_first(model_input[0], batch_size)))
+        if predictor is None:
+            whole = time_ms(lambda: default_net(*example), repeats, inner, warmup)
+        else:
+            whole = predictor.predict(default_net)
         fixed = whole - table_latency(supernet, table, base)
     finally:
         torch.set_num_threads(before)
@@ -133,7 +154,9 @@ def measure_latency_table(module, batch, *, batch_size: int = 1, repeats: int = 
             'within': {k: [list(w) for w in d.within] for k, d in supernet.decisions.items()},
             'config': {'batch_size': batch_size, 'repeats': repeats, 'inner': inner, 'warmup': warmup, 'threads': threads,
                        'device': str(next(model.parameters()).device),
-                       'processor': platform.processor() or platform.machine(), 'torch': str(torch.__version__)}}
+                       'processor': platform.processor() or platform.machine(), 'torch': str(torch.__version__),
+                       'source': 'timed' if predictor is None else 'predictor',
+                       **({} if predictor is None else {'predictor_coef': list(predictor.coef)})}}
 
 
 def _cost_at(supernet: Supernet, table, sample, modules) -> float:

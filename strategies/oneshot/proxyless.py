@@ -27,8 +27,21 @@ expected latency ``E[LAT]`` is differentiable in ``α`` and enters the architect
     ``L = L_CE + λ · max(0, E[LAT] / T − 1)``: only latency above the target ``T`` costs
     (for searching to a latency budget).
 
-``λ`` is ``latency_weight`` (0.1; 0 switches latency off). Derivation: the largest ``α`` of every
-decision; validation runs that path.
+``λ`` is ``latency_weight`` (0.1; 0 switches latency off).
+
+**Where the table comes from.** ``latency_table`` (a saved table), or ``latency_predictor`` (a
+:class:`~nni_nasext.latency_predictor.LatencyPredictor`, its ``state_dict`` or the path of one saved
+as JSON): the table is then the predictor's cost of every candidate
+(:func:`.latency.measure_latency_table` with ``predictor=``), so the search optimises the latency
+the predictor gives the frozen networks, fitted once on networks measured end to end; or, with
+neither, every candidate is timed in the supernet on the first architecture batch.
+
+**Derivation**: the largest ``α`` of every decision; validation runs that path. With the hinge
+loss, ``E[LAT] <= T`` does not make the most probable architecture meet ``T`` (the expectation is
+over a distribution, the argmax is one point of it). ``derive_within_target`` (default on for the
+hinge loss; our addition, not the paper's) then trades decisions down greedily: while the table's
+latency of the sample is above ``T``, switch the one decision whose cheaper candidate loses the
+least log-probability per millisecond saved (:func:`fit_to_budget`).
 """
 from __future__ import annotations
 
@@ -41,13 +54,51 @@ from .base import OneShotModule
 from .latency import expected_latency, measure_latency_table, table_latency
 from .supernet import Decision, Mix
 
-__all__ = ['ProxylessNAS', 'binary_gate_alpha_grad']
+__all__ = ['ProxylessNAS', 'binary_gate_alpha_grad', 'fit_to_budget']
 
 
 def binary_gate_alpha_grad(gate_grad: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
     """``∂L/∂α_i = Σ_j ∂L/∂g_j p_j (δ_ij − p_i)`` over the last dimension."""
     eye = torch.eye(probs.shape[-1], device=probs.device, dtype=probs.dtype)
     return torch.einsum('...j,...j,...ji->...i', gate_grad, probs, eye - probs.unsqueeze(-2))
+
+
+def fit_to_budget(supernet, table: Dict[str, Any], log_probs: Dict[str, torch.Tensor], sample: Dict[str, Any],
+                  budget: float) -> Dict[str, Any]:
+    """``sample`` with decisions switched to cheaper candidates until the table's latency
+    (``F_0`` + :func:`.latency.table_latency`) is at most ``budget`` ms: each step takes the switch
+    with the smallest loss of log-probability per millisecond saved (``log_probs``: decision key ->
+    log-probabilities of its candidates). Stops early when no switch saves time (the budget is
+    then out of the table's reach, and the cheapest reachable sample is returned)."""
+    def lat(s):
+        return float(table['fixed']) + table_latency(supernet, table, s)
+
+    labelled = {}
+    for key, d in supernet.decisions.items():
+        if d.label is not None and d.kind != 'input' and d.label not in labelled and d.label in sample:
+            labelled[d.label] = (key, d)
+    sample = dict(sample)
+    current = lat(sample)
+    while current > budget:
+        best = None
+        for label, (key, d) in labelled.items():
+            lp = log_probs[key]
+            i = d.candidates.index(sample[label])
+            for j, v in enumerate(d.candidates):
+                if j == i:
+                    continue
+                trial = {**sample, label: v}
+                saved = current - lat(trial)
+                if saved <= 1e-9:
+                    continue
+                score = float(lp[i] - lp[j]) / saved
+                if best is None or score < best[0]:
+                    best = (score, label, v, current - saved)
+        if best is None:
+            break
+        _, label, v, current = best
+        sample[label] = v
+    return sample
 
 
 class ProxylessNAS(OneShotModule):
@@ -60,7 +111,8 @@ class ProxylessNAS(OneShotModule):
     def __init__(self, inner, supernet, *, arch_lr: float = 1e-3, arch_weight_decay: float = 0.0,
                  arch_betas=(0.0, 0.999), latency_table: Optional[Dict[str, Any]] = None, latency_weight: float = 0.1,
                  latency_loss: str = 'add', latency_target: Optional[float] = None, rescale_alpha: bool = True,
-                 latency_threads: int = 1, **kwargs):
+                 latency_threads: int = 1, latency_predictor=None, derive_within_target: Optional[bool] = None,
+                 **kwargs):
         super().__init__(inner, supernet, arch_lr=arch_lr, arch_weight_decay=arch_weight_decay, arch_betas=arch_betas,
                          **kwargs)
         if latency_loss not in ('add', 'mul', 'hinge'):
@@ -73,6 +125,14 @@ class ProxylessNAS(OneShotModule):
         self.rescale_alpha, self.latency_threads = bool(rescale_alpha), int(latency_threads)
         self.latency_table = None
         self.latency_ref: Optional[float] = None
+        self.latency_predictor = None
+        if latency_predictor is not None:
+            from nni_nasext.latency_predictor import LatencyPredictor
+            self.latency_predictor = (latency_predictor if isinstance(latency_predictor, LatencyPredictor)
+                                      else LatencyPredictor.from_state_dict(latency_predictor))
+        self.derive_within_target = (latency_loss == 'hinge') if derive_within_target is None else bool(derive_within_target)
+        if self.derive_within_target and latency_target is None:
+            raise ValueError('derive_within_target needs a latency_target (ms)')
         if latency_table is not None:
             self.set_latency_table(latency_table)
         self.history.update(expected_latency=[], derived_latency=[])
@@ -120,7 +180,8 @@ class ProxylessNAS(OneShotModule):
 
     def arch_step(self, train_batch, arch_batch, batch_idx: int) -> None:
         if self.latency_table is None and self.latency_weight > 0:
-            self.set_latency_table(measure_latency_table(self, arch_batch, threads=self.latency_threads))
+            self.set_latency_table(measure_latency_table(self, arch_batch, threads=self.latency_threads,
+                                                         predictor=self.latency_predictor))
         opt = self._arch_optimizer()
         opt.zero_grad()
         mixes, pairs, gates = {}, {}, {}
@@ -165,6 +226,14 @@ class ProxylessNAS(OneShotModule):
                     new = a[pair]
                     a[pair] = new - (torch.logsumexp(new, 0) - torch.logsumexp(olds[k], 0))
         self.clear_weight_grads()
+
+    def derive(self) -> Dict[str, Any]:
+        sample = super().derive()
+        if self.derive_within_target and self.latency_table is not None:
+            with torch.no_grad():
+                logp = {k: F.log_softmax(self.a(k).detach().cpu().float(), dim=-1) for k in self.keys}
+            sample = fit_to_budget(self.supernet, self.latency_table, logp, sample, float(self.latency_target))
+        return sample
 
     def on_epoch_schedule(self) -> None:
         lat = self.expected_latency()
