@@ -11,11 +11,22 @@ median of the device's latencies over all cells), ``--seeds`` seeds each, every 
 * ``rea_synflow``: :class:`ConstrainedEvolution` (population 10, tournament 3) told synflow:
   cells over the budget are never scored;
 * ``random_synflow``: uniform random feasible cells (rejection sampling), best synflow;
+* ``zen_nas_synflow``: Zen-NAS's evolution (:class:`~nni_nasext.strategies.zen_nas.ZenNAS`,
+  population 10: a random parent, one decision mutated, over-budget children discarded before
+  scoring, the lowest score removed) under the device's latency (``cost='nb201_latency:<device>'``,
+  ``limit``), told synflow;
 * ``random``: one uniform random feasible cell (what no search gives).
 
 Reported: the CIFAR-10 200-epoch validation accuracy of the picked cell (mean ± s.e. over seeds)
 against the best feasible cell's, and, as a reference that trains, the best accuracy that
 constrained REA told accuracies finds in the same number of queries.
+
+Second table, **the tutorial's proxies themselves under the budget**: Zen-NAS's Zen-score, TE-NAS's
+two indicators (NTK condition number and linear regions, combined by the sum of their ranks as
+TE-NAS does), NASWOT and synflow were computed by ``experiments/bench_proxies_nb201.py`` for the
+same 1,000 random cells (``experiments/results/proxies_nb201.json``); within each budget, each
+proxy picks its best-scored feasible cell of that pool, against the pool's best feasible cell.
+(Scoring Zen or TE-NAS inside the searches above would cost 1-2 s per cell on this CPU.)
 
     python experiments/bench_zero_shot_latency.py --seeds 30 --queries 100
 """
@@ -38,7 +49,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 DEVICES = ['titanx_256', 'gold_6226', 'raspi4', 'pixel3', 'fpga']
-METHODS = ['rea_synflow', 'random_synflow', 'random', 'rea_accuracy']
+METHODS = ['rea_synflow', 'zen_nas_synflow', 'random_synflow', 'random', 'rea_accuracy']
+POOL_PROXIES = ['zen', 'te_nas', 'naswot', 'synflow']
 
 
 def main(argv=None) -> int:
@@ -47,13 +59,16 @@ def main(argv=None) -> int:
     ap.add_argument('--queries', type=int, default=100)
     ap.add_argument('--devices', default=','.join(DEVICES))
     ap.add_argument('--scores', type=Path, default=HERE / 'results' / 'synflow_all.json')
+    ap.add_argument('--pool', type=Path, default=HERE / 'results' / 'proxies_nb201.json')
     ap.add_argument('--out', type=Path, default=HERE / 'results')
     args = ap.parse_args(argv)
     from nni_nasext import hw_latency
     from nni_nasext.benchmarks import NasBench201Table
     from nni_nasext.nb201_cells import EDGE_LABELS, OPS, all_samples, sample_to_ops
     from nni_nasext.space_spec import SpaceSpec
+    from nni_nasext.nb201_cells import cellstr_to_sample
     from nni_nasext.strategies.multi_objective import ConstrainedEvolution
+    from nni_nasext.strategies.zen_nas import ZenNAS
 
     t0 = time.time()
     scores = json.loads(args.scores.read_text())['scores']
@@ -65,6 +80,22 @@ def main(argv=None) -> int:
 
     def k(sample):
         return ''.join(str(o) for o in sample_to_ops(sample))
+
+    # the 1,000-cell pool scored by every proxy (non-finite scores rank last)
+    pool_data = json.loads(args.pool.read_text())
+    pool_cells = [k(cellstr_to_sample(c)) for c in pool_data['cellstr']]
+
+    def finite(v):
+        return float(v) if v is not None and np.isfinite(float(v)) else -np.inf
+
+    raw = {name: [finite(v) for v in pool_data['scores'][name]] for name in ('zen', 'naswot', 'synflow')}
+    # TE-NAS: a small NTK condition number and many linear regions are good; sum of the two ranks
+    ntk = [v if v is not None and np.isfinite(float(v)) else np.inf for v in pool_data['scores']['te_nas_ntk']]
+    regions = [finite(v) for v in pool_data['scores']['te_nas_linear_regions']]
+    ntk_rank = {i: r for r, i in enumerate(sorted(range(len(pool_cells)), key=lambda i: ntk[i]))}          # 0: best
+    reg_rank = {i: r for r, i in enumerate(sorted(range(len(pool_cells)), key=lambda i: -regions[i]))}     # 0: best
+    raw['te_nas'] = [-(ntk_rank[i] + reg_rank[i]) for i in range(len(pool_cells))]
+    pool_scores = {name: dict(zip(pool_cells, vals)) for name, vals in raw.items()}
 
     results = {}
     for device in args.devices.split(','):
@@ -78,7 +109,16 @@ def main(argv=None) -> int:
             for method in METHODS:
                 picked = []
                 for seed in range(args.seeds):
-                    if method in ('rea_synflow', 'rea_accuracy'):
+                    if method == 'zen_nas_synflow':
+                        se = ZenNAS(population_size=10, cost=f'nb201_latency:{device}', limit=budget,
+                                    seed=seed).configure(space)
+                        seen = []
+                        for _ in range(args.queries):
+                            s = se.ask()
+                            se.tell(s, float(scores[k(s)]))
+                            seen.append(k(s))
+                        best = max(seen, key=lambda c: scores[c])
+                    elif method in ('rea_synflow', 'rea_accuracy'):
                         told = scores if method == 'rea_synflow' else acc
                         se = ConstrainedEvolution(lambda s: lat[k(s)], budget, population_size=10, sample_size=3,
                                                   seed=seed).configure(space)
@@ -95,8 +135,16 @@ def main(argv=None) -> int:
                     picked.append(acc[best])
                 row[method] = {'mean': statistics.mean(picked),
                                'se': statistics.stdev(picked) / len(picked) ** 0.5 if len(picked) > 1 else 0.0}
+            pool_row = {}
+            in_pool = [c for c in pool_cells if lat[c] <= budget]
+            if in_pool:
+                pool_row['best_feasible'] = max(acc[c] for c in in_pool)
+                pool_row['cells'] = len(in_pool)
+                for proxy in POOL_PROXIES:
+                    pool_row[proxy] = acc[max(in_pool, key=lambda c: pool_scores[proxy][c])]
             results[f'{device}@p{q}'] = {'device': device, 'kind': hw_latency.device_kind(device), 'percentile': q,
-                                         'budget_ms': budget, 'best_feasible': best_feasible, 'methods': row}
+                                         'budget_ms': budget, 'best_feasible': best_feasible, 'methods': row,
+                                         'pool': pool_row}
             print(f'[zs] {device} p{q} {budget:.3g} ms: best feasible {best_feasible:.2f}; '
                   + ', '.join(f'{m} {r["mean"]:.2f}' for m, r in row.items()), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -112,6 +160,16 @@ def main(argv=None) -> int:
         cells_ = [f'{r["methods"][m]["mean"]:.2f} ± {r["methods"][m]["se"]:.2f}' for m in METHODS]
         lines.append(f'| {r["device"]} ({r["kind"]}) | p{r["percentile"]}: {r["budget_ms"]:.3g} ms | '
                      f'{r["best_feasible"]:.2f} | ' + ' | '.join(cells_) + ' |')
+    lines += ['', f'The proxies of the tutorial under the same budgets, each picking its best-scored feasible cell among '
+              f'the {len(pool_cells)} cells of `{args.pool.name}` (CIFAR-10 200-epoch validation accuracy of the pick, %; '
+              'te_nas: rank sum of the NTK condition number and the linear regions):', '',
+              '| device | budget | feasible cells | best feasible | ' + ' | '.join(POOL_PROXIES) + ' |',
+              '|---|---|---|---|' + '---|' * len(POOL_PROXIES)]
+    for r in results.values():
+        pr = r['pool']
+        if pr:
+            lines.append(f'| {r["device"]} | p{r["percentile"]}: {r["budget_ms"]:.3g} ms | {pr["cells"]} | '
+                         f'{pr["best_feasible"]:.2f} | ' + ' | '.join(f'{pr[p]:.2f}' for p in POOL_PROXIES) + ' |')
     lines += ['', f'Command: `{res["command"]}`; {res["runtime_s"]:.0f} s on {res["machine"]}; {res["date"]}.', '']
     (args.out / 'zero_shot_latency.md').write_text('\n'.join(lines))
     print('\n'.join(lines))

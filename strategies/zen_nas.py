@@ -14,7 +14,10 @@ changes one decision of the space (duplicates are not scored twice).
 
 The budget is either a ``constraint(sample) -> bool`` callable, or, from ``nnictl`` (where only
 JSON arguments can be given), ``space`` (a registry name) with ``max_params`` (millions) and/or
-``max_flops`` (millions of multiply-accumulates for one ``input_size`` example).
+``max_flops`` (millions of multiply-accumulates for one ``input_size`` example), and/or a cost
+model with its ``limit`` (``cost='nb201_latency:raspi4', limit=20.0``: the hardware-aware
+Zen-NAS of the tutorial, a latency budget on a device; any name of
+:func:`nni_nasext.hw_latency.cost_model`, with ``cost_args``). Several budgets must all hold.
 
 :class:`ProxyWarmStart` -- "score many, train the few" (e.g. Abdelfattah et al., "Zero-Cost
 Proxies for Lightweight NAS", ICLR 2021, Section 6, warm-starting search with synflow): before
@@ -78,6 +81,24 @@ class CostBudget:
                 and (self.max_flops is None or flops <= self.max_flops))
 
 
+class _CostLimit:
+    """``sample -> bool``: ``cost(sample) <= limit``."""
+
+    def __init__(self, cost, limit: float):
+        self.cost, self.limit = cost, limit
+
+    def __call__(self, sample) -> bool:
+        return self.cost(sample) <= self.limit
+
+
+class _AllOf:
+    def __init__(self, *constraints):
+        self.constraints = constraints
+
+    def __call__(self, sample) -> bool:
+        return all(c(sample) for c in self.constraints)
+
+
 class ZenNAS(Searcher):
     """Zen-NAS evolution (see the module docstring): maximise the reported score under a budget.
 
@@ -90,6 +111,10 @@ class ZenNAS(Searcher):
     space, space_args, max_params, max_flops, input_size
         Build a :class:`CostBudget` as the constraint (for ``nnictl``); ignored when
         ``constraint`` is given.
+    cost, limit, cost_args
+        A cost model (:func:`nni_nasext.hw_latency.cost_model`: ``'nb201_latency:<device>'``,
+        ``'predicted_latency:<space>'``, ...) and the most a proposal may cost, e.g. a device's
+        latency budget in ms; combined with the other budgets.
     max_tries
         Mutations tried per ask before giving up with a clear error (no feasible, unseen
         child near the population).
@@ -98,7 +123,8 @@ class ZenNAS(Searcher):
     def __init__(self, *, population_size: int = 64, constraint: Optional[Callable[[dict], bool]] = None,
                  space: Optional[str] = None, space_args: Optional[dict] = None, max_params: Optional[float] = None,
                  max_flops: Optional[float] = None, input_size: Optional[List[int]] = None, max_tries: int = 1000,
-                 seed: Optional[int] = None):
+                 seed: Optional[int] = None, cost: Optional[str] = None, limit: Optional[float] = None,
+                 cost_args: Optional[dict] = None):
         super().__init__(seed=seed)
         if population_size < 1:
             raise ValueError(f'population_size must be >= 1, got {population_size}')
@@ -107,6 +133,15 @@ class ZenNAS(Searcher):
                 raise ValueError('max_params / max_flops need the registry name of the space (space=...)')
             constraint = CostBudget(space, max_params=max_params, max_flops=max_flops, input_size=input_size,
                                     space_args=space_args)
+        if (cost is None) != (limit is None):
+            raise ValueError('cost and limit go together: a cost model (e.g. "nb201_latency:raspi4") and its budget')
+        self.cost_name, self.limit = cost, (None if limit is None else float(limit))
+        if cost is not None:
+            from nni_nasext.hw_latency import cost_model
+            cost_fn = cost if callable(cost) else cost_model(cost, **(cost_args or {}))
+            self.cost_name = getattr(cost_fn, '__name__', str(cost))
+            within = _CostLimit(cost_fn, self.limit)
+            constraint = within if constraint is None else _AllOf(constraint, within)
         self.population_size, self.constraint, self.max_tries = int(population_size), constraint, int(max_tries)
         self.population: List[Observation] = []
         self.seen = set()

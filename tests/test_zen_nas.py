@@ -129,3 +129,31 @@ def test_proxy_as_reward_under_nni_engine():
     models = list(engine.list_models())
     assert len(models) == 6 and all(m.metric is not None and m.metric > 0 for m in models)
     assert sorted(o['value'] for o in strategy.searcher.population) == sorted(m.metric for m in models)[-3:]
+
+
+def test_zen_nas_under_a_device_latency_budget():
+    """The tutorial's hardware-aware Zen-NAS: the budget is a device's measured latency."""
+    from nni_nasext import hw_latency
+    from nni_nasext.data_paths import DataNotFoundError
+    try:
+        hw_latency.latency_table('raspi4')
+    except DataNotFoundError as err:
+        pytest.skip(f'NB201 latency tables not found: {err}')
+    from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS
+    nb201 = SpaceSpec.from_json({e: {'_type': 'choice', '_value': list(OPS)} for e in EDGE_LABELS})
+    limit = 12.0
+    s = ZenNAS(population_size=5, cost='nb201_latency:raspi4', limit=limit, seed=0).configure(nb201)
+    for _ in range(30):
+        x = s.ask()
+        assert hw_latency.latency_ms(x, 'raspi4') <= limit
+        s.tell(x, sum(v == 'nor_conv_3x3' for v in x.values()))  # heavier cells score more: pushes at the budget
+    assert s.discarded > 0
+    # with a parameter budget too, both hold
+    t = ZenNAS(population_size=3, cost='nb201_latency:raspi4', limit=limit, space='nasbench201', max_params=0.5,
+               seed=0).configure(nb201)
+    x = t.ask()
+    assert hw_latency.latency_ms(x, 'raspi4') <= limit and t.constraint.constraints[0].cost(x)[0] <= 0.5
+    with pytest.raises(ValueError, match='go together'):
+        ZenNAS(cost='nb201_latency:raspi4')
+    with pytest.raises(ValueError, match='devices'):
+        ZenNAS(cost='nb201_latency:nowhere', limit=1.0)
