@@ -10,8 +10,8 @@ loss ``L = CE + lambda * max(0, E[LAT]/T - 1)`` (``--latency-weight`` lambda, ``
 
 1. The latency predictor of :mod:`nni_nasext.latency_predictor` (per-operation profiles on this
    CPU, batch 1, 1 thread) has its correction fitted on ``--fit`` random networks of the space
-   measured end to end (``space.freeze``; ``measured_latency``: eval, median of ``--repeats``
-   timings of 5 calls). The supernet's latency table is the predictor's cost of every candidate
+   measured end to end (``space.freeze``; ``measured_latency``: eval, the least of ``--rounds``
+   medians of ``--repeats`` timings of 5 calls). The supernet's latency table is the predictor's cost of every candidate
    (``measure_latency_table(predictor=...)``), saved with the predictor under ``--out``. The table
    the library times candidate by candidate in the supernet (its default without a predictor) is
    measured too, for comparison.
@@ -138,8 +138,11 @@ def extreme(spec: SpaceSpec, largest: bool):
 
 
 def measure(space, sample, args) -> float:
+    """The least of ``--rounds`` medians: a transient load on a shared machine only ever slows a
+    round down (one median alone once read the same network at 2.13 and at 3.32 ms in two runs)."""
     net = space.freeze(sample)
-    return measured_latency(net, torch.randn(1, 3, args.size, args.size), repeats=args.repeats, inner=5, threads=1)
+    x = torch.randn(1, 3, args.size, args.size)
+    return min(measured_latency(net, x, repeats=args.repeats, inner=5, threads=1) for _ in range(args.rounds))
 
 
 def main(argv=None):
@@ -158,6 +161,7 @@ def main(argv=None):
     p.add_argument('--fractions', type=float, nargs='+', default=[0.15, 0.4, 0.7])
     p.add_argument('--random', type=int, default=20, help='random samples for the table check')
     p.add_argument('--repeats', type=int, default=30, help='timings per end-to-end latency (median)')
+    p.add_argument('--rounds', type=int, default=3, help='end-to-end latency: the least of this many medians')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--fit', type=int, default=20, help="random networks measured to fit the predictor's correction")
     p.add_argument('--predictor', default=None, help='a saved latency predictor (JSON state) to reuse')
@@ -259,7 +263,8 @@ def markdown(r) -> str:
         f"{r['machine']['processor']}, {r['machine']['cores']} cores, torch {r['machine']['torch']}", '',
         f"Space: ProxylessSpace(width {a['width']}), Fashion-MNIST {a['size']}x{a['size']}x3, {a['limit']} training / "
         f"{a['val_limit']} validation images, {a['epochs']} epochs, latency_weight {a['latency_weight']}, arch_lr "
-        f"{a['arch_lr']}, seed {a['seed']}. Latencies: batch 1, 1 thread, eval, median (ms).", '',
+        f"{a['arch_lr']}, seed {a['seed']}. Latencies: batch 1, 1 thread, eval; measured: the least of "
+        f"{a.get('rounds', 1)} medians of {a['repeats']} (ms).", '',
         f"Latency table from the predictor (`LatencyPredictor`, {t['operations']} operations profiled, correction "
         f"a, b, c = {', '.join(f'{v:.3g}' for v in t['coef'])} fitted on {a['fit']} random networks measured end to "
         f"end; {t['seconds']:.0f} s in all): F0 {t['fixed_ms']:.3f} ms. For comparison, the table timed candidate by "
