@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix('.json').write_text(json.dumps({'args': vars(args), 'machine': machine, 'rows': rows,
                                                     'summary': summary}, indent=1))
-    lines = [f'# DARTS with one process against two (Lightning DDP, gloo), quickstart space, digits',
+    lines = ['# DARTS with one process against two (Lightning DDP, gloo), quickstart space, digits',
              '', f'`python experiments/bench_oneshot_ddp.py --seeds {args.seeds} --epochs {args.epochs}` '
              f'({machine["cpus"]} CPUs, {machine["platform"]}, {machine["date"]}; global batch {args.batch_size}; '
              'one = 1 process, 1 thread; two = 2 processes, 1 thread each; twin = 1 process, 2 threads)', '',

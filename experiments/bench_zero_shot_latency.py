@@ -81,6 +81,16 @@ def main(argv=None) -> int:
     def k(sample):
         return ''.join(str(o) for o in sample_to_ops(sample))
 
+    def best_told(searcher, told):
+        """Run ``searcher`` for ``--queries`` cells, telling it ``told``; the best cell it was told of."""
+        searcher.configure(space)
+        seen = []
+        for _ in range(args.queries):
+            s = searcher.ask()
+            searcher.tell(s, float(told[k(s)]))
+            seen.append(k(s))
+        return max(seen, key=lambda c: told[c])
+
     # the 1,000-cell pool scored by every proxy (non-finite scores rank last)
     pool_data = json.loads(args.pool.read_text())
     pool_cells = [k(cellstr_to_sample(c)) for c in pool_data['cellstr']]
@@ -110,24 +120,12 @@ def main(argv=None) -> int:
                 picked = []
                 for seed in range(args.seeds):
                     if method == 'zen_nas_synflow':
-                        se = ZenNAS(population_size=10, cost=f'nb201_latency:{device}', limit=budget,
-                                    seed=seed).configure(space)
-                        seen = []
-                        for _ in range(args.queries):
-                            s = se.ask()
-                            se.tell(s, float(scores[k(s)]))
-                            seen.append(k(s))
-                        best = max(seen, key=lambda c: scores[c])
+                        se = ZenNAS(population_size=10, cost=f'nb201_latency:{device}', limit=budget, seed=seed)
+                        best = best_told(se, scores)
                     elif method in ('rea_synflow', 'rea_accuracy'):
-                        told = scores if method == 'rea_synflow' else acc
                         se = ConstrainedEvolution(lambda s: lat[k(s)], budget, population_size=10, sample_size=3,
-                                                  seed=seed).configure(space)
-                        seen = []
-                        for _ in range(args.queries):
-                            s = se.ask()
-                            se.tell(s, float(told[k(s)]))
-                            seen.append(k(s))
-                        best = max(seen, key=lambda c: told[c])
+                                                  seed=seed)
+                        best = best_told(se, scores if method == 'rea_synflow' else acc)
                     else:
                         rng = random.Random(seed)
                         pool = [k(rng.choice(feasible)) for _ in range(args.queries if method == 'random_synflow' else 1)]

@@ -3,13 +3,13 @@ import json
 
 import pytest
 import torch
-from torch import nn
 
 from nni_nasext.evaluators.proxies import score_flops
 from nni_nasext.search_spaces.mobile import OFASpace, ofa_max_sample
 from nni_nasext.strategies.ofa import (
     OFAModule, evaluate_subnet, evolve_subnet, phase_choices, random_subnets, search_ofa,
 )
+from net_helpers import randomize_batch_norm
 from nni_nasext.strategies.ofa_supernet import ElasticMBConv, OFASupernet, calibrate_bn, ofa_min_sample
 
 RES = (8, 12, 16)
@@ -23,12 +23,7 @@ def _supernet(seed=0):
             if isinstance(m, ElasticMBConv):
                 for p in m.transform.values():
                     p.add_(0.1 * torch.randn_like(p))
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
-    return net.eval()
+    return randomize_batch_norm(net).eval()
 
 
 def _batches(n=3, size=16, seed=0, classes=5):

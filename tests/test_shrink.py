@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from nni_nasext.search_spaces.mobile import MBConv, MobileNetwork
+from net_helpers import randomize_batch_norm
 from nni_nasext.strategies.shrink import (
     AMC, DDPG, accuracy, channel_norms, finetune, macs_of, netadapt, prunable_blocks, prune, select_channels,
     uniform_shrink, uniform_to_budget,
@@ -21,14 +22,7 @@ def _net(seed=0, se=False):
     blocks = [MBConv(8, 8, 3, 1, 'sepconv'), MBConv(8, 8, 3, 1, 'mbconv', 3, squeeze),
               MBConv(8, 12, 3, 2, 'mbconv', 6), MBConv(12, 12, 5, 1, 'mbconv', 3)]
     net = MobileNetwork(8, blocks, 12, 16, 3, in_channels=1)
-    with torch.no_grad():   # non-trivial batch-norm statistics
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
-    return net.eval()
+    return randomize_batch_norm(net).eval()
 
 
 def _data(n=4, size=32, seed=0):
