@@ -215,7 +215,10 @@ class LatencyPredictor:
 
     @classmethod
     def from_state_dict(cls, state: Dict[str, Any]) -> 'LatencyPredictor':
-        """A predictor rebuilt from :meth:`state_dict` (or the path of a JSON file holding one)."""
+        """A predictor rebuilt from :meth:`state_dict` (or the path of a JSON file holding one); a
+        predictor is returned as it is, so any of the three can be passed where a predictor goes."""
+        if isinstance(state, cls):
+            return state
         if isinstance(state, (str, bytes)) or hasattr(state, '__fspath__'):
             import json
             from pathlib import Path

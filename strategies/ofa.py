@@ -55,8 +55,8 @@ import pytorch_lightning as pl
 from nni_nasext.search_spaces.mobile import OFA_DEPTHS, OFA_EXPANSIONS, OFA_KERNELS, ofa_max_sample
 from nni_nasext.strategies.ofa_supernet import OFASupernet, calibrate_bn, ofa_min_sample
 
-__all__ = ['PHASES', 'OFAModule', 'evaluate_subnet', 'evolve_subnet', 'latency_cost', 'phase_choices', 'random_subnets',
-           'search_ofa']
+__all__ = ['PHASES', 'OFAModule', 'evaluate_subnet', 'evolve_subnet', 'latency_budget', 'latency_cost', 'phase_choices',
+           'random_subnets', 'search_ofa']
 
 PHASES = ('full', 'kernel', 'depth', 'expand')
 
@@ -251,6 +251,18 @@ def latency_cost(supernet: OFASupernet, predictor) -> Callable[[Dict[str, Any]],
     return cost
 
 
+def latency_budget(max_latency: Optional[float], latency_predictor):
+    """The predictor of a latency budget, checked before any training: both or neither of
+    ``max_latency`` (ms, > 0) and ``latency_predictor`` (a predictor, its state, or the path of
+    its JSON; loaded here). ``None`` without a budget."""
+    if max_latency is None and latency_predictor is None:
+        return None
+    if max_latency is None or latency_predictor is None or max_latency <= 0:
+        raise ValueError('A latency budget needs both max_latency (ms, > 0) and a latency_predictor')
+    from nni_nasext.latency_predictor import LatencyPredictor
+    return LatencyPredictor.from_state_dict(latency_predictor)
+
+
 def _within(supernet: OFASupernet, max_macs, cost, max_cost):
     if (cost is None) != (max_cost is None):
         raise ValueError('cost and max_cost go together (a budget needs its cost function and the reverse)')
@@ -386,12 +398,7 @@ def search_ofa(*, dataset: str = 'fashion-mnist', limit: Optional[int] = 5000, b
     inputs of the largest resolution); the result then holds the chosen sub-network's
     ``latency_ms``."""
     cost = None
-    if max_latency is not None or latency_predictor is not None:
-        if max_latency is None or latency_predictor is None or max_latency <= 0:
-            raise ValueError('A latency budget needs both max_latency (ms, > 0) and a latency_predictor')
-        from nni_nasext.latency_predictor import LatencyPredictor
-        if not isinstance(latency_predictor, LatencyPredictor):
-            latency_predictor = LatencyPredictor.from_state_dict(latency_predictor)
+    latency_predictor = latency_budget(max_latency, latency_predictor)
     from nni_nasext.evaluators.classification import _interrupt_stays_interrupt, _quiet_lightning
     start = time.time()
     loader, held, val_loader, info = ofa_loaders(dataset, limit=limit, batch_size=batch_size, seed=seed)

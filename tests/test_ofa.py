@@ -188,6 +188,8 @@ def test_ofa_strategy_under_nas_experiment(tmp_path):
     torch.set_num_threads(1)
     with pytest.raises(ValueError, match='Unknown OFA arguments'):
         OFAStrategy(colour=1)
+    with pytest.raises(ValueError, match='latency budget'):   # a budget without its predictor, before training
+        OFAStrategy(max_latency=1.0)
     space = OFASpace(num_classes=10, resolutions=(8, 12), width_mult=0.25, in_channels=1)
     strategy = OFAStrategy(full=1, shrink=0, max_macs=4e5, population=3, generations=1, verbose=False)
     exp = NasExperiment(space, ImageClassification('digits', limit=300, batch_size=32, accelerator='cpu'), strategy)

@@ -90,11 +90,8 @@ def resolve(args: argparse.Namespace, params: Optional[Dict[str, Any]] = None) -
         raise ValueError(f'full and shrink are epochs >= 0, at least one in all; got {s["full"]}, {s["shrink"]}')
     if s['max_macs'] is not None and s['max_macs'] <= 0:
         raise ValueError(f'max_macs must be positive, got {s["max_macs"]}')
-    if (s['max_latency'] is None) != (s['latency_predictor'] is None) or (s['max_latency'] or 1) <= 0:
-        raise ValueError('A latency budget needs both max_latency (ms, > 0) and latency_predictor (a JSON file)')
-    if s['latency_predictor'] is not None:
-        from nni_nasext.latency_predictor import LatencyPredictor
-        LatencyPredictor.from_state_dict(s['latency_predictor'])  # a bad file fails here, before training
+    from nni_nasext.strategies.ofa import latency_budget
+    latency_budget(s['max_latency'], s['latency_predictor'])  # a missing half or a bad file fails here, before training
     return s
 
 

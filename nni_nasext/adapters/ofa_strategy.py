@@ -84,7 +84,7 @@ class OFAStrategy(_NniOneShotStrategy):
         _NniOneShotStrategy.__init__(self)
         import inspect
 
-        from nni_nasext.strategies.ofa import OFAModule
+        from nni_nasext.strategies.ofa import OFAModule, latency_budget
         accepted = set(inspect.signature(OFAModule.__init__).parameters) - {
             'self', 'num_classes', 'in_channels', 'resolutions', 'width_mult', 'dropout', 'schedule', 'seed'}
         unknown = sorted(set(module_args) - accepted)
@@ -94,12 +94,8 @@ class OFAStrategy(_NniOneShotStrategy):
             raise ValueError(f'full and shrink are epochs >= 0, got {full}, {shrink}')
         if max_macs is not None and max_macs <= 0:
             raise ValueError(f'max_macs must be positive, got {max_macs}')
-        if (max_latency is None) != (latency_predictor is None) or (max_latency is not None and max_latency <= 0):
-            raise ValueError('A latency budget needs both max_latency (ms, > 0) and a latency_predictor')
-        if isinstance(latency_predictor, (str, dict)) or hasattr(latency_predictor, '__fspath__'):
-            from nni_nasext.latency_predictor import LatencyPredictor
-            latency_predictor = LatencyPredictor.from_state_dict(latency_predictor)  # fails here, before training
-        self.max_latency, self.latency_predictor = max_latency, latency_predictor
+        self.max_latency = max_latency
+        self.latency_predictor = latency_budget(max_latency, latency_predictor)  # fails here, before training
         if population < 2 or generations < 1:
             raise ValueError(f'Need population >= 2 and generations >= 1, got {population}, {generations}')
         self.method = 'ofa'

@@ -128,8 +128,7 @@ class ProxylessNAS(OneShotModule):
         self.latency_predictor = None
         if latency_predictor is not None:
             from nni_nasext.latency_predictor import LatencyPredictor
-            self.latency_predictor = (latency_predictor if isinstance(latency_predictor, LatencyPredictor)
-                                      else LatencyPredictor.from_state_dict(latency_predictor))
+            self.latency_predictor = LatencyPredictor.from_state_dict(latency_predictor)
         self.derive_within_target = (latency_loss == 'hinge') if derive_within_target is None else bool(derive_within_target)
         if self.derive_within_target and latency_target is None:
             raise ValueError('derive_within_target needs a latency_target (ms)')
