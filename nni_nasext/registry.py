@@ -116,7 +116,7 @@ STRATEGIES = _table(
           'NSGA-II-style Pareto evolution on accuracy and a cost (Deb et al. 2002; sorting by pymoo)',
           {'tuner': 'NasextParetoEvolution'}),
     Entry('zen_nas', 'nni_nasext.strategies.zen_nas:ZenNAS',
-          'evolution keeping the best-scored networks under a params/FLOPs budget (Zen-NAS, Lin et al. 2021)',
+          'evolution keeping the best-scored networks under a params/FLOPs or device-latency budget (Zen-NAS, Lin et al. 2021)',
           {'tuner': 'NasextZenNAS'}),
     Entry('proxy_warm_start', 'nni_nasext.strategies.zen_nas:ProxyWarmStart',
           'score many samples with a zero-cost proxy, train the top few first, then another strategy',
