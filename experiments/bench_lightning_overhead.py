@@ -1,13 +1,15 @@
 """The Lightning evaluator's overhead against a plain PyTorch training loop.
 
-Trains the same network on the same data with the same recipe twice per repeat: once through
-our :class:`~nni_nasext.evaluators.classification.ImageClassification` (PyTorch Lightning: the
-path every trial takes), once through a plain PyTorch loop written here (forward, cross-entropy,
-backward, SGD with Nesterov momentum and weight decay, cosine schedule per epoch, validation
-accuracy after every epoch reported to NNI). Same data loaders (the evaluator's), batch size,
-seed, weight initialisation and number of threads; the order alternates between repeats. The
-time of a whole training (Trainer set-up included: a trial pays it) is divided by the epochs.
-Both must reach the same validation accuracy (same arithmetic, up to float summation order).
+Trains the same network on the same data with the same recipe three times per repeat: through
+our :class:`~nni_nasext.evaluators.classification.ImageClassification` (Lightning Fabric: the
+path every trial takes), through the same ``LightningModule`` under Lightning's ``Trainer`` (the
+path a one-shot search and, until this benchmark, every trial took), and through a plain PyTorch
+loop written here (forward, cross-entropy, backward, SGD with Nesterov momentum and weight
+decay, cosine schedule per epoch, validation accuracy after every epoch reported to NNI). Same
+data loaders (the evaluator's), batch size, seed, weight initialisation and number of threads;
+the order rotates between repeats. The time of a whole training (set-up included: a trial pays
+it) is divided by the epochs. All must reach the same validation accuracy (same arithmetic, up
+to float summation order).
 
 Reported per epoch (the same span in both: training and validation of one epoch) and for the
 whole training divided by the epochs (Trainer set-up included).
@@ -76,52 +78,75 @@ def plain_loop(model, evaluator) -> tuple:
 
 
 def lightning(model, evaluator) -> tuple:
+    """The evaluator's own path (Lightning Fabric): (seconds, final accuracy, per-epoch seconds)."""
     start = time.perf_counter()
     final = evaluator.evaluate(model)
     return time.perf_counter() - start, final, list(evaluator.epoch_seconds)
+
+
+def trainer(model, evaluator) -> tuple:
+    """The evaluator's ``LightningModule`` under a fresh ``pytorch_lightning.Trainer``, as trials
+    trained before (and one-shot searches still train): (seconds, final accuracy, per-epoch seconds)."""
+    import pytorch_lightning as pl
+    from nni_nasext.evaluators.classification import _Classifier, _quiet_lightning, _reset_parameters
+    start = time.perf_counter()
+    train, val = evaluator.dataloaders()
+    pl.seed_everything(evaluator.seed, workers=True, verbose=False)
+    _reset_parameters(model)
+    module = _Classifier(model, evaluator)
+    with _quiet_lightning():
+        pl.Trainer(max_epochs=evaluator.max_epochs, accelerator='cpu', devices=1, use_distributed_sampler=False,
+                   num_sanity_val_steps=0, logger=False, enable_checkpointing=False, enable_model_summary=False,
+                   enable_progress_bar=False).fit(module, train, val)
+    return time.perf_counter() - start, module.val_accuracies[-1], list(module.epoch_seconds)
+
+
+KINDS = ('lightning', 'trainer', 'plain')
 
 
 def setting(name: str, space, evaluator, repeats: int) -> dict:
     import torch
     torch.manual_seed(0)
     evaluator.dataloaders()   # load the data once, outside the timings
-    times = {'lightning': [], 'plain': []}
-    epochs = {'lightning': [], 'plain': []}   # per run: the median of its epochs (training + validation)
-    finals = {'lightning': [], 'plain': []}
-    for r in range(repeats + 1):   # repeat 0 warms up both paths (imports, first-call costs) and is dropped
-        order = ('lightning', 'plain') if r % 2 == 0 else ('plain', 'lightning')
+    times = {k: [] for k in KINDS}
+    epochs = {k: [] for k in KINDS}   # per run: the median of its epochs (training + validation)
+    finals = {k: [] for k in KINDS}
+    for r in range(repeats + 1):   # repeat 0 warms up every path (imports, first-call costs) and is dropped
+        order = KINDS[r % 3:] + KINDS[:r % 3]
         for kind in order:
             model = space.freeze(SAMPLE)
-            if kind == 'lightning':
-                seconds, final, per_epoch = lightning(model, evaluator)
-            else:
+            if kind == 'plain':
                 seconds, accs, per_epoch = plain_loop(model, evaluator)
                 final = accs[-1]
+            else:
+                seconds, final, per_epoch = (lightning if kind == 'lightning' else trainer)(model, evaluator)
             if r > 0:
                 times[kind].append(seconds / evaluator.max_epochs)
                 epochs[kind].append(statistics.median(per_epoch))
                 finals[kind].append(final)
         if r > 0:
-            print(f'[overhead] {name} repeat {r}: lightning {times["lightning"][-1]:.3f} s/epoch, '
-                  f'plain {times["plain"][-1]:.3f} s/epoch', flush=True)
-    ratios = [a / b for a, b in zip(times['lightning'], times['plain'])]
-    epoch_ratios = [a / b for a, b in zip(epochs['lightning'], epochs['plain'])]
+            print(f'[overhead] {name} repeat {r}: ' + ', '.join(f'{k} {times[k][-1]:.3f} s/epoch' for k in KINDS),
+                  flush=True)
     train, _ = evaluator.dataloaders()
-    return {'setting': name, 'epochs': evaluator.max_epochs, 'batch_size': evaluator.batch_size,
-            'steps_per_epoch': len(train), 'threads': torch.get_num_threads(),
-            'lightning_s_per_epoch': statistics.median(times['lightning']),
-            'plain_s_per_epoch': statistics.median(times['plain']),
-            'ratio_median': statistics.median(ratios), 'ratio_min': min(ratios), 'ratio_max': max(ratios),
-            'lightning_epoch_s': statistics.median(epochs['lightning']), 'plain_epoch_s': statistics.median(epochs['plain']),
-            'epoch_ratio_median': statistics.median(epoch_ratios), 'epoch_ratio_min': min(epoch_ratios),
-            'epoch_ratio_max': max(epoch_ratios), 'epochs_s': epochs,
-            'final_acc': {k: sorted(set(round(v, 6) for v in vs)) for k, vs in finals.items()},
-            'times': times}
+    row = {'setting': name, 'epochs': evaluator.max_epochs, 'batch_size': evaluator.batch_size,
+           'steps_per_epoch': len(train), 'threads': torch.get_num_threads(), 'epochs_s': epochs, 'times': times,
+           'final_acc': {k: sorted(set(round(v, 6) for v in vs)) for k, vs in finals.items()}}
+    for kind in ('lightning', 'trainer'):
+        ratios = [a / b for a, b in zip(times[kind], times['plain'])]
+        epoch_ratios = [a / b for a, b in zip(epochs[kind], epochs['plain'])]
+        row[kind] = {'s_per_epoch': statistics.median(times[kind]), 'epoch_s': statistics.median(epochs[kind]),
+                     'ratio_median': statistics.median(ratios), 'ratio_min': min(ratios), 'ratio_max': max(ratios),
+                     'epoch_ratio_median': statistics.median(epoch_ratios), 'epoch_ratio_min': min(epoch_ratios),
+                     'epoch_ratio_max': max(epoch_ratios)}
+    row['plain'] = {'s_per_epoch': statistics.median(times['plain']), 'epoch_s': statistics.median(epochs['plain'])}
+    return row
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--repeats', type=int, default=5)
+    ap.add_argument('--fashion-repeats', type=int, default=None,
+                    help='repeats of the Fashion-MNIST setting (default: --repeats); its epochs are 50x longer')
     ap.add_argument('--epochs', type=int, default=4)
     ap.add_argument('--threads', type=int, default=1, help='torch threads for both (a trial under nnictl uses 1)')
     ap.add_argument('--only', choices=('quickstart', 'fashion'), default=None, help='run one setting')
@@ -141,7 +166,7 @@ def main(argv=None) -> int:
     elif os.environ.get('NASEXT_DATA'):
         fm = ImageClassification('fashion-mnist', max_epochs=args.epochs, limit=1000, accelerator='cpu')
         rows.append(setting('Fashion-MNIST 28x28, 1,000 training images, NB201 N=1 C=16',
-                            NasBench201Space(num_cells=1, channels=16, in_channels=1), fm, args.repeats))
+                            NasBench201Space(num_cells=1, channels=16, in_channels=1), fm, args.fashion_repeats or args.repeats))
     else:
         print('[overhead] NASEXT_DATA unset: the Fashion-MNIST setting is skipped', flush=True)
     res = {'command': 'python experiments/bench_lightning_overhead.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
@@ -151,25 +176,31 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     tag = 'lightning_overhead' + (f'_{args.only}' if args.only else '')
     (args.out / f'{tag}.json').write_text(json.dumps(res, indent=1))
-    lines = ['| setting | steps/epoch | epoch s (Lightning / plain) | per-epoch ratio (median, min-max) | '
-             'whole training / epochs, s (Lightning / plain) | whole-training ratio (median, min-max) | '
-             'final val acc (Lightning / plain) |', '|---|---|---|---|---|---|---|']
+    lines = ['| setting | steps/epoch | path | epoch s (path / plain) | per-epoch ratio (median, min-max) | '
+             'whole training / epochs, s (path / plain) | whole-training ratio (median, min-max) | '
+             'final val acc (path / plain) |', '|---|---|---|---|---|---|---|---|']
     for r in rows:
-        acc = ' / '.join(', '.join(f'{v:.4f}' for v in r['final_acc'][k]) for k in ('lightning', 'plain'))
-        lines.append(f'| {r["setting"]} | {r["steps_per_epoch"]} | {r["lightning_epoch_s"]:.3f} / {r["plain_epoch_s"]:.3f} | '
-                     f'**{r["epoch_ratio_median"]:.3f}x** ({r["epoch_ratio_min"]:.3f}-{r["epoch_ratio_max"]:.3f}) | '
-                     f'{r["lightning_s_per_epoch"]:.3f} / {r["plain_s_per_epoch"]:.3f} | '
-                     f'{r["ratio_median"]:.3f}x ({r["ratio_min"]:.3f}-{r["ratio_max"]:.3f}) | {acc} |')
-    lines += ['', f'{args.repeats} repeats after one warm-up, order alternating, {args.epochs} epochs each, '
+        p = r['plain']
+        for kind, label in (('lightning', '**ImageClassification (Lightning Fabric; every trial)**'),
+                            ('trainer', 'the same LightningModule under `pl.Trainer` (one-shot searches)')):
+            k = r[kind]
+            acc = ' / '.join(', '.join(f'{v:.4f}' for v in r['final_acc'][x]) for x in (kind, 'plain'))
+            ratio = f'{k["epoch_ratio_median"]:.3f}x'
+            lines.append(f'| {r["setting"]} | {r["steps_per_epoch"]} | {label} | {k["epoch_s"]:.3f} / {p["epoch_s"]:.3f} | '
+                         f'{"**" + ratio + "**" if kind == "lightning" else ratio} '
+                         f'({k["epoch_ratio_min"]:.3f}-{k["epoch_ratio_max"]:.3f}) | '
+                         f'{k["s_per_epoch"]:.3f} / {p["s_per_epoch"]:.3f} | '
+                         f'{k["ratio_median"]:.3f}x ({k["ratio_min"]:.3f}-{k["ratio_max"]:.3f}) | {acc} |')
+    lines += ['', f'{args.repeats} repeats (Fashion-MNIST: {args.fashion_repeats or args.repeats}) after one warm-up, order rotating, {args.epochs} epochs each, '
               f'{args.threads} torch thread(s). Per epoch: the median over a run\'s epochs of the time from the '
-              'start of its training to the end of its validation (the same span in both), Lightning\'s from '
-              'the evaluator\'s own epoch clock. Whole training: from the call to the end, Trainer set-up '
+              'start of its training to the end of its validation (the same span in all three), the Lightning '
+              'paths\' from the module\'s own epoch clock. Whole training: from the call to the end, set-up '
               'included (what a trial pays once), divided by the epochs.', '',
               f'Command: `NASEXT_DATA=../shared/data {res["command"]}`; {res["runtime_s"]:.0f} s on {res["machine"]}; '
               f'{res["date"]}.', '']
     (args.out / f'{tag}.md').write_text('\n'.join(lines))
     print('\n'.join(lines))
-    return 0 if all(math.isfinite(r['ratio_median']) for r in rows) else 1
+    return 0 if all(math.isfinite(r['lightning']['ratio_median']) for r in rows) else 1
 
 
 if __name__ == '__main__':

@@ -42,6 +42,27 @@ def test_a_ddp_trial_trains_with_two_processes_and_reports_once(tmp_path):
     assert result['sample'] == SAMPLE and 0 < result['value'] <= 1 and len(result['epoch_seconds']) == 2
 
 
+def _trial(tmp_path, args) -> dict:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([sys.executable, '-m', 'nni_nasext.trial_code', '--space', 'quickstart',
+                           '--evaluator', 'classification', '--evaluator-args', json.dumps(args),
+                           '--sample', json.dumps(SAMPLE), '--output-dir', str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    return json.loads((tmp_path / 'result.json').read_text())
+
+
+def test_two_processes_train_what_one_process_trains(tmp_path):
+    """Same global batches, gradients averaged over the processes, batch norm over the global
+    batch: the two-process run follows the one-process run up to float summation order, so their
+    validation accuracies (360 images) differ by at most a few images."""
+    args = dict(ARGS, limit_train_batches=None)   # 2 whole epochs of 23 steps
+    one = _trial(tmp_path / 'one', dict(args, devices=1))
+    two = _trial(tmp_path / 'two', args)
+    assert abs(one['value'] - two['value']) <= 3 / 360, (one['value'], two['value'])
+    assert one['value'] > 0.6, one['value']   # it learned (chance: 0.1)
+
+
 def test_ddp_trials_under_nnictl(tmp_path):
     config = yaml.safe_load((ROOT / 'experiments' / 'ddp.yml').read_text())
     args = dict(ARGS, strategy='ddp')

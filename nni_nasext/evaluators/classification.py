@@ -1,4 +1,4 @@
-"""Train-and-validate evaluator for image classification, built on PyTorch Lightning.
+"""Train-and-validate evaluator for image classification, built on PyTorch Lightning (Fabric).
 
 :class:`ImageClassification` is an ``nni.nas.evaluator.Evaluator``: ``NasExperiment`` (any
 execution engine) and the ``nnictl`` trial code call :meth:`ImageClassification.evaluate` on
@@ -9,8 +9,10 @@ and the last one with ``nni.report_final_result``, and returns it (a float in ``
 
 Choices that differ from NNI's own ``nni.nas.evaluator.pytorch.Classification``:
 
-* a fresh ``pytorch_lightning.Trainer`` for every model (NNI's evaluator reuses one and fails
-  on the second model in the sequential engine with ``KeyError: 'val_acc'``);
+* every model trains under a fresh Lightning ``Fabric`` (accelerator, devices, DDP), in the
+  epoch loop of Lightning's ``Trainer`` without its per-step hooks (NNI's evaluator reuses one
+  ``Trainer`` and fails on the second model in the sequential engine with
+  ``KeyError: 'val_acc'``); a one-shot search trains the same steps under a ``Trainer``;
 * the datasets (:func:`nni_nasext.datasets.load_dataset`) are loaded once per evaluator
   instance, lazily, so the evaluator is cheap to build and to send to a trial;
 * the model's weights are re-initialised from ``seed`` before training
@@ -19,7 +21,8 @@ Choices that differ from NNI's own ``nni.nas.evaluator.pytorch.Classification``:
 * a NaN or infinite training loss fails the trial with :class:`TrialFailed` instead of
   reporting a number;
 * nothing is written to disk (no logger, no checkpoints);
-* Ctrl-C during training raises ``KeyboardInterrupt`` (Lightning would ``sys.exit``).
+* Ctrl-C during training raises ``KeyboardInterrupt`` (Lightning's ``Trainer`` would
+  ``sys.exit``).
 
 Multi-fidelity: :meth:`ImageClassification.with_budget` gives the same evaluator at another
 number of epochs; under ``NasExperiment`` a sample carrying ``nasext_budget``
@@ -61,6 +64,19 @@ class TrialFailed(RuntimeError):
     """The model cannot be scored (e.g. its training loss became NaN); the trial fails."""
 
 
+def _training_loss(logits: torch.Tensor, y: torch.Tensor, epoch: int, step: int, global_step: int) -> torch.Tensor:
+    """Cross-entropy of one batch; a NaN or infinite loss fails the trial."""
+    loss = F.cross_entropy(logits, y)
+    if not torch.isfinite(loss):
+        raise TrialFailed(f'Training loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} '
+                          f'(global step {global_step + 1}); the model cannot be scored.')
+    return loss
+
+
+def _correct(logits: torch.Tensor, y: torch.Tensor) -> int:
+    return int((logits.argmax(dim=1) == y).sum().item())
+
+
 class _Classifier(pl.LightningModule):
     """Wraps one model: cross-entropy training, validation accuracy reported to NNI per epoch."""
 
@@ -81,19 +97,14 @@ class _Classifier(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        loss = F.cross_entropy(self(x), y)
-        if not torch.isfinite(loss):
-            raise TrialFailed(f'Training loss is {loss.item()} at epoch {self.current_epoch + 1}, '
-                              f'step {batch_idx + 1} (global step {self.global_step + 1}); '
-                              'the model cannot be scored.')
-        return loss
+        return _training_loss(self(x), y, self.current_epoch, batch_idx, self.global_step)
 
     def on_validation_epoch_start(self):
         self._correct = self._seen = 0
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        correct = (self(x).argmax(dim=1) == y).sum().item()
+        correct = _correct(self(x), y)
         self._correct += correct
         self._seen += len(y)
         trainer = self._trainer   # (None when a one-shot method calls this step without a Trainer)
@@ -271,6 +282,8 @@ class ImageClassification(ArgumentsEvaluator):
             raise ValueError(f'devices must be a whole number >= 1, got {devices!r}')
         if strategy not in _STRATEGIES:
             raise ValueError(f'Unknown strategy {strategy!r}; expected one of {_STRATEGIES}')
+        _check_limit(limit_train_batches, 'limit_train_batches')
+        _check_limit(limit_val_batches, 'limit_val_batches')
         if devices > 1 and strategy == 'auto':
             strategy = 'ddp'   # Lightning's 'auto' would pick a spawn-based DDP on CPU
         if devices > 1 and batch_size % devices:
@@ -348,46 +361,134 @@ class ImageClassification(ArgumentsEvaluator):
                       use_distributed_sampler=False)
         if self.devices > 1:
             kwargs['strategy'] = self.strategy
-            kwargs.update(self._batchnorm_sync(in_place=True))   # the supernet keeps its modules
+            kwargs.update(self._batchnorm_sync())   # the supernet keeps its modules
         for key in ('limit_train_batches', 'limit_val_batches'):
             if getattr(self, key) is not None:
                 kwargs[key] = getattr(self, key)
         return Recipe(module=_Classifier(model, self), train=train_loader, val=val_loader, trainer_kwargs=kwargs,
                       metric='val_acc', mode='max', seed=self.seed, reset_parameters=self.reset_parameters)
 
-    def _batchnorm_sync(self, in_place: bool = False) -> dict:
-        """The Trainer arguments that make batch norm use the global batch under DDP: torch's
-        SyncBatchNorm on GPUs, :class:`~nni_nasext.evaluators.sync_batchnorm.GlobalBatchNormSync`
-        elsewhere (torch's runs on GPUs only) and wherever the modules must stay the same objects
-        (``in_place``: torch's replaces them, ours changes their class)."""
+    def _batchnorm_sync(self) -> dict:
+        """The Trainer arguments that make a supernet's batch norm use the global batch under DDP:
+        :class:`~nni_nasext.evaluators.sync_batchnorm.GlobalBatchNormSync`, which keeps the modules
+        the same objects (torch's ``SyncBatchNorm`` would replace them) and runs on any device."""
         if self.devices <= 1 or not self.sync_batchnorm:
             return {}
-        if not in_place and self.accelerator in ('auto', 'gpu', 'cuda') and torch.cuda.is_available():
-            return {'sync_batchnorm': True}
         from nni_nasext.evaluators.sync_batchnorm import GlobalBatchNormSync
         return {'plugins': [GlobalBatchNormSync()]}
 
     def evaluate(self, model: nn.Module) -> float:
-        """Train ``model`` in place and return its final validation accuracy (also reported to NNI)."""
+        """Train ``model`` in place and return its final validation accuracy (also reported to NNI).
+
+        The model trains under Lightning Fabric (accelerator, devices, DDP) in the loop of
+        :func:`_fit`; a one-shot search trains the same :class:`_Classifier` steps under Lightning's
+        ``Trainer`` (:meth:`oneshot_recipe`)."""
         train_loader, val_loader = self.dataloaders()
         pl.seed_everything(self.seed, workers=True, verbose=False)
         if self.reset_parameters:
             _reset_parameters(model)
         module = _Classifier(model, self)
         with _quiet_lightning():
-            trainer = pl.Trainer(
-                max_epochs=self.max_epochs, accelerator=self.accelerator, devices=self.devices,
-                strategy=self.strategy, **self._batchnorm_sync(), use_distributed_sampler=False, limit_train_batches=self.limit_train_batches, limit_val_batches=self.limit_val_batches,
-                num_sanity_val_steps=0,
-                logger=False, enable_checkpointing=False, enable_model_summary=False,
-                enable_progress_bar=sys.stdout.isatty(),
-            )
-            with _interrupt_stays_interrupt():
-                trainer.fit(module, train_loader, val_loader)
+            is_global_zero = _fit(module, self, train_loader, val_loader)
         if len(module.val_accuracies) != self.max_epochs:
             raise TrialFailed(f'Training stopped after {len(module.val_accuracies)} of {self.max_epochs} epochs')
         final = module.val_accuracies[-1]
         self.epoch_seconds = module.epoch_seconds   # of the last model trained (the trial program records it)
-        if trainer.is_global_zero:
+        if is_global_zero:
             nni.report_final_result(final)
         return final
+
+
+def _limit(limit: Union[int, float, None], total: int, what: str) -> int:
+    """How many of ``total`` batches an epoch takes, by Lightning's ``limit_*_batches`` rule: an
+    int is at most that many, a float in (0, 1] that share (rounded down, at least one)."""
+    _check_limit(limit, what)
+    if limit is None:
+        return total
+    if isinstance(limit, numbers.Integral):
+        return min(int(limit), total)
+    return max(1, int(total * limit))
+
+
+def _check_limit(limit, what: str) -> None:
+    if limit is None:
+        return
+    if isinstance(limit, bool) or not isinstance(limit, numbers.Real):
+        raise ValueError(f'{what} must be a whole number of batches or a share in (0, 1], got {limit!r}')
+    if isinstance(limit, numbers.Integral) and limit < 1 or not isinstance(limit, numbers.Integral) and not 0 < limit <= 1:
+        raise ValueError(f'{what} must be a whole number >= 1 or a share in (0, 1], got {limit!r}')
+
+
+def _fit(module: '_Classifier', hp: 'ImageClassification', train_loader, val_loader) -> bool:
+    """Train ``module.model`` with the recipe of ``hp`` under Lightning Fabric: the epoch loop of
+    Lightning's ``Trainer`` (train, validate, step the cosine schedule) without its per-step hooks,
+    which cost tiny networks 5-15 % of their time (``experiments/bench_lightning_overhead.py``).
+    Fills ``module.val_accuracies`` and ``module.epoch_seconds``; returns whether this process is
+    the first (the one that reports to NNI)."""
+    from lightning_fabric import Fabric
+    fabric = Fabric(accelerator=hp.accelerator, devices=hp.devices, strategy=hp.strategy)
+    fabric.launch()   # with devices > 1: starts the other processes (they re-run this program)
+    model = module.model
+    sync = hp.devices > 1 and hp.sync_batchnorm
+    cpu_sync = sync and fabric.device.type != 'cuda'
+    if cpu_sync:   # batch norm over the global batch (torch's SyncBatchNorm runs on GPUs only)
+        from nni_nasext.evaluators.sync_batchnorm import to_global
+        to_global(model)
+    elif sync:
+        nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    optimizers = module.configure_optimizers()
+    optimizer, scheduler = optimizers['optimizer'], optimizers['lr_scheduler']
+    try:
+        # the module's forward is the model's; Fabric wraps it (DDP) and moves it to the device
+        net, optimizer = fabric.setup(model, optimizer)
+        train, val = fabric.setup_dataloaders(train_loader, val_loader, use_distributed_sampler=False)
+        n_train = _limit(hp.limit_train_batches, len(train_loader), 'limit_train_batches')
+        n_val = _limit(hp.limit_val_batches, len(val_loader), 'limit_val_batches')
+        bar = None
+        if fabric.is_global_zero and sys.stdout.isatty():
+            from tqdm import tqdm
+            bar = tqdm(total=hp.max_epochs * n_train, unit='step', leave=False)
+        global_step = 0
+        for epoch in range(hp.max_epochs):
+            start = time.perf_counter()
+            sampler = getattr(train_loader, 'sampler', None)
+            if hasattr(sampler, 'set_epoch'):   # each epoch's order, as Lightning's loop sets it
+                sampler.set_epoch(epoch)
+            net.train()
+            for step, (x, y) in enumerate(train):
+                if step >= n_train:
+                    break
+                loss = _training_loss(net(x), y, epoch, step, global_step)
+                optimizer.zero_grad()
+                fabric.backward(loss)
+                optimizer.step()
+                global_step += 1
+                if bar is not None:
+                    bar.update()
+            net.eval()
+            counts = torch.zeros(2, dtype=torch.float64)
+            with torch.no_grad():
+                for step, (x, y) in enumerate(val):
+                    if step >= n_val:
+                        break
+                    counts += torch.tensor([_correct(net(x), y), len(y)], dtype=torch.float64)
+            if fabric.world_size > 1:   # DDP: each process validated its shard; count them all
+                counts = fabric.all_reduce(counts.to(fabric.device), reduce_op='sum').cpu()
+            scheduler.step()
+            correct, seen = counts.tolist()
+            accuracy = correct / max(seen, 1)
+            module.val_accuracies.append(accuracy)
+            module.epoch_seconds.append(time.perf_counter() - start)
+            if fabric.is_global_zero:   # one report per epoch, whatever the number of processes
+                nni.report_intermediate_result(accuracy)
+                if bar is not None:
+                    bar.set_postfix(epoch=epoch + 1, val_acc=f'{accuracy:.4f}')
+        if bar is not None:
+            bar.close()
+    finally:
+        if cpu_sync:
+            from nni_nasext.evaluators.sync_batchnorm import to_local
+            to_local(model)
+        if fabric.device.type != 'cpu':   # as Lightning's Trainer leaves it: the model back on the CPU
+            model.cpu()
+    return fabric.is_global_zero
