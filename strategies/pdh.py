@@ -91,11 +91,11 @@ class ProgressiveDynamicHurdles(Searcher):
         self._reset()
 
     @classmethod
-    def nb201_preset(cls, seed: Optional[int] = None) -> 'ProgressiveDynamicHurdles':
+    def nb201_preset(cls, seed: Optional[int] = None, hurdle_every: int = 10) -> 'ProgressiveDynamicHurdles':
         """NAS-Bench-201: stages of 12 and 200 epochs (the two schedules the tables hold), REA's
-        population 10 and tournament 3 (the NB201 paper's), the hurdle after the first 10
-        children."""
-        return cls(budgets=[12, 200], population_size=10, sample_size=3, hurdle_every=10, seed=seed)
+        population 10 and tournament 3 (the NB201 paper's), the hurdle after the first
+        ``hurdle_every`` children (default 10: once the population is full)."""
+        return cls(budgets=[12, 200], population_size=10, sample_size=3, hurdle_every=hurdle_every, seed=seed)
 
     # ------------------------------------------------------------------ state
     def _reset(self) -> None:
