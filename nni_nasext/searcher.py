@@ -12,9 +12,10 @@ import math
 import random
 from typing import Any, Dict, List, Optional, Sequence
 
+from nni_nasext.fidelity import BUDGET_KEY, split_budget
 from nni_nasext.space_spec import SampleError, SpaceSpec
 
-__all__ = ['Searcher', 'NoRepeatSearcher', 'Observation', 'SpaceExhausted']
+__all__ = ['Searcher', 'NoRepeatSearcher', 'MultiFidelitySearcher', 'Observation', 'SpaceExhausted']
 
 Sample = Dict[str, Any]
 
@@ -200,6 +201,35 @@ class NoRepeatSearcher(Searcher):
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         super().load_state_dict(state)
         self._asked |= set(state.get('asked', ()))
+
+
+class MultiFidelitySearcher(Searcher):
+    """A searcher whose samples carry a training budget (``nasext_budget``,
+    :mod:`nni_nasext.fidelity`): successive halving, Hyperband, BOHB, Progressive Dynamic Hurdles.
+    The space may not have a decision of that name, and :attr:`_distinct` holds
+    ``(configuration key, budget)`` pairs, so a configuration counts once per budget it was
+    asked or told at; subclasses say when that makes the space exhausted."""
+
+    def configure(self, space) -> 'MultiFidelitySearcher':
+        super().configure(space)
+        if BUDGET_KEY in self.space.dims:
+            raise ValueError(f'The space has a decision named {BUDGET_KEY!r}, reserved for the budget')
+        return self
+
+    def _count_distinct(self, sample) -> None:
+        if self.space is None or not isinstance(sample, dict) or self.space.size == math.inf:
+            return
+        arch, budget = split_budget(sample)
+        try:
+            self.space.validate(arch)
+        except (ValueError, TypeError):
+            return
+        if budget is not None:
+            self._distinct.add((SpaceSpec.key(arch), float(budget)))
+
+    def asked_at(self, budget: float) -> int:
+        """How many distinct configurations were asked or told at ``budget``."""
+        return sum(1 for _, b in self._distinct if b == float(budget))
 
 
 def _as_rng_state(state):

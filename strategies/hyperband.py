@@ -42,7 +42,7 @@ import math
 from typing import Any, Dict, List, Optional, Sequence
 
 from nni_nasext.fidelity import BUDGET_KEY, incumbent, split_budget
-from nni_nasext.searcher import Searcher, SpaceExhausted
+from nni_nasext.searcher import MultiFidelitySearcher, SpaceExhausted
 from nni_nasext.space_spec import SpaceSpec
 
 __all__ = ['Hyperband', 'SuccessiveHalving', 'hyperband_brackets']
@@ -63,7 +63,7 @@ def hyperband_brackets(num_budgets: int, eta: float) -> List[Dict[str, Any]]:
     return out
 
 
-class Hyperband(Searcher):
+class Hyperband(MultiFidelitySearcher):
     """Hyperband (Li et al. 2018) over a ladder of training budgets.
 
     Parameters
@@ -137,12 +137,6 @@ class Hyperband(Searcher):
         self.pending: Dict[str, List[List[int]]] = {}  # key(sample with budget) -> [[bracket, rung, slot]]
         self._cycle_pos = 0
 
-    def configure(self, space) -> 'Hyperband':
-        super().configure(space)
-        if BUDGET_KEY in self.space.dims:
-            raise ValueError(f'The space has a decision named {BUDGET_KEY!r}, reserved for the budget')
-        return self
-
     # ------------------------------------------------------------------ exhaustion
     # A configuration is asked once per budget: the space is exhausted when every
     # (configuration, budget) pair has been asked or told.
@@ -150,17 +144,6 @@ class Hyperband(Searcher):
     def exhausted(self) -> bool:
         size = self.space.size if self.space is not None else math.inf
         return size < math.inf and len(self._distinct) >= size * len(self.budgets)
-
-    def _count_distinct(self, sample) -> None:
-        if self.space is None or not isinstance(sample, dict) or self.space.size == math.inf:
-            return
-        arch, budget = split_budget(sample)
-        try:
-            self.space.validate(arch)
-        except (ValueError, TypeError):
-            return
-        if budget is not None:
-            self._distinct.add((SpaceSpec.key(arch), float(budget)))
 
     # ------------------------------------------------------------------ asking
     def _new_config(self, bracket: Dict[str, Any]) -> Dict[str, Any]:
@@ -238,8 +221,7 @@ class Hyperband(Searcher):
         size = self.space.size
         if size == math.inf:
             return False
-        budget = float(self.budgets[self._plans[s][0][0]])
-        return sum(1 for _, b in self._distinct if b == budget) >= size
+        return self.asked_at(self.budgets[self._plans[s][0][0]]) >= size
 
     def _promote(self, bracket: Dict[str, Any], r: int) -> None:
         rung, nxt = bracket['rungs'][r], bracket['rungs'][r + 1]

@@ -45,13 +45,13 @@ import math
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from nni_nasext.fidelity import BUDGET_KEY, incumbent, split_budget
-from nni_nasext.searcher import Searcher, SpaceExhausted
+from nni_nasext.searcher import MultiFidelitySearcher, SpaceExhausted
 from nni_nasext.space_spec import SpaceSpec
 
 __all__ = ['ProgressiveDynamicHurdles']
 
 
-class ProgressiveDynamicHurdles(Searcher):
+class ProgressiveDynamicHurdles(MultiFidelitySearcher):
     """Progressive Dynamic Hurdles (So et al. 2019) over a ladder of training budgets.
 
     Parameters
@@ -108,12 +108,6 @@ class ProgressiveDynamicHurdles(Searcher):
         self.queue: List[List[int]] = []         # [[model id, stage]] promotions waiting to run
         self.pending: Dict[str, List[int]] = {}  # key(sample with budget) -> model ids in flight
 
-    def configure(self, space) -> 'ProgressiveDynamicHurdles':
-        super().configure(space)
-        if BUDGET_KEY in self.space.dims:
-            raise ValueError(f'The space has a decision named {BUDGET_KEY!r}, reserved for the budget')
-        return self
-
     def fitness(self, model: Dict[str, Any]) -> float:
         """A child's fitness: its result at the last stage it reached."""
         return model['values'][model['stage']]
@@ -126,19 +120,7 @@ class ProgressiveDynamicHurdles(Searcher):
         size = self.space.size if self.space is not None else math.inf
         if size == math.inf or self.queue:
             return False
-        first = float(self.budgets[0])
-        return sum(1 for _, b in self._distinct if b == first) >= size
-
-    def _count_distinct(self, sample) -> None:
-        if self.space is None or not isinstance(sample, dict) or self.space.size == math.inf:
-            return
-        arch, budget = split_budget(sample)
-        try:
-            self.space.validate(arch)
-        except (ValueError, TypeError):
-            return
-        if budget is not None:
-            self._distinct.add((SpaceSpec.key(arch), float(budget)))
+        return self.asked_at(self.budgets[0]) >= size
 
     # ------------------------------------------------------------------ asking
     def _ask(self) -> Dict[str, Any]:

@@ -8,29 +8,11 @@ from nni_nasext.adapters import SearcherStrategy
 from nni_nasext.evaluators import ImageClassification
 from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, simulate_search
 from nni_nasext.fidelity import BUDGET_KEY, incumbent, split_budget, with_budget
-from nni_nasext.search_spaces import QuickstartSpace
 from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies.hyperband import Hyperband, SuccessiveHalving, hyperband_brackets
 from nni_nasext.trial_code.run import main as trial
 
-SPEC = SpaceSpec.from_space(QuickstartSpace())
-SCORE = {'none': 0, 'skip_connect': 1, 'avg_pool_3x3': 2, 'nor_conv_1x1': 3, 'nor_conv_3x3': 4}
-
-
-def toy(sample):
-    """More convolution is better; a larger budget scales every architecture up alike."""
-    arch, budget = split_budget(sample)
-    return sum(SCORE[v] for v in arch.values()) * (1 - 1 / (budget + 1))
-
-
-def run(searcher, n, objective=toy, fail=lambda s: False):
-    searcher.configure(SPEC)
-    asked = []
-    for _ in range(n):
-        s = searcher.ask()
-        asked.append(s)
-        searcher.tell(s, None if fail(s) else objective(s))
-    return asked
+from budget_toy import SPEC, run, toy  # noqa: E402  (tests/budget_toy.py)
 
 
 def test_brackets_are_table_1_of_the_paper():
@@ -200,10 +182,10 @@ def test_trial_refuses_a_budget_the_evaluator_cannot_honour(tmp_path, capsys, mo
 def test_export_picks_the_best_at_the_highest_budget(tmp_path):
     import json as _json
     from nni_nasext.nnictl_tools import export_best
-    for trial, budget, value in [('a', 1, 0.95), ('b', 3, 0.80), ('c', 3, 0.85), ('d', 1, 0.99)]:
-        folder = tmp_path / 'exp' / 'trials' / trial
+    for name, budget, value in [('a', 1, 0.95), ('b', 3, 0.80), ('c', 3, 0.85), ('d', 1, 0.99)]:
+        folder = tmp_path / 'exp' / 'trials' / name
         folder.mkdir(parents=True)
-        (folder / 'result.json').write_text(_json.dumps({'sample': {'x': trial}, 'value': value, 'budget': budget}))
+        (folder / 'result.json').write_text(_json.dumps({'sample': {'x': name}, 'value': value, 'budget': budget}))
     best = export_best(tmp_path / 'exp', tmp_path / 'out')
     assert best['sample'] == {'x': 'c'} and best['budget'] == 3
 
@@ -211,9 +193,9 @@ def test_export_picks_the_best_at_the_highest_budget(tmp_path):
 def test_export_minimize_picks_the_lowest(tmp_path):
     import json as _json
     from nni_nasext.nnictl_tools import export_best
-    for trial, value in [('a', 16.1), ('b', 12.5), ('c', 20.0)]:
-        folder = tmp_path / 'exp' / 'trials' / trial
+    for name, value in [('a', 16.1), ('b', 12.5), ('c', 20.0)]:
+        folder = tmp_path / 'exp' / 'trials' / name
         folder.mkdir(parents=True)
-        (folder / 'result.json').write_text(_json.dumps({'sample': {'x': trial}, 'value': value}))
+        (folder / 'result.json').write_text(_json.dumps({'sample': {'x': name}, 'value': value}))
     assert export_best(tmp_path / 'exp', tmp_path / 'out', minimize=True)['sample'] == {'x': 'b'}
     assert export_best(tmp_path / 'exp', tmp_path / 'out2')['sample'] == {'x': 'c'}

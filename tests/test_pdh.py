@@ -5,28 +5,10 @@ import statistics
 import pytest
 
 from nni_nasext.fidelity import BUDGET_KEY, split_budget
-from nni_nasext.search_spaces import QuickstartSpace
 from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies.pdh import ProgressiveDynamicHurdles as PDH
 
-SPEC = SpaceSpec.from_space(QuickstartSpace())
-SCORE = {'none': 0, 'skip_connect': 1, 'avg_pool_3x3': 2, 'nor_conv_1x1': 3, 'nor_conv_3x3': 4}
-
-
-def toy(sample):
-    """More convolution is better; a larger budget scales every architecture up alike."""
-    arch, budget = split_budget(sample)
-    return sum(SCORE[v] for v in arch.values()) * (1 - 1 / (budget + 1))
-
-
-def run(searcher, n, objective=toy, fail=lambda s: False):
-    searcher.configure(SPEC)
-    asked = []
-    for _ in range(n):
-        s = searcher.ask()
-        asked.append(s)
-        searcher.tell(s, None if fail(s) else objective(s))
-    return asked
+from budget_toy import SPEC, run, toy  # noqa: E402  (tests/budget_toy.py)
 
 
 def test_no_promotion_before_the_first_hurdle_then_exactly_the_children_above_it():

@@ -1,0 +1,25 @@
+"""A toy multi-fidelity objective on the quickstart space, for the tests of the budgeted searchers
+(successive halving, Hyperband, BOHB, Progressive Dynamic Hurdles)."""
+from nni_nasext.fidelity import split_budget
+from nni_nasext.search_spaces import QuickstartSpace
+from nni_nasext.space_spec import SpaceSpec
+
+SPEC = SpaceSpec.from_space(QuickstartSpace())
+SCORE = {'none': 0, 'skip_connect': 1, 'avg_pool_3x3': 2, 'nor_conv_1x1': 3, 'nor_conv_3x3': 4}
+
+
+def toy(sample):
+    """More convolution is better; a larger budget scales every architecture up alike."""
+    arch, budget = split_budget(sample)
+    return sum(SCORE[v] for v in arch.values()) * (1 - 1 / (budget + 1))
+
+
+def run(searcher, n, objective=toy, fail=lambda s: False):
+    """Configure ``searcher`` on the quickstart space, ask and tell ``n`` times; the samples asked."""
+    searcher.configure(SPEC)
+    asked = []
+    for _ in range(n):
+        s = searcher.ask()
+        asked.append(s)
+        searcher.tell(s, None if fail(s) else objective(s))
+    return asked
