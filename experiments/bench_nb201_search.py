@@ -185,12 +185,33 @@ METHODS['ours-BOHB'] = (
     'SearcherStrategy(BOHB.nb201_preset(seed=s)): Hyperband brackets of ours-SH (12 -> 200 epochs, eta 8), new cells '
     'from a TPE model on the largest budget with enough results, 1/3 random',
     _lazy('nni_nasext.strategies.bohb', 'BOHB'))
+METHODS['ours-PDH'] = (
+    'nni_nasext ProgressiveDynamicHurdles', 'PDH',
+    'SearcherStrategy(ProgressiveDynamicHurdles.nb201_preset(seed=s)): stages 12 and 200 epochs, REA population 10 '
+    'and tournament 3, the hurdle (mean 12-epoch fitness of the population) set after 10 children; children at or '
+    'above it are trained for 200 epochs; the answer is the best 200-epoch result',
+    _lazy('nni_nasext.strategies.pdh', 'ProgressiveDynamicHurdles'))
+METHODS['ours-PDH-m40'] = (
+    'nni_nasext ProgressiveDynamicHurdles, hurdle after 40', 'PDH',
+    'ours-PDH with the hurdle set after 40 children instead of 10 (the mean of an evolved population: a higher '
+    'hurdle, fewer 200-epoch promotions)',
+    _lazy('nni_nasext.strategies.pdh', 'ProgressiveDynamicHurdles', hurdle_every=40))
 METHODS['ours-PNAS'] = (
     'nni_nasext PNAS', 'PNAS', 'SearcherStrategy(PNAS.nb201_preset(seed=s))',
     _lazy('nni_nasext.strategies.pnas', 'PNAS'))
 METHODS['ours-NP'] = (
     'nni_nasext NeuralPredictor', 'NP', 'SearcherStrategy(NeuralPredictor.nb201_preset(seed=s))',
     _lazy('nni_nasext.strategies.neural_predictor', 'NeuralPredictor'))
+METHODS['ours-NP-GCN'] = (
+    'nni_nasext NeuralPredictor (GCN)', 'NP', "SearcherStrategy(NeuralPredictorGCN.nb201_preset(seed=s)): Wen et al.'s "
+    'graph-convolution predictor on the cell graph (NB201 edges as nodes), refit every 10 results, Adam lr 1e-3, '
+    'otherwise as ours-NP',
+    _lazy('nni_nasext.strategies.neural_predictor', 'NeuralPredictorGCN'))
+METHODS['ours-NP-k10'] = (
+    'nni_nasext NeuralPredictor (MLP, refit every 10)', 'NP', 'SearcherStrategy(NeuralPredictor(num_initial=10, '
+    'pool_size=15625, refit_every=10, seed=s)): the MLP ensemble on the refit schedule of ours-NP-GCN',
+    _lazy('nni_nasext.strategies.neural_predictor', 'NeuralPredictor', preset=None, num_initial=10, pool_size=15625,
+          refit_every=10))
 
 
 def policy_rl_available() -> bool:
@@ -735,6 +756,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--jobs', type=int, default=1, help='searches run at once in worker processes (default 1)')
     parser.add_argument('--out', type=Path, default=Path(__file__).resolve().parent / 'results',
                         help='output directory (default experiments/results)')
+    parser.add_argument('--stem', default=None,
+                        help='output file name without extension (default nb201_search, or nb201_search_quick)')
     args = parser.parse_args(argv)
     if args.seeds is None:
         args.seeds = QUICK_SEEDS if args.quick else DEFAULT_SEEDS
@@ -762,7 +785,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     runtime = time.perf_counter() - start
     result = build_result(runs, seeds, args.budget, runtime, command_line(argv), by_dataset)
     result['jobs'] = args.jobs
-    paths = write_outputs(result, args.out, 'nb201_search_quick' if args.quick else 'nb201_search')
+    paths = write_outputs(result, args.out, args.stem or ('nb201_search_quick' if args.quick else 'nb201_search'))
     print(render_markdown(result))
     log('wrote ' + ', '.join(str(p) for p in paths.values()))
     return 0

@@ -79,6 +79,15 @@ SPACES = _table(
     Entry('nasbench_macro', 'nni_nasext.search_spaces.nasbench_macro:NasBenchMacroSpace',
           'NAS-Bench-Macro: 8 layers x {identity, MBv2 k3 e3, MBv2 k5 e6}, 32x32 RGB CIFAR-10',
           {'size': 3 ** 8, 'paper': 'Su et al., CVPR 2021', 'benchmark': 'nasbench_macro'}),
+    Entry('randwire', 'nni_nasext.search_spaces.randwire:RandWireSpace',
+          'randomly wired networks: the sample is a graph generator (WS, ER, BA), its parameters and the seed; '
+          '3 stages of N=32 nodes (ReLU-SepConv-BN), small regime C=78, 224px',
+          {'size': (4 * 5 + 4 + 6) * 100, 'paper': 'Xie et al., ICCV 2019'}),  # distinct networks; encodings 144,000
+    Entry('nas_bench_graph', 'nni_nasext.search_spaces.nas_bench_graph:NasBenchGraphSpace',
+          'NAS-Bench-Graph GNN space: 4 nodes each reading one earlier node, 9 ops (gat, gcn, gin, cheb, sage, arma, '
+          'graph, fc, skip; 5 on proteins); node classification',
+          {'size': 24 * 9 ** 4, 'paper': 'Qin et al., NeurIPS 2022 Datasets and Benchmarks',
+           'benchmark': 'nas_bench_graph'}),  # 26,206 distinct architectures
 )
 
 STRATEGIES = _table(
@@ -96,6 +105,10 @@ STRATEGIES = _table(
     Entry('neural_predictor', 'nni_nasext.strategies.neural_predictor:NeuralPredictor',
           'MLP-ensemble accuracy predictor chooses what to train next (Wen et al. 2020)',
           {'tuner': 'NasextNeuralPredictor'}),
+    Entry('neural_predictor_gcn', 'nni_nasext.strategies.neural_predictor:NeuralPredictorGCN',
+          'graph-convolution accuracy predictor on the cell DAG (one-hot ops, adjacency and its transpose) chooses '
+          'what to train next; NB201 and NB101 cells (Wen et al., ECCV 2020)',
+          {'tuner': 'NasextNeuralPredictorGCN'}),
     Entry('tpe', 'nni_nasext.strategies.tpe:TPE',
           'tree-structured Parzen estimator (Bergstra et al. 2011)', {'tuner': 'NasextTPE'}),
     Entry('bohb', 'nni_nasext.strategies.bohb:BOHB',
@@ -106,6 +119,9 @@ STRATEGIES = _table(
     Entry('successive_halving', 'nni_nasext.strategies.hyperband:SuccessiveHalving',
           'successive halving over training budgets (Jamieson & Talwalkar 2016)',
           {'tuner': 'NasextSuccessiveHalving'}),
+    Entry('pdh', 'nni_nasext.strategies.pdh:ProgressiveDynamicHurdles',
+          'Progressive Dynamic Hurdles: aging evolution where only children at or above a hurdle (the population\'s '
+          'mean fitness) earn the next training budget (So, Liang & Le, ICML 2019)', {'tuner': 'NasextPDH'}),
     Entry('constrained_evolution', 'nni_nasext.strategies.multi_objective:ConstrainedEvolution',
           'regularized evolution under a hard cost budget (latency, FLOPs): samples over it are never trained',
           {'tuner': 'NasextConstrainedEvolution'}),
@@ -140,6 +156,10 @@ STRATEGIES = _table(
 EVALUATORS = _table(
     Entry('classification', 'nni_nasext.evaluators.classification:ImageClassification',
           'train with PyTorch Lightning on an image dataset (digits, mnist10k, mnist, fashion-mnist, cifar10, cifar100)'),
+    Entry('pretext', 'nni_nasext.evaluators.pretext:PretextTask',
+          'UnNAS: train without labels on a pretext task (rotation, jigsaw, colorization) and score its accuracy '
+          '(Liu et al., ECCV 2020); the space needs num_classes=num_outputs',
+          {'paper': 'Liu, Dollár, He, Girshick, Yuille & Xie, ECCV 2020'}),
     Entry('nb201', 'nni_nasext.evaluators.nb201_lookup:NasBench201Lookup',
           'look up NAS-Bench-201 accuracy and simulated cost (12 or 200 epochs)'),
     Entry('zero_cost', 'nni_nasext.evaluators.proxies:ZeroCostProxy',
@@ -152,6 +172,9 @@ EVALUATORS = _table(
           'train a character-level LM with Lightning (tinyshakespeare); reports validation perplexity (minimize)'),
     Entry('nasbench_macro', 'nni_nasext.evaluators.macro_lookup:NasBenchMacroLookup',
           'look up NAS-Bench-Macro CIFAR-10 test accuracy (mean of 3 runs or one seed); cost = 1 per query'),
+    Entry('nas_bench_graph', 'nni_nasext.evaluators.nas_bench_graph_lookup:NasBenchGraphLookup',
+          'look up NAS-Bench-Graph validation (reward) and test accuracy, latency, params on 9 graph datasets; '
+          'cost = 1 per query (Qin et al., NeurIPS 2022 D&B)'),
 )
 
 ASSESSORS = _table(

@@ -12,6 +12,8 @@ _WHERE = {
     'AmoebaNetSpace': '.cells', 'PNASSpace': '.cells',
     'ProxylessSpace': '.mobile', 'MnasNetSpace': '.mobile', 'OFASpace': '.mobile',
     'EfficientNetScalingSpace': '.mobile', 'RNNCellSpace': '.rnn_cells', 'EnasMacroSpace': '.enas_macro',
+    'NasBenchGraphSpace': '.nas_bench_graph',
+    'RandWireSpace': '.randwire',
 }
 __all__ = sorted(_WHERE)
 

@@ -10,6 +10,7 @@ from nni_nasext.space_spec import SpaceSpec
 SPACE_ARGS = {'nasbench101': {'stem_channels': 8, 'num_stacks': 1, 'cells_per_stack': 1},
               'proxylessnas': {'width_mult': 0.25, 'num_classes': 5}, 'mnasnet': {'width_mult': 0.25, 'num_classes': 5},
               'ofa': {'width_mult': 0.25, 'num_classes': 5}, 'efficientnet_scaling': {'base': 'tiny', 'num_classes': 5},
+              'randwire': {'channels': 8, 'nodes': 8, 'head_channels': 32},
               'rnn_cells': {'embed_size': 8, 'hidden_size': 8}, 'enas_macro': {'num_layers': 4, 'width': 8},
               **{name: {'channels': 4, 'num_cells': 1} for name in ('nasnet_cells', 'darts_cells', 'enas_micro', 'amoebanet_cells', 'pnas_cells')}}
 STRATEGY_ARGS = {'hyperband': {'min_budget': 1, 'max_budget': 9}, 'successive_halving': {'min_budget': 1, 'max_budget': 9},
@@ -25,6 +26,9 @@ NB201_ONLY = {'transfer_gp': {'target': 'cifar100', 'tune_on_sources': False},
                                         'sample_size': 2},
               'mnasnet': {'cost': 'nb201_latency:pixel3', 'target': 10.0, 'population_size': 4, 'sample_size': 2},
               'pareto_evolution': {'cost': 'nb201_latency:fpga', 'population_size': 4}}
+#: strategies that read the sample as a cell graph (NB201, NB101): they refuse the other spaces at configure
+GRAPH_ONLY = {'neural_predictor_gcn': {'num_initial': 4, 'pool_size': 50, 'epochs': 3, 'hidden': 16,
+                                       'linear_hidden': 8}}
 
 
 @pytest.fixture(scope='module')
@@ -39,6 +43,9 @@ def test_strategy_on_every_space(strategy, specs):
     if strategy in NB201_ONLY:
         _nb201_only(strategy, specs)
         return
+    if strategy in GRAPH_ONLY:
+        _graph_only(strategy, specs)
+        return
     for name, spec in specs.items():
         extra = {'space': name, 'space_args': SPACE_ARGS.get(name, {})} if strategy == 'proxy_warm_start' else {}
         searcher = registry.build('strategy', strategy, seed=0, **STRATEGY_ARGS.get(strategy, {}), **extra)
@@ -49,6 +56,27 @@ def test_strategy_on_every_space(strategy, specs):
             spec.validate(arch)
             searcher.tell(sample, None if i == 3 else rng.random())  # one failed trial
         assert len(searcher.history) == 10 and searcher.num_failed == 1, (strategy, name)
+
+
+def _graph_only(strategy, specs):
+    """A cell-graph strategy searches the NB201 and NB101 cells and refuses the others before training."""
+    from nni_nasext.strategies.graph_predictor import graph_kind
+    rng = random.Random(0)
+    searched = set()
+    for name, spec in specs.items():
+        searcher = registry.build('strategy', strategy, seed=0, **GRAPH_ONLY[strategy])
+        if graph_kind(spec) is None:
+            with pytest.raises(ValueError, match='GCN encoder needs a cell space'):
+                searcher.configure(spec)
+            continue
+        searcher.configure(spec)
+        searched.add(name)
+        for i in range(10):
+            sample = searcher.ask()
+            spec.validate(sample)
+            searcher.tell(sample, None if i == 3 else rng.random())
+        assert len(searcher.history) == 10 and searcher.num_failed == 1, (strategy, name)
+    assert {'nasbench201', 'quickstart', 'nasbench101'} <= searched
 
 
 def _nb201_only(strategy, specs):

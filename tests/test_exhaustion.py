@@ -24,6 +24,9 @@ from nni_nasext.space_spec import SpaceSpec
 SMALL = {'a': {'_type': 'choice', '_value': [1, 2]}, 'b': {'_type': 'choice', '_value': ['x', 'y']}}
 #: need a target dataset of NB201 or a scorer: they only search NB201 / a registered space
 NEEDS_TARGET = {'rapidnas', 'transfer_gp', 'xfernas', 'proxy_warm_start'}
+#: reads every sample as an NB201 or NB101 cell graph: refuses these spaces at configure (its tests:
+#: test_neural_predictor_gcn.py, test_every_strategy_on_every_space.py)
+NEEDS_TARGET |= {'neural_predictor_gcn'}
 MULTI_FIDELITY = {'hyperband', 'successive_halving', 'bohb'}
 
 

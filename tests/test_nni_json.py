@@ -40,6 +40,9 @@ TYPES = {
 }
 #: tuners that need an NB201 target or a scorer search nothing else
 NEEDS_TARGET = {'rapidnas', 'transfer_gp', 'xfernas', 'proxy_warm_start'}
+#: reads every sample as an NB201 or NB101 cell graph: refuses these spaces at configure (its tests:
+#: test_neural_predictor_gcn.py, test_every_strategy_on_every_space.py)
+NEEDS_TARGET |= {'neural_predictor_gcn'}
 TUNERS = sorted(set(registry.STRATEGIES) - NEEDS_TARGET)
 
 

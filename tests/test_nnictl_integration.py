@@ -143,3 +143,27 @@ def test_hyperband_budget_reaches_the_trials(tmp_path):
     arch = lambda s: {k: v for k, v in s.items() if k != 'nasext_budget'}  # noqa: E731
     assert arch(promoted['sample']) == arch(max(first, key=lambda t: t['final'])['sample'])
     assert processes_mentioning(exp_id) == []
+
+
+def test_progressive_dynamic_hurdles_under_nnictl(tmp_path):
+    """PDH (So et al. 2019) as the tuner NasextPDH with the Lightning evaluator: every child
+    trains 1 epoch; once 2 children have finished the hurdle is their mean accuracy, and only the
+    children at or above it are trained again, for 2 epochs (one trial at a time, so the order is
+    fixed)."""
+    config = write_config(tmp_path, 6, {'dataset': 'digits', 'max_epochs': 5, 'limit_train_batches': 4},
+                          concurrency=1, tuner={'name': 'NasextPDH', 'classArgs': {
+                              'budgets': [1, 2], 'population_size': 2, 'sample_size': 1, 'hurdle_every': 2,
+                              'seed': 0}})
+    exp_id, port, trials, _ = run_experiment(config)
+    assert [t['status'] for t in trials] == ['SUCCEEDED'] * 6
+    trials = sorted(trials, key=lambda t: int(t['parameter_id']))   # in the order the tuner generated them
+    arch = lambda s: {k: v for k, v in s.items() if k != 'nasext_budget'}  # noqa: E731
+    for t in trials:
+        assert len(t['intermediates']) == t['sample']['nasext_budget']  # trained for that many epochs
+    assert [t['sample']['nasext_budget'] for t in trials[:2]] == [1, 1]
+    hurdle = (trials[0]['final'] + trials[1]['final']) / 2
+    for i, t in enumerate(trials[2:-1], start=2):   # a child at or above the hurdle is promoted next
+        if t['sample']['nasext_budget'] == 1:
+            nxt = trials[i + 1]['sample']
+            assert (nxt['nasext_budget'] == 2 and arch(nxt) == arch(t['sample'])) == (t['final'] >= hurdle)
+    assert processes_mentioning(exp_id) == []

@@ -17,6 +17,7 @@ from nni_nasext.trial_code.run import main as trial
 SMALL = {'nasbench201': {'num_cells': 1, 'channels': 4}, 'nasbench101': {'stem_channels': 8, 'num_stacks': 1, 'cells_per_stack': 1},
          'proxylessnas': {'width_mult': 0.25, 'num_classes': 5}, 'mnasnet': {'width_mult': 0.25, 'num_classes': 5},
          'ofa': {'width_mult': 0.25, 'num_classes': 5}, 'efficientnet_scaling': {'base': 'tiny', 'num_classes': 5},
+         'randwire': {'channels': 8, 'nodes': 8, 'head_channels': 32},
          'rnn_cells': {'embed_size': 8, 'hidden_size': 8}, 'enas_macro': {'num_layers': 4, 'width': 8}, 'nasrl': {'num_layers': 4}, 'metaqnn': {'max_layers': 6},
          **{n: {'channels': 4, 'num_cells': 1} for n in ('nasnet_cells', 'darts_cells', 'enas_micro', 'amoebanet_cells',
                                                           'pnas_cells')}}
