@@ -58,9 +58,10 @@ def main() -> int:
         lines.append(f'| {name} | ' + ' | '.join(cells[name].get(c, 'not run') for c in cols) + ' |')
     total = sum(len(v) for v in cells.values())
     passed = sum(o == 'passes' for v in cells.values() for o in v.values())
-    lines += ['', f'{passed} of {total} cells pass. The four transfer or warm-start searchers that need an NB201 '
-              'target or a scorer (rapidnas, transfer_gp, xfernas, proxy_warm_start) search only NB201 and are '
-              'not in it.', '',
+    lines += ['', f'{passed} of {total} cells pass. Not in it: the four transfer or warm-start searchers that need '
+              'an NB201 target or a scorer (rapidnas, transfer_gp, xfernas, proxy_warm_start), which search only '
+              'NB201, and neural_predictor_gcn, which reads every sample as an NB201 or NB101 cell graph and '
+              'refuses other spaces at configure.', '',
               f'Command: `python experiments/nni_format_matrix.py`; {time.time() - start:.0f} s on '
               f'{platform.machine()}, {os.cpu_count()} cores; {datetime.datetime.now().isoformat(timespec="seconds")}.',
               '']
