@@ -73,11 +73,26 @@ def register_assessors(verbose: bool = True) -> List[str]:
     return _register(assessor_meta(), 'assessors', verbose)
 
 
+@contextlib.contextmanager
+def _register_lock():
+    """One ``nnictl algo register`` at a time on this machine: nnictl rewrites its
+    ``registered_algorithms.yml`` in place, and a second register reading it half-written fails
+    (``'NoneType' object has no attribute 'get'``), e.g. two ``nasext run`` started together."""
+    import fcntl
+    with open(Path(tempfile.gettempdir()) / 'nasext-nnictl-algo-register.lock', 'a') as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _register(meta: Dict[str, Any], what: str, verbose: bool) -> List[str]:
     with tempfile.NamedTemporaryFile('w', suffix='.yml', delete=False) as fh:
         yaml.safe_dump(meta, fh)
     try:
-        out = run_nnictl('algo', 'register', '--meta', fh.name).stdout
+        with _register_lock():
+            out = run_nnictl('algo', 'register', '--meta', fh.name).stdout
     finally:
         os.unlink(fh.name)
     names = [a['builtinName'] for a in meta['algorithms']]

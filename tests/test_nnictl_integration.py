@@ -167,3 +167,15 @@ def test_progressive_dynamic_hurdles_under_nnictl(tmp_path):
             nxt = trials[i + 1]['sample']
             assert (nxt['nasext_budget'] == 2 and arch(nxt) == arch(t['sample'])) == (t['final'] >= hurdle)
     assert processes_mentioning(exp_id) == []
+
+
+def test_registrations_at_the_same_time_all_succeed():
+    """nnictl rewrites its algorithm records in place; registrations started together (two
+    `nasext run`, or two test workers) are serialised so that none reads a half-written file."""
+    import subprocess
+    import sys
+    code = 'from nni_nasext import nnictl_tools as nt; nt.register_tuners(verbose=False)'
+    procs = [subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, '\n'.join(outs)[-3000:]
