@@ -176,7 +176,7 @@ def _finish(args, config, config_path, exp_id, port) -> int:
               f'the best sample is taken from NNI\'s records; its model.pt is with trial {top["id"]} there')
     print(f'[nasext] best architecture (value {best["value"]:.4f}, trial {best["trial_id"]}):')
     print(json.dumps(best['sample'], indent=1))
-    written = ', '.join(n for n in ('best_sample.json', 'best_model.pt', 'best_result.json')
+    written = ', '.join(n for n in ('best_sample.json', 'best_model.pt', 'best_model.onnx', 'best_result.json')
                         if (Path(best['export_dir']) / n).exists())
     print(f'[nasext] exported to {best["export_dir"]} ({written})')
     return 0
@@ -212,7 +212,9 @@ def cmd_export(args) -> int:
     best = nt.export_best(nt.trials_dir(Path(args.experiment_dir), args.experiment_id),
                           Path(args.out or f'exports/{args.experiment_id}'), minimize=args.minimize)
     print(json.dumps(best['sample'], indent=1))
-    print(f'[nasext] exported to {best["export_dir"]}')
+    written = ', '.join(n for n in ('best_sample.json', 'best_model.pt', 'best_model.onnx', 'best_result.json')
+                        if (Path(best['export_dir']) / n).exists())
+    print(f'[nasext] exported to {best["export_dir"]} ({written})')
     return 0
 
 

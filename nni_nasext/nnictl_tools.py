@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import warnings
 import socket
 import subprocess
 import sys
@@ -458,9 +459,19 @@ def export_best(trials_dir: Path, out_dir: Path, minimize: bool = False) -> Dict
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / 'best_sample.json').write_text(json.dumps(best['sample'], indent=1))
     (out_dir / 'best_result.json').write_text(json.dumps(best, indent=1))
+    onnx = None
     if (folder / 'model.pt').exists():
         shutil.copy(folder / 'model.pt', out_dir / 'best_model.pt')
-    return {**best, 'export_dir': str(out_dir.resolve())}
+        if best.get('input') and best.get('space'):   # the input a trial fed it: also ONNX
+            from nni_nasext.onnx_export import OnnxExportWarning, export_onnx, rebuild_model
+            try:
+                model = rebuild_model(best, folder / 'model.pt')
+            except Exception as err:   # e.g. the space's code changed since the trial ran
+                warnings.warn(f'best_model.onnx not written: the network could not be rebuilt ({err})',
+                              OnnxExportWarning, stacklevel=2)
+            else:
+                onnx = export_onnx(model, best['input'], out_dir / 'best_model.onnx')
+    return {**best, 'export_dir': str(out_dir.resolve()), 'onnx': str(onnx) if onnx else None}
 
 
 def remote_machines(config: Dict[str, Any]) -> List[Dict[str, Any]]:

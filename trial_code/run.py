@@ -182,13 +182,20 @@ def run_trial(args: argparse.Namespace) -> float:
         model = None
     else:
         model = space.freeze(sample)
-        value = evaluator.evaluate(model)
+        from nni_nasext.onnx_export import InputRecorder
+        recorder = InputRecorder(model)   # the input's shape, for the ONNX export of the best model
+        try:
+            value = evaluator.evaluate(model)
+        finally:
+            recorder.remove()
     if value is None or value != value:
         raise RuntimeError(f'Evaluator {args.evaluator} returned no usable value ({value!r})')
     extra = {}
     if model is not None:
         torch.save(model.state_dict(), out / 'model.pt')
         extra['params'] = sum(p.numel() for p in model.parameters())
+        if recorder.input is not None:
+            extra['input'] = recorder.input
     if getattr(evaluator, 'epoch_seconds', None):
         extra['epoch_seconds'] = [round(t, 4) for t in evaluator.epoch_seconds]
     _write_result(out, args, sample, value, budget, start, **extra)
