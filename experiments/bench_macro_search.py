@@ -44,6 +44,7 @@ nb = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(nb)
 
 from nni_nasext.data_paths import DataNotFoundError  # noqa: E402
+from nni_nasext.benchmarking import run_tasks  # noqa: E402
 from nni_nasext.evaluators.macro_lookup import NasBenchMacroLookup, NasBenchMacroTable  # noqa: E402
 from nni_nasext.evaluators.nb201_lookup import SimulatedBudgetEngine  # noqa: E402
 from nni_nasext.search_spaces.nasbench_macro import canonical_key  # noqa: E402
@@ -153,14 +154,7 @@ def run_benchmark(seeds: Sequence[int], methods: Sequence[str], queries: int = D
             progress(f'macro {task[0]:<16} seed {task[1]}: {res["num_queries"]} queries, best {res["best_acc"]:.2f} '
                      f'(query {res["best_query"]}), {res["wall_s"]:.2f} s')
 
-    if jobs <= 1:
-        for t in tasks:
-            report(*_task(t))
-    else:
-        import multiprocessing
-        with multiprocessing.get_context('fork').Pool(jobs) as pool:
-            for t, res in pool.imap_unordered(_task, tasks):
-                report(t, res)
+    run_tasks(_task, tasks, jobs, on_result=lambda r: report(*r))
     return {m: [done[(m, s, queries)] for s in seeds] for m in methods}
 
 

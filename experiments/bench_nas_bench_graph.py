@@ -47,6 +47,7 @@ warnings.filterwarnings('ignore', message='.*is found to be not a nn.Module.*', 
 HERE = Path(__file__).resolve().parent
 
 from nni_nasext import registry  # noqa: E402
+from nni_nasext.benchmarking import run_tasks  # noqa: E402
 from nni_nasext.evaluators.nas_bench_graph_lookup import NasBenchGraphLookup, NasBenchGraphTable  # noqa: E402
 from nni_nasext.evaluators.nb201_lookup import SimulatedBudgetEngine  # noqa: E402
 from nni_nasext.search_spaces.nas_bench_graph import DATASETS, NUM_NODES  # noqa: E402
@@ -130,14 +131,7 @@ def run_benchmark(datasets: Sequence[str], methods: Sequence[str], seeds: Sequen
             progress(f'{task[1]:<10} {task[0]:<22} seed {task[2]}: {res["num_queries"]} queries, test of best valid '
                      f'{res["test_of_best_valid"]:.2f}, {res["wall_s"]:.1f} s')
 
-    if jobs <= 1:
-        for t in tasks:
-            report(*_task(t))
-    else:
-        import multiprocessing
-        with multiprocessing.get_context('fork').Pool(jobs) as pool:
-            for t, res in pool.imap_unordered(_task, tasks):
-                report(t, res)
+    run_tasks(_task, tasks, jobs, on_result=lambda r: report(*r))
     return {d: {m: [done[(m, d, s, queries)] for s in seeds] for m in methods} for d in datasets}
 
 

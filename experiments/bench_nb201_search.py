@@ -76,6 +76,7 @@ import nni.nas.strategy as nni_strategy  # noqa: E402
 
 from nni_nasext.adapters.strategy import SearcherStrategy  # noqa: E402
 from nni_nasext.benchmarks import NB201_DATASETS, NasBench201Table  # noqa: E402
+from nni_nasext.benchmarking import run_tasks  # noqa: E402
 from nni_nasext.data_paths import DataNotFoundError  # noqa: E402
 from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, simulate_search  # noqa: E402
 from nni_nasext.fidelity import split_budget  # noqa: E402
@@ -371,14 +372,7 @@ def run_benchmark(seeds: Sequence[int], methods: Sequence[str] = tuple(METHODS),
                      f'best reward {res["best_reward"]:.2f}@{res["best_reward_epochs"]}ep, '
                      f'{dataset} {res["val_acc_200"][dataset]:.2f}, {res["wall_s"]:.2f} s')
 
-    if jobs <= 1:
-        for task in tasks:
-            report(*_run_task(task))
-    else:
-        import multiprocessing
-        with multiprocessing.get_context('fork').Pool(jobs) as pool:
-            for task, res in pool.imap_unordered(_run_task, tasks):
-                report(task, res)
+    run_tasks(_run_task, tasks, jobs, on_result=lambda r: report(*r))
     return {m: [done[(m, seed, budget, dataset)] for seed in seeds] for m in methods}
 
 

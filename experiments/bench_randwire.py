@@ -126,16 +126,10 @@ def main(argv=None) -> int:
             jobs.append({'family': gen, 'seed': s, 'sample': sample, 'nodes': args.nodes,
                          'channels': matched_channels(sample, args.nodes, target), **common})
     print(f'[randwire] {len(jobs)} networks; NB201 network {target} parameters', flush=True)
-    if args.jobs > 1:
-        import multiprocessing as mp
-        with mp.get_context('spawn').Pool(args.jobs) as pool:
-            results = []
-            for r in pool.imap_unordered(train, jobs):
-                results.append(r)
-                print(f'[randwire] {r["family"]} seed {r["seed"]}: {r["params"]} params, val acc {r["val_acc"]:.4f}, '
-                      f'{r["seconds"]:.0f} s', flush=True)
-    else:
-        results = [train(j) for j in jobs]
+    from nni_nasext.benchmarking import run_tasks
+    results = run_tasks(train, jobs, args.jobs, context='spawn', on_result=lambda r: print(
+        f'[randwire] {r["family"]} seed {r["seed"]}: {r["params"]} params, val acc {r["val_acc"]:.4f}, '
+        f'{r["seconds"]:.0f} s', flush=True))
     import torch
     rows = []
     families = ['NB201 cell found by REA', 'random NB201 cell', *GENERATORS]

@@ -56,6 +56,7 @@ import numpy as np
 warnings.filterwarnings('ignore', category=RuntimeWarning)
 
 from nni_nasext.benchmarks import NB201_DATASETS, NasBench201Table  # noqa: E402
+from nni_nasext.benchmarking import run_tasks  # noqa: E402
 from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -211,7 +212,6 @@ def _task(task):
 
 
 def main(argv=None) -> int:
-    import multiprocessing
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--scores', type=Path, default=HERE / 'results' / 'proxies_nb201.json')
     parser.add_argument('--cached-seeds', type=int, default=100)
@@ -243,13 +243,7 @@ def main(argv=None) -> int:
             print(f'{targs[0]} seed {targs[1]}: {res["val_acc_200"][SEARCH]:.2f} in {res["proxy_s"]:.0f} s',
                   file=sys.stderr, flush=True)
 
-    if args.jobs > 1:
-        with multiprocessing.get_context('fork').Pool(args.jobs) as pool:
-            for kind, targs, res in pool.imap_unordered(_task, tasks):
-                collect(kind, targs, res)
-    else:
-        for t in tasks:
-            collect(*_task(t))
+    run_tasks(_task, tasks, args.jobs, on_result=lambda r: collect(*r))
     summary = {}
     for name, rs in runs.items():
         accs = {ds: np.array([r['val_acc_200'][ds] for r in rs]) for ds in NB201_DATASETS}
