@@ -88,13 +88,13 @@ def trainer(model, evaluator) -> tuple:
     """The evaluator's ``LightningModule`` under a fresh ``pytorch_lightning.Trainer``, as trials
     trained before (and one-shot searches still train): (seconds, final accuracy, per-epoch seconds)."""
     import pytorch_lightning as pl
-    from nni_nasext.evaluators.classification import _Classifier, _quiet_lightning, _reset_parameters
+    from nni_nasext.evaluators.classification import _Classifier, quiet_lightning, _reset_parameters
     start = time.perf_counter()
     train, val = evaluator.dataloaders()
     pl.seed_everything(evaluator.seed, workers=True, verbose=False)
     _reset_parameters(model)
     module = _Classifier(model, evaluator)
-    with _quiet_lightning():
+    with quiet_lightning():
         pl.Trainer(max_epochs=evaluator.max_epochs, accelerator='cpu', devices=1, use_distributed_sampler=False,
                    num_sanity_val_steps=0, logger=False, enable_checkpointing=False, enable_model_summary=False,
                    enable_progress_bar=False).fit(module, train, val)

@@ -79,15 +79,15 @@ METHODS['nni-REA'] = ('NNI RegularizedEvolution',
                       'nni.nas.strategy.RegularizedEvolution(population_size=10, sample_size=3, mutation_prob=1/8, '
                       'seed=s): one of the 8 decisions resampled per child on average', _nni_rea)
 METHODS['ours-PNAS'] = ('nni_nasext PNAS', 'SearcherStrategy(PNAS.macro_preset(seed=s))',
-                        nb._lazy('nni_nasext.strategies.pnas', 'PNAS', preset='macro_preset'))
+                        nb._lazy('nni_nasext.strategies.searchers.pnas', 'PNAS', preset='macro_preset'))
 METHODS['ours-NP'] = ('nni_nasext NeuralPredictor',
                       'SearcherStrategy(NeuralPredictor(num_initial=10, pool_size=6561, seed=s)): the whole space '
                       'scored every query, as the NB201 preset does',
-                      _generic('nni_nasext.strategies.neural_predictor', 'NeuralPredictor', num_initial=10,
+                      _generic('nni_nasext.strategies.searchers.neural_predictor', 'NeuralPredictor', num_initial=10,
                                pool_size=6561))
 METHODS['ours-MetaQNN'] = ('nni_nasext MetaQNN', 'SearcherStrategy(MetaQNN(reward_scale=0.01, schedule_scale=0.05, '
                            'seed=s)): the epsilon schedule compressed to ~100 models',
-                           _generic('nni_nasext.strategies.metaqnn', 'MetaQNN', reward_scale=0.01,
+                           _generic('nni_nasext.strategies.searchers.metaqnn', 'MetaQNN', reward_scale=0.01,
                                     schedule_scale=0.05))
 PAIRS = [p for p in nb.PAIRS if p[0] in METHODS and p[1] in METHODS]
 

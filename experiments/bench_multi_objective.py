@@ -45,8 +45,8 @@ METHODS = ['pareto', 'mnasnet', 'rea_constrained', 'random']
 
 
 def make(method: str, device: str, budget: float, seed: int):
-    from nni_nasext.strategies.multi_objective import ConstrainedEvolution, MnasNetEvolution, ParetoEvolution
-    from nni_nasext.strategies.random_search import RandomSearch
+    from nni_nasext.strategies.searchers.multi_objective import ConstrainedEvolution, MnasNetEvolution, ParetoEvolution
+    from nni_nasext.strategies.searchers.random_search import RandomSearch
     cost = f'nb201_latency:{device}'
     if method == 'pareto':
         return ParetoEvolution(cost, population_size=10, seed=seed)
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     from nni_nasext.benchmarks import NasBench201Table
     from nni_nasext.nb201_cells import EDGE_LABELS, OPS, all_samples, sample_to_cellstr
     from nni_nasext.space_spec import SpaceSpec
-    from nni_nasext.strategies.multi_objective import hypervolume, pareto_front
+    from nni_nasext.strategies.searchers.multi_objective import hypervolume, pareto_front
 
     t0 = time.time()
     space = SpaceSpec.from_json({e: {'_type': 'choice', '_value': list(OPS)} for e in EDGE_LABELS})

@@ -166,7 +166,7 @@ def _lazy(module: str, attr: str, preset: str = 'nb201_preset', **kwargs):
 METHODS['ours-TPE'] = (
     'nni_nasext TPE', 'TPE', 'SearcherStrategy(TPE(seed=s)): 10 random startup cells, gamma 0.25, 24 candidates, '
     'refit every query, no repeats',
-    _lazy('nni_nasext.strategies.tpe', 'TPE', preset=None))
+    _lazy('nni_nasext.strategies.searchers.tpe', 'TPE', preset=None))
 METHODS['nni-TPE'] = (
     'NNI TPE', 'TPE', "nni.nas.strategy.TPE(optimize_mode='maximize', seed=s) (NNI's TpeTuner; its default "
     "optimize_mode is 'minimize'), HPOTunerStrategy's 1 s sleep per model removed",
@@ -175,43 +175,43 @@ METHODS['ours-SH'] = (
     'nni_nasext SuccessiveHalving', 'HB',
     'SearcherStrategy(SuccessiveHalving.nb201_preset(seed=s)): rungs 12 and 200 epochs, eta 8 '
     '(8 cells for 12 epochs, the best for 200); the answer is the best 200-epoch result',
-    _lazy('nni_nasext.strategies.hyperband', 'SuccessiveHalving'))
+    _lazy('nni_nasext.strategies.searchers.hyperband', 'SuccessiveHalving'))
 METHODS['ours-HB'] = (
     'nni_nasext Hyperband', 'HB',
     'SearcherStrategy(Hyperband.nb201_preset(seed=s)): rungs 12 and 200 epochs, eta 3 (brackets 3x12 -> 1x200 '
     'and 2x200); the answer is the best 200-epoch result',
-    _lazy('nni_nasext.strategies.hyperband', 'Hyperband'))
+    _lazy('nni_nasext.strategies.searchers.hyperband', 'Hyperband'))
 METHODS['ours-BOHB'] = (
     'nni_nasext BOHB', 'BOHB',
     'SearcherStrategy(BOHB.nb201_preset(seed=s)): Hyperband brackets of ours-SH (12 -> 200 epochs, eta 8), new cells '
     'from a TPE model on the largest budget with enough results, 1/3 random',
-    _lazy('nni_nasext.strategies.bohb', 'BOHB'))
+    _lazy('nni_nasext.strategies.searchers.bohb', 'BOHB'))
 METHODS['ours-PDH'] = (
     'nni_nasext ProgressiveDynamicHurdles', 'PDH',
     'SearcherStrategy(ProgressiveDynamicHurdles.nb201_preset(seed=s)): stages 12 and 200 epochs, REA population 10 '
     'and tournament 3, the hurdle (mean 12-epoch fitness of the population) set after 10 children; children at or '
     'above it are trained for 200 epochs; the answer is the best 200-epoch result',
-    _lazy('nni_nasext.strategies.pdh', 'ProgressiveDynamicHurdles'))
+    _lazy('nni_nasext.strategies.searchers.pdh', 'ProgressiveDynamicHurdles'))
 METHODS['ours-PDH-m40'] = (
     'nni_nasext ProgressiveDynamicHurdles, hurdle after 40', 'PDH',
     'ours-PDH with the hurdle set after 40 children instead of 10 (the mean of an evolved population: a higher '
     'hurdle, fewer 200-epoch promotions)',
-    _lazy('nni_nasext.strategies.pdh', 'ProgressiveDynamicHurdles', hurdle_every=40))
+    _lazy('nni_nasext.strategies.searchers.pdh', 'ProgressiveDynamicHurdles', hurdle_every=40))
 METHODS['ours-PNAS'] = (
     'nni_nasext PNAS', 'PNAS', 'SearcherStrategy(PNAS.nb201_preset(seed=s))',
-    _lazy('nni_nasext.strategies.pnas', 'PNAS'))
+    _lazy('nni_nasext.strategies.searchers.pnas', 'PNAS'))
 METHODS['ours-NP'] = (
     'nni_nasext NeuralPredictor', 'NP', 'SearcherStrategy(NeuralPredictor.nb201_preset(seed=s))',
-    _lazy('nni_nasext.strategies.neural_predictor', 'NeuralPredictor'))
+    _lazy('nni_nasext.strategies.searchers.neural_predictor', 'NeuralPredictor'))
 METHODS['ours-NP-GCN'] = (
     'nni_nasext NeuralPredictor (GCN)', 'NP', "SearcherStrategy(NeuralPredictorGCN.nb201_preset(seed=s)): Wen et al.'s "
     'graph-convolution predictor on the cell graph (NB201 edges as nodes), refit every 10 results, Adam lr 1e-3, '
     'otherwise as ours-NP',
-    _lazy('nni_nasext.strategies.neural_predictor', 'NeuralPredictorGCN'))
+    _lazy('nni_nasext.strategies.searchers.neural_predictor', 'NeuralPredictorGCN'))
 METHODS['ours-NP-k10'] = (
     'nni_nasext NeuralPredictor (MLP, refit every 10)', 'NP', 'SearcherStrategy(NeuralPredictor(num_initial=10, '
     'pool_size=15625, refit_every=10, seed=s)): the MLP ensemble on the refit schedule of ours-NP-GCN',
-    _lazy('nni_nasext.strategies.neural_predictor', 'NeuralPredictor', preset=None, num_initial=10, pool_size=15625,
+    _lazy('nni_nasext.strategies.searchers.neural_predictor', 'NeuralPredictor', preset=None, num_initial=10, pool_size=15625,
           refit_every=10))
 
 

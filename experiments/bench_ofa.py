@@ -12,7 +12,7 @@ Per seed, on one dataset (default Fashion-MNIST from ``NASEXT_DATA``):
 3. the smallest, the largest and two random sub-networks are also trained from scratch as
    standalone networks, for as many epochs as the full phase (same optimiser);
 4. under three MACs budgets (quartiles of random sub-networks' MACs) the evolutionary search
-   of :func:`~nni_nasext.strategies.ofa.evolve_subnet` on the ``ps`` supernet is compared with
+   of :func:`~nni_nasext.strategies.oneshot.ofa.evolve_subnet` on the ``ps`` supernet is compared with
    random search given the same number of sub-network evaluations; both are scored on a
    held-out tenth of the training data and reported on the validation split.
 
@@ -48,13 +48,13 @@ def _quiet():
 
 def train_supernet(args, loader, val_loader, info, seed: int, progressive: bool):
     import pytorch_lightning as pl
-    from nni_nasext.evaluators.classification import _quiet_lightning
-    from nni_nasext.strategies.ofa import OFAModule
+    from nni_nasext.evaluators.classification import quiet_lightning
+    from nni_nasext.strategies.oneshot.ofa import OFAModule
     pl.seed_everything(seed, workers=True, verbose=False)
     module = OFAModule(num_classes=info.num_classes, in_channels=info.in_channels, resolutions=args.resolutions,
                        width_mult=args.width_mult, schedule=args.schedule, progressive=progressive, seed=seed)
     start = time.time()
-    with _quiet_lightning():
+    with quiet_lightning():
         trainer = pl.Trainer(max_epochs=module.epochs, accelerator='cpu', devices=1, num_sanity_val_steps=0,
                              logger=False, enable_checkpointing=False, enable_model_summary=False,
                              enable_progress_bar=False, limit_val_batches=4)
@@ -94,8 +94,8 @@ def run_seed(args, seed: int) -> Dict[str, Any]:
     _quiet()
     torch.set_num_threads(1)
     from nni_nasext.search_spaces.mobile import ofa_max_sample
-    from nni_nasext.strategies.ofa import evaluate_subnet, evolve_subnet, ofa_loaders, random_subnets
-    from nni_nasext.strategies.ofa_supernet import ofa_min_sample
+    from nni_nasext.strategies.oneshot.ofa import evaluate_subnet, evolve_subnet, ofa_loaders, random_subnets
+    from nni_nasext.strategies.oneshot.ofa_supernet import ofa_min_sample
     loader, held, val_loader, info = ofa_loaders(args.dataset, limit=args.limit, batch_size=64, seed=seed)
     val = []
     for x, y in val_loader:

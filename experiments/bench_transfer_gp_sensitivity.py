@@ -1,6 +1,6 @@
 """How much TransferGP's result depends on its settings, and what an honest choice of them gives.
 
-:class:`~nni_nasext.strategies.transfer_gp.TransferGP` has four settings (``length_scale``,
+:class:`~nni_nasext.strategies.transfer.transfer_gp.TransferGP` has four settings (``length_scale``,
 ``prior_precision``, ``noise``, ``pool``). Its defaults were chosen after looking at the three
 leave-one-dataset-out (LODO) NB201 targets, so its LODO row in
 ``experiments/results/transfer_nb201.md`` is optimistic. This script shows by how much:
@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from nni_nasext.benchmarks import NB201_DATASETS, NasBench201Table  # noqa: E402
-from nni_nasext.strategies.transfer_gp import GRID, TransferGP, grid_settings, select_settings, sequential_gaps  # noqa: E402,E501
+from nni_nasext.strategies.transfer.transfer_gp import GRID, TransferGP, grid_settings, select_settings, sequential_gaps  # noqa: E402,E501
 
 KS = (1, 5, 10)
 GOAL_GAP = 0.1

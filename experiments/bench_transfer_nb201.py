@@ -9,7 +9,7 @@ to the best cell of the target table ("optimal").
 
 Methods (``METHODS``; add more with :func:`register_method`, e.g. XferNAS, RapidNAS):
 
-* ``TAPAS``: :mod:`nni_nasext.strategies.tapas` (Istrate et al., AAAI 2019) as in the paper:
+* ``TAPAS``: :mod:`nni_nasext.strategies.transfer.tapas` (Istrate et al., AAAI 2019) as in the paper:
   an LSTM predictor of the accuracy, conditioned on the dataset character number (DCN),
   trained on 1,000 sampled cells of each source; a predictor-driven evolution proposes; k = 0
   returns the best predicted cell, k > 0 the best of the top-k predicted cells evaluated.
@@ -20,7 +20,7 @@ Methods (``METHODS``; add more with :func:`register_method`, e.g. XferNAS, Rapid
 
 Honesty of the split: the harness counts every ``NasBench201Table.query`` on the target's
 200-epoch table made during a method's call and fails the run if there are more than k.
-TAPAS also reads its target DCN (:func:`~nni_nasext.strategies.tapas.dcn_from_table`: three
+TAPAS also reads its target DCN (:func:`~nni_nasext.strategies.transfer.tapas.dcn_from_table`: three
 landmark cells in the target's 12-epoch table, the stand-in for training TAPAS's probe
 network on the target); those lookups are counted and reported separately, not in k.
 
@@ -80,13 +80,13 @@ def register_method(name: str, run: Callable[[str, List[str], int, int], dict], 
 
 @functools.lru_cache(maxsize=8)
 def _tapas_proposal(target: str, sources: tuple, seed: int, targets: str) -> dict:
-    from nni_nasext.strategies.tapas import propose
+    from nni_nasext.strategies.transfer.tapas import propose
     return propose(target, list(sources), seed=seed, targets=targets)
 
 
 def _tapas(targets: str):
     def run(target, sources, k, seed):
-        from nni_nasext.strategies.tapas import tapas_transfer
+        from nni_nasext.strategies.transfer.tapas import tapas_transfer
         proposal = _tapas_proposal(target, tuple(sources), seed, targets)  # no target query but the DCN's
         out = tapas_transfer(target, sources, k, seed, proposal=proposal)
         return {'cell': out['cell'], 'target_dcn': proposal['target_dcn'], 'source_dcn': proposal['dcn'],
@@ -95,7 +95,7 @@ def _tapas(targets: str):
 
 
 def _nb201_random(rng: random.Random) -> Dict[str, str]:
-    from nni_nasext.strategies.tapas import nb201_spec
+    from nni_nasext.strategies.transfer.tapas import nb201_spec
     return nb201_spec().random(rng)
 
 
@@ -113,7 +113,7 @@ def random_search(target, sources, k, seed):
 
 def regularized_evolution(target, sources, k, seed):
     from nni_nasext.strategies import RegularizedEvolution
-    from nni_nasext.strategies.tapas import nb201_spec
+    from nni_nasext.strategies.transfer.tapas import nb201_spec
     if k == 0:
         return {'cell': to_cellstr(_nb201_random(random.Random(f'rea/{target}/{seed}')))}
     rea, table = RegularizedEvolution.nb201_preset(seed=seed).configure(nb201_spec()), NasBench201Table()
@@ -135,13 +135,13 @@ register_method('REA', regularized_evolution,
 
 
 def _xfernas(target, sources, k, seed):
-    from nni_nasext.strategies.xfernas import xfernas_transfer
+    from nni_nasext.strategies.transfer.xfernas import xfernas_transfer
     out = xfernas_transfer(target, sources, k, seed)
     return {'cell': out['cell']}
 
 
 def _rapidnas(target, sources, k, seed):
-    from nni_nasext.strategies.rapidnas import propose, rapidnas_transfer
+    from nni_nasext.strategies.transfer.rapidnas import propose, rapidnas_transfer
     out = rapidnas_transfer(target, sources, k, seed)   # the proposal is cached per (target, sources, seed)
     return {'cell': out['cell'], 'probe_12ep_lookups': propose(target, tuple(sources), seed)['target_12ep_lookups']}
 
@@ -160,14 +160,14 @@ register_method('rapidnas', _rapidnas,
 
 
 def _transfer_gp(target, sources, k, seed):
-    from nni_nasext.strategies.transfer_gp import transfer_gp
+    from nni_nasext.strategies.transfer.transfer_gp import transfer_gp
     out = transfer_gp(target, sources, k, seed)   # deterministic: the seed does not change the result
     return {'cell': out['cell'], 'settings': out['settings']}
 
 
 def source_rank(target, sources, k, seed):
     """The top-k cells by the mean source score (no learning, no target feedback)."""
-    from nni_nasext.strategies.transfer_gp import transfer_gp
+    from nni_nasext.strategies.transfer.transfer_gp import transfer_gp
     out = transfer_gp(target, sources, k, seed, tune_on_sources=False, pool=max(k, 2), length_scale=1.0,
                       prior_precision=1.0, noise=1.0)   # a pool of k cells: every one is evaluated, in prior order
     return {'cell': out['cell']}

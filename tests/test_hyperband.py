@@ -9,7 +9,7 @@ from nni_nasext.evaluators import ImageClassification
 from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, simulate_search
 from nni_nasext.fidelity import BUDGET_KEY, incumbent, split_budget, with_budget
 from nni_nasext.space_spec import SpaceSpec
-from nni_nasext.strategies.hyperband import Hyperband, SuccessiveHalving, hyperband_brackets
+from nni_nasext.strategies.searchers.hyperband import Hyperband, SuccessiveHalving, hyperband_brackets
 from nni_nasext.trial_code.run import main as trial
 
 from budget_toy import SPEC, run, toy  # noqa: E402  (tests/budget_toy.py)

@@ -61,19 +61,19 @@ def test_the_fast_lookup_trial_fails_clearly(tmp_path, sample, evaluator_args, m
 def test_the_table_cache_is_exact_and_follows_its_sources(tmp_path, monkeypatch):
     shared_data()
     monkeypatch.setenv('NASEXT_CACHE', str(tmp_path))
-    benchmarks._table.cache_clear()
-    fresh = benchmarks._table('cifar10-valid', 12)
+    benchmarks.nb201_table.cache_clear()
+    fresh = benchmarks.nb201_table('cifar10-valid', 12)
     cached_file = tmp_path / 'nb201_cifar10-valid_12.json'
     assert cached_file.exists()
-    benchmarks._table.cache_clear()
-    assert benchmarks._table('cifar10-valid', 12) == fresh          # floats survive JSON exactly
+    benchmarks.nb201_table.cache_clear()
+    assert benchmarks.nb201_table('cifar10-valid', 12) == fresh          # floats survive JSON exactly
     blob = json.loads(cached_file.read_text())
     blob['stamp'][0][1] += 1                                          # the source file "changed"
     blob['table'] = {k: [0, 0, 0, 0] for k in blob['table']}
     cached_file.write_text(json.dumps(blob))
-    benchmarks._table.cache_clear()
-    assert benchmarks._table('cifar10-valid', 12) == fresh          # recomputed, not the stale copy
+    benchmarks.nb201_table.cache_clear()
+    assert benchmarks.nb201_table('cifar10-valid', 12) == fresh          # recomputed, not the stale copy
     cached_file.write_text('{not json')
-    benchmarks._table.cache_clear()
-    assert benchmarks._table('cifar10-valid', 12) == fresh
-    benchmarks._table.cache_clear()
+    benchmarks.nb201_table.cache_clear()
+    assert benchmarks.nb201_table('cifar10-valid', 12) == fresh
+    benchmarks.nb201_table.cache_clear()

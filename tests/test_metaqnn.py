@@ -10,7 +10,7 @@ from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, simulate_searc
 from nni_nasext.search_spaces import QuickstartSpace
 from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies import RandomSearch
-from nni_nasext.strategies.metaqnn import MetaQNN
+from nni_nasext.strategies.searchers.metaqnn import MetaQNN
 from nni_nasext.searcher import SpaceExhausted
 from test_searchers import drive as drive_searcher
 

@@ -17,7 +17,7 @@ except DataNotFoundError as err:   # pragma: no cover - CI has ../shared/data
     pytest.skip(f'NB201 latency tables not found: {err}', allow_module_level=True)
 
 from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS, NasBench201Space   # noqa: E402
-from nni_nasext.strategies.multi_objective import (  # noqa: E402
+from nni_nasext.strategies.searchers.multi_objective import (  # noqa: E402
     ConstrainedEvolution, MnasNetEvolution, ParetoEvolution, hypervolume, mnasnet_reward, pareto_front,
 )
 

@@ -72,14 +72,14 @@ def test_missing_12_epoch_table_names_where_it_looked(monkeypatch, tmp_path):
     from nni_nasext.data_paths import DataNotFoundError
     monkeypatch.setenv('NASEXT_DATA', str(tmp_path))
     benchmarks._mini_bench.cache_clear()
-    benchmarks._table.cache_clear()
+    benchmarks.nb201_table.cache_clear()
     try:
         with pytest.raises(DataNotFoundError) as err:
             NasBench201Table().query(next(all_samples()), 'cifar10-valid', 12)
         assert str(tmp_path) in str(err.value) and '12-epoch' in str(err.value)
     finally:
         benchmarks._mini_bench.cache_clear()
-        benchmarks._table.cache_clear()
+        benchmarks.nb201_table.cache_clear()
 
 
 def test_frozen_network_parameter_count_matches_benchmark():
@@ -136,7 +136,7 @@ def test_nni_database_is_used_first_when_the_user_has_it(monkeypatch, tmp_path):
                                    ori_test_evaluation_time=1.)
     monkeypatch.setattr(constants, 'DATABASE_DIR', str(tmp_path))
     monkeypatch.setitem(bench_utils._loaded_benchmarks, 'nasbench201', db)
-    benchmarks._table.cache_clear()
+    benchmarks.nb201_table.cache_clear()
     try:
         table = NasBench201Table()
         ours = {k: {'conv_3x3': 'nor_conv_3x3', 'conv_1x1': 'nor_conv_1x1'}.get(v, v) for k, v in cell.items()}
@@ -146,7 +146,7 @@ def test_nni_database_is_used_first_when_the_user_has_it(monkeypatch, tmp_path):
         with pytest.raises(KeyError, match='no 200-epoch record'):
             table.query(next(all_samples()), 'cifar10-valid', 200)
     finally:
-        benchmarks._table.cache_clear()
+        benchmarks.nb201_table.cache_clear()
         proxy.initialize(old_proxy)
 
 

@@ -10,7 +10,7 @@ from nni_nasext.adapters import SearcherStrategy
 from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, simulate_search
 from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies import RandomSearch
-from nni_nasext.strategies.neural_predictor import NeuralPredictor
+from nni_nasext.strategies.searchers.neural_predictor import NeuralPredictor
 from test_reinforce import MIXED
 from test_searchers import SPEC, drive, score
 

@@ -15,8 +15,8 @@ from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, simulate_searc
 from nni_nasext.search_spaces import nasbench101 as nb101
 from nni_nasext.search_spaces.nasbench201 import all_samples
 from nni_nasext.space_spec import SpaceSpec
-from nni_nasext.strategies.graph_predictor import CellGraphEncoder, GCNEnsemble, graph_kind
-from nni_nasext.strategies.neural_predictor import NeuralPredictor, NeuralPredictorGCN
+from nni_nasext.strategies.searchers.graph_predictor import CellGraphEncoder, GCNEnsemble, graph_kind
+from nni_nasext.strategies.searchers.neural_predictor import NeuralPredictor, NeuralPredictorGCN
 from test_reinforce import MIXED
 from test_searchers import SPEC, drive, score
 

@@ -6,11 +6,11 @@ import torch
 
 from nni_nasext.evaluators.proxies import score_flops
 from nni_nasext.search_spaces.mobile import OFASpace, ofa_max_sample
-from nni_nasext.strategies.ofa import (
+from nni_nasext.strategies.oneshot.ofa import (
     OFAModule, evaluate_subnet, evolve_subnet, phase_choices, random_subnets, search_ofa,
 )
 from net_helpers import randomize_batch_norm
-from nni_nasext.strategies.ofa_supernet import ElasticMBConv, OFASupernet, calibrate_bn, ofa_min_sample
+from nni_nasext.strategies.oneshot.ofa_supernet import ElasticMBConv, OFASupernet, calibrate_bn, ofa_min_sample
 
 RES = (8, 12, 16)
 
@@ -240,7 +240,7 @@ def _fake_predictor(input_shape):
 
 
 def test_search_under_a_latency_budget_keeps_every_candidate_within_it():
-    from nni_nasext.strategies.ofa import latency_cost
+    from nni_nasext.strategies.oneshot.ofa import latency_cost
     net = _supernet()
     calib, held = _batches(2, seed=1), _batches(2, seed=2)
     pred = _fake_predictor((1, 1, max(RES), max(RES)))

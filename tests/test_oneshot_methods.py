@@ -101,7 +101,7 @@ def test_every_method_searches_our_spaces_with_our_evaluator(method, space, monk
     if method == 'te_nas' and space in ('darts_cells', 'proxylessnas'):
         # TE-NAS measures every candidate of every round (hundreds of NTKs on these spaces):
         # the first measurement is real, the rest synthetic, to keep the test short
-        from nni_nasext.strategies.oneshot.te_nas import TENAS
+        from nni_nasext.strategies.zero_shot.te_nas import TENAS
         real, calls = TENAS._measure, []
 
         def measure(self, alive, inputs):

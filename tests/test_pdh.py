@@ -1,4 +1,4 @@
-"""Progressive Dynamic Hurdles (strategies/pdh.py; So et al. 2019, Algorithm 1)."""
+"""Progressive Dynamic Hurdles (strategies/searchers/pdh.py; So et al. 2019, Algorithm 1)."""
 import json
 import statistics
 
@@ -6,7 +6,7 @@ import pytest
 
 from nni_nasext.fidelity import BUDGET_KEY, split_budget
 from nni_nasext.space_spec import SpaceSpec
-from nni_nasext.strategies.pdh import ProgressiveDynamicHurdles as PDH
+from nni_nasext.strategies.searchers.pdh import ProgressiveDynamicHurdles as PDH
 
 from budget_toy import SPEC, run, toy  # noqa: E402  (tests/budget_toy.py)
 

@@ -11,8 +11,8 @@ from nni_nasext.adapters import SearcherStrategy
 from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, simulate_search
 from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies import RandomSearch
-from nni_nasext.strategies.pnas import NB201_EDGE_LABELS, PNAS
-from nni_nasext.strategies.predictors import ArchEncoder, MLPEnsemble
+from nni_nasext.strategies.searchers.pnas import NB201_EDGE_LABELS, PNAS
+from nni_nasext.strategies.searchers.predictors import ArchEncoder, MLPEnsemble
 from test_reinforce import MIXED
 from test_searchers import SPEC, drive, score
 

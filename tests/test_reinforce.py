@@ -11,7 +11,7 @@ from nni_nasext.adapters import SearcherStrategy, SearcherTuner
 from nni_nasext.evaluators.nb201_lookup import NasBench201Lookup, simulate_search
 from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies import RandomSearch
-from nni_nasext.strategies.reinforce import ReinforceController
+from nni_nasext.strategies.searchers.reinforce import ReinforceController
 from test_searchers import drive as drive_searcher
 
 from test_searchers import SPEC, score

@@ -1,4 +1,4 @@
-"""Shrinking a network to a budget (strategies/shrink.py): the hidden-channel pruning of inverted-residual
+"""Shrinking a network to a budget (strategies/oneshot/shrink.py): the hidden-channel pruning of inverted-residual
 blocks, the uniform baseline, NetAdapt and AMC. Costs are MACs (deterministic), never timings."""
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from torch import nn
 
 from nni_nasext.search_spaces.mobile import MBConv, MobileNetwork
 from net_helpers import randomize_batch_norm
-from nni_nasext.strategies.shrink import (
+from nni_nasext.strategies.oneshot.shrink import (
     AMC, DDPG, accuracy, channel_norms, finetune, macs_of, netadapt, prunable_blocks, prune, select_channels,
     uniform_shrink, uniform_to_budget,
 )
@@ -206,7 +206,7 @@ def test_amc_episode_state_and_reward_plumbing():
     assert states[-1, 9] == 0                                                     # nothing prunable after the last
     assert ep['macs'] <= amc.budget
     net = amc.policy_network(ep['widths'])
-    from nni_nasext.strategies.shrink import recalibrate_bn
+    from nni_nasext.strategies.oneshot.shrink import recalibrate_bn
     acc = accuracy(recalibrate_bn(net, amc.calib), amc.held)
     assert ep['reward'] == pytest.approx(acc - 1) and ep['acc'] == pytest.approx(acc)
     # the first episode is its own baseline; the next stores reward minus the moving average

@@ -1,4 +1,4 @@
-"""T-NAS and MAML (strategies/tnas.py): inner steps, episodes, splits, adaptation, seeds."""
+"""T-NAS and MAML (strategies/transfer/tnas.py): inner steps, episodes, splits, adaptation, seeds."""
 import math
 
 import pytest
@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS
-from nni_nasext.strategies.tnas import (MAML, TNAS, DerivedCell, DerivedCellMAML, DerivedNB201Network,
+from nni_nasext.strategies.transfer.tnas import (MAML, TNAS, DerivedCell, DerivedCellMAML, DerivedNB201Network,
                                         EpisodeSampler, FourConvNet, _batch_stats_only, cell_is_connected, inner_adapt,
                                         live_edges, load_class_pools, mean_ci95)
 
@@ -298,6 +298,6 @@ def test_trial_program_runs_and_writes_its_files(tmp_path):
 
 
 def test_few_shot_split_refuses_shared_classes():
-    from nni_nasext.strategies.tnas import few_shot_split
+    from nni_nasext.strategies.transfer.tnas import few_shot_split
     with pytest.raises(ValueError, match='held out'):
         few_shot_split({'mnist10k': [0, 1]}, {'mnist10k': [1, 2]})

@@ -15,7 +15,7 @@ from nni_nasext.searcher import SpaceExhausted
 from nni_nasext.search_spaces import QuickstartSpace
 from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies import RandomSearch
-from nni_nasext.strategies.tpe import TPE, TPEModel
+from nni_nasext.strategies.searchers.tpe import TPE, TPEModel
 from test_searchers import drive, score
 
 SPEC = SpaceSpec.from_space(QuickstartSpace())

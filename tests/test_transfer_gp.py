@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from nni_nasext.space_spec import SpaceSpec
-from nni_nasext.strategies import transfer_gp as tg
-from nni_nasext.strategies.tapas import nb201_spec
-from nni_nasext.strategies.transfer_gp import SourcePriorGP, TransferGP, select_settings, source_scores, transfer_gp
+from nni_nasext.strategies.transfer import transfer_gp as tg
+from nni_nasext.strategies.transfer.tapas import nb201_spec
+from nni_nasext.strategies.transfer.transfer_gp import SourcePriorGP, TransferGP, select_settings, source_scores, transfer_gp
 
 FIXED = dict(tune_on_sources=False, pool=100, length_scale=1.0, prior_precision=3.0, noise=0.05)
 
@@ -67,8 +67,8 @@ def test_source_scores_are_top_stretched_quantiles(tables):
 def test_k_evaluations_and_the_target_table_is_never_read_otherwise(tables, table_queries, monkeypatch):
     from nni_nasext import benchmarks
     read = []
-    original = benchmarks._table
-    monkeypatch.setattr(benchmarks, '_table', lambda d, e: (read.append(d), original(d, e))[1])
+    original = benchmarks.nb201_table
+    monkeypatch.setattr(benchmarks, 'nb201_table', lambda d, e: (read.append(d), original(d, e))[1])
     tg._source_table.cache_clear(), tg._source_scores.cache_clear()
     for k in (0, 1, 4):
         res = transfer_gp('cifar100', k=k, **FIXED)

@@ -7,8 +7,8 @@ import pytest
 
 from nni_nasext.benchmarks import NasBench201Table
 from nni_nasext.space_spec import SpaceSpec
-from nni_nasext.strategies import tapas
-from nni_nasext.strategies.tapas import (
+from nni_nasext.strategies.transfer import tapas
+from nni_nasext.strategies.transfer.tapas import (
     TAPAS, AccuracyPredictor, SequenceEncoder, check_transfer_args, dcn_from_table, dcn_from_training, nb201_spec,
     propose, similar_datasets, tapas_transfer,
 )

@@ -5,11 +5,11 @@ import torch
 
 from nni_nasext.benchmarks import to_sample
 from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS
-from nni_nasext.strategies import rapidnas, xfernas
-from nni_nasext.strategies.rapidnas import (
+from nni_nasext.strategies.transfer import rapidnas, xfernas
+from nni_nasext.strategies.transfer.rapidnas import (
     CellGenerator, DatasetAwarePredictor, SetEncoder, one_hot, rapidnas_transfer, train_predictor,
 )
-from nni_nasext.strategies.xfernas import XferNASModel, fit_autoencoder, fit_residual, latent_search, xfernas_transfer
+from nni_nasext.strategies.transfer.xfernas import XferNASModel, fit_autoencoder, fit_residual, latent_search, xfernas_transfer
 
 X_TINY = dict(num_cells=60, epochs=3)
 R_TINY = dict(num_cells=60, num_probe=16, steps=10, num_generated=60, min_distinct=20)
@@ -167,7 +167,7 @@ def _run_searcher(name, args, target, asks=6, failed=2):
     from nni_nasext import registry
     from nni_nasext.evaluators import NasBench201Lookup
     from nni_nasext.space_spec import SpaceSpec
-    from nni_nasext.strategies.tapas import nb201_spec
+    from nni_nasext.strategies.transfer.tapas import nb201_spec
     spec = nb201_spec()
     searcher = registry.build('strategy', name, **args).configure(spec)
     lookup = NasBench201Lookup(target, epochs=200)
@@ -205,7 +205,7 @@ def test_xfernas_searcher_end_to_end_on_nb201_lookup(table200):
 def test_xfernas_searcher_asks_what_the_benchmark_evaluates(table200):
     """Without failures the searcher's asks are xfernas_transfer's evaluations, in order."""
     from nni_nasext.evaluators import NasBench201Lookup
-    from nni_nasext.strategies.tapas import nb201_spec
+    from nni_nasext.strategies.transfer.tapas import nb201_spec
     searcher = xfernas.XferNAS(target=TARGET, sources=SOURCES, seed=1, **X_TINY).configure(nb201_spec())
     lookup, cells = NasBench201Lookup(TARGET, epochs=200), []
     for _ in range(4):
@@ -227,7 +227,7 @@ def test_rapidnas_searcher_end_to_end_on_nb201_lookup(table200, nb12):
 
 def test_rapidnas_searcher_asks_random_unasked_cells_after_the_ranking(table200, nb12):
     from nni_nasext.space_spec import SpaceSpec
-    from nni_nasext.strategies.tapas import nb201_spec
+    from nni_nasext.strategies.transfer.tapas import nb201_spec
     spec = nb201_spec()
     searcher = rapidnas.RapidNAS(target=TARGET, sources=SOURCES, seed=2, **R_TINY).configure(spec)
     n = len(searcher.ranked)

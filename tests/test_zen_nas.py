@@ -3,7 +3,7 @@ import pytest
 
 from nni_nasext import registry
 from nni_nasext.space_spec import SpaceSpec
-from nni_nasext.strategies.zen_nas import CostBudget, ProxyWarmStart, ZenNAS
+from nni_nasext.strategies.zero_shot.zen_nas import CostBudget, ProxyWarmStart, ZenNAS
 
 
 @pytest.fixture(scope='module')

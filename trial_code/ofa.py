@@ -2,7 +2,7 @@
 
 Under ``nnictl create`` the experiment has one trial: this program trains an OFA supernet over
 :class:`~nni_nasext.search_spaces.mobile.OFASpace` by progressive shrinking
-(:mod:`nni_nasext.strategies.ofa`; Cai et al., ICLR 2020), reports after every epoch the
+(:mod:`nni_nasext.strategies.oneshot.ofa`; Cai et al., ICLR 2020), reports after every epoch the
 validation accuracy of the largest sub-network (``default``) and of the smallest with
 ``nni.report_intermediate_result``, searches the best sub-network within ``--max-macs``
 without retraining, reports it with ``nni.report_final_result`` and writes into its output
@@ -90,7 +90,7 @@ def resolve(args: argparse.Namespace, params: Optional[Dict[str, Any]] = None) -
         raise ValueError(f'full and shrink are epochs >= 0, at least one in all; got {s["full"]}, {s["shrink"]}')
     if s['max_macs'] is not None and s['max_macs'] <= 0:
         raise ValueError(f'max_macs must be positive, got {s["max_macs"]}')
-    from nni_nasext.strategies.ofa import latency_budget
+    from nni_nasext.strategies.oneshot.ofa import latency_budget
     latency_budget(s['max_latency'], s['latency_predictor'])  # a missing half or a bad file fails here, before training
     return s
 
@@ -99,8 +99,8 @@ def run_trial(args: argparse.Namespace) -> Dict[str, Any]:
     import nni
     import torch
 
-    from nni_nasext.strategies.ofa import search_ofa
-    from nni_nasext.strategies.ofa_supernet import calibrate_bn
+    from nni_nasext.strategies.oneshot.ofa import search_ofa
+    from nni_nasext.strategies.oneshot.ofa_supernet import calibrate_bn
 
     params = trial_parameters()
     s = resolve(args, params)

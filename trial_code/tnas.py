@@ -1,12 +1,12 @@
 """T-NAS as one NNI trial (``python3 -m nni_nasext.trial_code.tnas``).
 
 Under ``nnictl create`` the experiment has one trial: this program meta-trains T-NAS
-(:class:`~nni_nasext.strategies.tnas.TNAS`; Lian et al., ICLR 2020: MAML over the weights and
+(:class:`~nni_nasext.strategies.transfer.tnas.TNAS`; Lian et al., ICLR 2020: MAML over the weights and
 the architecture ``alpha`` of an NB201 supernet) on N-way K-shot episodes of the meta-training
 classes, reports every ``--report-every`` meta-iterations the 5-shot accuracy after adaptation on
 a fixed set of ``--monitor-episodes`` meta-test episodes (a curve to watch in the web UI; no
 decision uses it), then meta-trains the derived cell as a fixed network with MAML
-(:class:`~nni_nasext.strategies.tnas.DerivedCellMAML`, ``--derived-iterations``; 0 skips it),
+(:class:`~nni_nasext.strategies.transfer.tnas.DerivedCellMAML`, ``--derived-iterations``; 0 skips it),
 and reports the meta-test accuracy of both on ``--episodes`` fresh episodes per setting
 (1-shot and K-shot) with ``nni.report_final_result``. Meta-test classes are never seen in
 meta-training. It writes into its output directory (``--output-dir``, else ``NNI_OUTPUT_DIR``,
@@ -120,7 +120,7 @@ def run_trial(args: argparse.Namespace) -> Dict[str, Any]:
     import nni
 
     from nni_nasext.search_spaces.nasbench201 import sample_to_cellstr
-    from nni_nasext.strategies.tnas import TNAS, DerivedCellMAML, EpisodeSampler, few_shot_split, mean_ci95
+    from nni_nasext.strategies.transfer.tnas import TNAS, DerivedCellMAML, EpisodeSampler, few_shot_split, mean_ci95
 
     params = trial_parameters()
     s = resolve(args, params)

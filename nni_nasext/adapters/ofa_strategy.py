@@ -1,4 +1,4 @@
-"""Once-for-All (:mod:`nni_nasext.strategies.ofa`) as an ``nni.nas.strategy`` strategy over
+"""Once-for-All (:mod:`nni_nasext.strategies.oneshot.ofa`) as an ``nni.nas.strategy`` strategy over
 :class:`~nni_nasext.search_spaces.mobile.OFASpace`::
 
     from nni.nas.experiment import NasExperiment
@@ -73,7 +73,7 @@ class OFAStrategy(_NniOneShotStrategy):
     population, generations
         Of the evolutionary sub-network search.
     **module_args
-        Arguments of :class:`~nni_nasext.strategies.ofa.OFAModule` (``progressive``,
+        Arguments of :class:`~nni_nasext.strategies.oneshot.ofa.OFAModule` (``progressive``,
         ``kd_ratio``, ``subnets_per_step``, ``lr_full``, ``lr_shrink`` ...).
     """
 
@@ -84,7 +84,7 @@ class OFAStrategy(_NniOneShotStrategy):
         _NniOneShotStrategy.__init__(self)
         import inspect
 
-        from nni_nasext.strategies.ofa import OFAModule, latency_budget
+        from nni_nasext.strategies.oneshot.ofa import OFAModule, latency_budget
         accepted = set(inspect.signature(OFAModule.__init__).parameters) - {
             'self', 'num_classes', 'in_channels', 'resolutions', 'width_mult', 'dropout', 'schedule', 'seed'}
         unknown = sorted(set(module_args) - accepted)
@@ -167,7 +167,7 @@ class OFAStrategy(_NniOneShotStrategy):
 
     def _search(self) -> float:
         from nni_nasext.datasets import load_dataset
-        from nni_nasext.strategies.ofa import search_ofa
+        from nni_nasext.strategies.oneshot.ofa import search_ofa
         s = self.settings
         _, _, info = load_dataset(s['dataset'], limit=8)
         if (info.num_classes, info.in_channels) != (s['num_classes'], s['in_channels']):
@@ -188,7 +188,7 @@ class OFAStrategy(_NniOneShotStrategy):
 
     def subnet(self):
         """The chosen sub-network with the supernet's weights and re-estimated BN statistics."""
-        from nni_nasext.strategies.ofa_supernet import calibrate_bn
+        from nni_nasext.strategies.oneshot.ofa_supernet import calibrate_bn
         if self.result is None or 'module' not in self.result:
             raise RuntimeError('The OFA search has not run in this process yet.')
         net = self.result['module'].supernet

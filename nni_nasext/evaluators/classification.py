@@ -156,7 +156,7 @@ def _reset_parameters(model: nn.Module) -> None:
 
 
 @contextmanager
-def _quiet_lightning():
+def quiet_lightning():
     """Silence Lightning's per-Trainer banners ("GPU available ...") and hints that would repeat for
     every model (``catch_warnings`` resets Python's once-per-location memory each time)."""
     loggers = [logging.getLogger(n) for n in ('pytorch_lightning.utilities.rank_zero',
@@ -178,7 +178,7 @@ def _quiet_lightning():
 
 
 @contextmanager
-def _interrupt_stays_interrupt():
+def interrupt_stays_interrupt():
     """Lightning answers Ctrl-C with ``sys.exit(1)`` and ignores SIGINT from then on; NNI's
     sequential engine would count that as one failed model and go on, deaf to Ctrl-C.
     Give the caller a ``KeyboardInterrupt`` and its SIGINT handler back instead."""
@@ -388,7 +388,7 @@ class ImageClassification(ArgumentsEvaluator):
         if self.reset_parameters:
             _reset_parameters(model)
         module = _Classifier(model, self)
-        with _quiet_lightning():
+        with quiet_lightning():
             is_global_zero = _fit(module, self, train_loader, val_loader)
         if len(module.val_accuracies) != self.max_epochs:
             raise TrialFailed(f'Training stopped after {len(module.val_accuracies)} of {self.max_epochs} epochs')

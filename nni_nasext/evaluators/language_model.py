@@ -44,8 +44,8 @@ import nni
 import pytorch_lightning as pl
 
 from nni_nasext.data_paths import find_data
-from nni_nasext.evaluators.classification import (ArgumentsEvaluator, TrialFailed, _interrupt_stays_interrupt,
-                                                  _quiet_lightning, _reset_parameters)
+from nni_nasext.evaluators.classification import (ArgumentsEvaluator, TrialFailed, interrupt_stays_interrupt,
+                                                  quiet_lightning, _reset_parameters)
 from nni_nasext.fidelity import split_budget
 
 __all__ = ['LanguageModel', 'CORPORA', 'TrialFailed', 'load_corpus']
@@ -278,7 +278,7 @@ class LanguageModel(ArgumentsEvaluator):
         if self.reset_parameters:
             _reset_parameters(model)
         module = _LMModule(model, self)
-        with _quiet_lightning():
+        with quiet_lightning():
             trainer = pl.Trainer(
                 max_epochs=self.max_epochs, accelerator=self.accelerator, devices=1,
                 limit_train_batches=self.limit_train_batches, limit_val_batches=self.limit_val_batches,
@@ -286,7 +286,7 @@ class LanguageModel(ArgumentsEvaluator):
                 logger=False, enable_checkpointing=False, enable_model_summary=False,
                 enable_progress_bar=sys.stdout.isatty(),
             )
-            with _interrupt_stays_interrupt():
+            with interrupt_stays_interrupt():
                 trainer.fit(module, train_loader, val_loader)
         if len(module.val_perplexities) != self.max_epochs:
             raise TrialFailed(f'Training stopped after {len(module.val_perplexities)} of {self.max_epochs} epochs')

@@ -71,7 +71,7 @@ _BN = nn.modules.batchnorm._BatchNorm
 # ----------------------------------------------------------------------------- helpers
 
 @contextlib.contextmanager
-def _seeded(seed: int, device: torch.device):
+def seeded(seed: int, device: torch.device):
     """Run with the global RNG(s) seeded, restoring them afterwards."""
     devices = [device.index if device.index is not None else torch.cuda.current_device()] \
         if device.type == 'cuda' else []
@@ -88,7 +88,7 @@ def _randn(shape, gen: torch.Generator, device, dtype=torch.float32) -> torch.Te
     return torch.randn(*shape, generator=gen, dtype=dtype).to(device)
 
 
-def _copy(model: nn.Module, device: torch.device, train: bool = True) -> nn.Module:
+def scoring_copy(model: nn.Module, device: torch.device, train: bool = True) -> nn.Module:
     """A deep copy on ``device``, every parameter trainable, in train (or eval) mode."""
     net = copy.deepcopy(model).to(device)
     for p in net.parameters():
@@ -122,9 +122,9 @@ def _degenerate(message: str, value: float = float('nan')) -> float:
 
 def _loss_grads(model, inputs, targets, seed, reinit) -> List[torch.Tensor]:
     """Gradients of the batch cross-entropy w.r.t. the Conv2d/Linear weights of a copy."""
-    net = _copy(model, inputs.device, train=True)
+    net = scoring_copy(model, inputs.device, train=True)
     gen = _generator(seed)
-    with _seeded(seed, inputs.device):
+    with seeded(seed, inputs.device):
         if reinit:
             _reset(net)
         weights = _weights(net)
@@ -178,8 +178,8 @@ def score_naswot(model: nn.Module, inputs: torch.Tensor, targets=None, *, seed: 
     The copy runs in train mode (BN uses batch statistics, as in the authors' code). Without
     any ``nn.ReLU`` module the score is ``nan`` with a warning; a singular ``K`` gives ``-inf``.
     """
-    net = _copy(model, inputs.device, train=True)
-    with _seeded(seed, inputs.device):
+    net = scoring_copy(model, inputs.device, train=True)
+    with seeded(seed, inputs.device):
         if reinit:
             _reset(net)
         K = naswot_kernel(net, inputs)
@@ -201,8 +201,8 @@ def score_synflow(model: nn.Module, inputs: torch.Tensor, targets=None, *, seed:
     scores ``0.0`` with a warning.
     """
     device = inputs.device
-    net = _copy(model, device, train=False)
-    with _seeded(seed, device):
+    net = scoring_copy(model, device, train=False)
+    with seeded(seed, device):
         if reinit:
             _reset(net)
     for name, module in list(net.named_modules()):
@@ -215,7 +215,7 @@ def score_synflow(model: nn.Module, inputs: torch.Tensor, targets=None, *, seed:
             p.abs_()
     weights = _weights(net)
     x = torch.ones((1,) + tuple(inputs.shape[1:]), dtype=torch.float64, device=device)
-    with _seeded(seed, device):
+    with seeded(seed, device):
         R = net(x).sum()
     if not weights or not R.requires_grad:
         return _degenerate('synflow: the output does not depend on any Conv2d/Linear weight; score 0.0', 0.0)
@@ -257,9 +257,9 @@ def score_jacob_cov(model: nn.Module, inputs: torch.Tensor, targets=None, *, see
     summed outputs w.r.t. the input, one flattened row per example; ``C`` = correlation matrix
     of the rows; score ``-sum(log(λ + k) + 1/(λ + k))`` over its eigenvalues ``λ``. A constant
     row (correlation undefined) gives ``nan`` with a warning."""
-    net = _copy(model, inputs.device, train=True)
+    net = scoring_copy(model, inputs.device, train=True)
     x = inputs.detach().clone().requires_grad_(True)
-    with _seeded(seed, inputs.device):
+    with seeded(seed, inputs.device):
         if reinit:
             _reset(net)
         out = net(x)
@@ -310,10 +310,10 @@ def score_zen(model: nn.Module, inputs: torch.Tensor, targets=None, *, seed: int
     """
     feature_fn = feature_fn or _default_features
     device, gen = inputs.device, _generator(seed)
-    net = _copy(model, device, train=True)
+    net = scoring_copy(model, device, train=True)
     scores = []
     for _ in range(repeats):
-        with _seeded(seed, device), torch.no_grad():
+        with seeded(seed, device), torch.no_grad():
             for m in net.modules():
                 if isinstance(m, (nn.Conv2d, nn.Linear)):
                     nn.init.normal_(m.weight, 0.0, 1.0, generator=gen)
@@ -372,7 +372,7 @@ def empirical_ntk(model: nn.Module, inputs: torch.Tensor, *, per_output: bool = 
     return J @ J.T
 
 
-def _kaiming(net: nn.Module) -> None:
+def kaiming_init(net: nn.Module) -> None:
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.kaiming_normal_(m.weight, mode='fan_in', nonlinearity='relu')
@@ -388,10 +388,10 @@ def score_te_nas_ntk(model: nn.Module, inputs: torch.Tensor, targets=None, *, se
     ICLR 2021; *smaller is better*). The copy is re-initialised Kaiming-normal (fan-in) from
     ``seed`` unless ``reinit=False``, and runs in train mode as in the TE-NAS code. A singular
     kernel gives ``inf`` with a warning."""
-    net = _copy(model, inputs.device, train=True)
-    with _seeded(seed, inputs.device):
+    net = scoring_copy(model, inputs.device, train=True)
+    with seeded(seed, inputs.device):
         if reinit:
-            _kaiming(net)
+            kaiming_init(net)
         ntk = empirical_ntk(net, inputs, per_output=per_output)
     lam = torch.linalg.eigvalsh(ntk)
     if not torch.isfinite(lam).all():
@@ -409,14 +409,14 @@ def score_te_nas_linear_regions(model: nn.Module, inputs: torch.Tensor, targets=
     mode so that each input's pattern does not depend on the others in the batch. Without
     any ``nn.ReLU`` module the network is one linear region: ``1.0`` with a warning."""
     device, gen = inputs.device, _generator(seed)
-    net = _copy(model, device, train=False)
+    net = scoring_copy(model, device, train=False)
     n = int(num_samples or len(inputs))
     codes: List[torch.Tensor] = []
     handles = [m.register_forward_pre_hook(lambda mod, a: codes.append(a[0].reshape(len(a[0]), -1) > 0))
                for m in net.modules() if isinstance(m, nn.ReLU)]
-    with _seeded(seed, device), torch.no_grad():
+    with seeded(seed, device), torch.no_grad():
         if reinit:
-            _kaiming(net)
+            kaiming_init(net)
         net(_randn((n,) + tuple(inputs.shape[1:]), gen, device))
     for h in handles:
         h.remove()

@@ -9,7 +9,10 @@ module; every method is one class overriding one policy of it:
 * :mod:`.enas`: ENAS's controller; :mod:`.proxyless`: ProxylessNAS with the latency loss of
   :mod:`.latency`;
 * :mod:`.remedies`: R-DARTS (DARTS-ES), DARTS+, P-DARTS, ASAP, DARTS-PT (also with fixed α);
-* :mod:`.te_nas`: TE-NAS, training-free pruning over the same supernet.
+* TE-NAS, training-free pruning over the same supernet, is a zero-shot method:
+  :mod:`nni_nasext.strategies.zero_shot.te_nas`;
+* :mod:`.ofa`, :mod:`.ofa_supernet`: Once-for-All (progressive shrinking, elastic supernet);
+  :mod:`.shrink`: channel pruning of a trained mobile network to a budget.
 
 :func:`~.search.search` runs one search; ``nni_nasext.adapters.oneshot_strategy.OneShotStrategy``
 is the same inside ``NasExperiment``, ``python3 -m nni_nasext.trial_code.oneshot`` under nnictl.

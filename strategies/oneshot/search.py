@@ -163,15 +163,15 @@ def search(space, evaluator, method: str = 'darts', *, epochs: Optional[int] = N
                   enable_model_summary=False)
     kwargs.setdefault('logger', False)
     kwargs.setdefault('enable_progress_bar', bool(verbose and sys.stderr.isatty()))
-    from nni_nasext.evaluators.classification import _interrupt_stays_interrupt, _quiet_lightning
+    from nni_nasext.evaluators.classification import interrupt_stays_interrupt, quiet_lightning
     if getattr(cls, 'training_free', False):
         sample = supernet.validate(module.prune(first_batch(loaders.train)['train']))
     else:
-        with _quiet_lightning():
+        with quiet_lightning():
             trainer = _trainer(kwargs, cls, method, loaders, data_parallel)
             loaders.train.epoch_fn = lambda: trainer.current_epoch
             loaders.train.shard_fn = lambda: (trainer.global_rank, trainer.world_size)
-            with _interrupt_stays_interrupt():
+            with interrupt_stays_interrupt():
                 trainer.fit(module, loaders.train, loaders.val, ckpt_path=ckpt_path)
         if trainer.interrupted:
             raise KeyboardInterrupt('the one-shot search was interrupted')

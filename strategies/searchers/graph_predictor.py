@@ -38,7 +38,7 @@ it). Sizes and training follow the paper as its PyTorch reference implementation
 (3 layers of 144, head 128, dropout 0.1, Adam at ``1e-4`` with weight decay ``1e-3``,
 batches of 10, 300 epochs, cosine learning-rate decay; MSE on standardised targets). Dense
 adjacency, plain torch. ``num_models`` members are trained together (batched matrix
-products), each from its own generator, as :class:`~nni_nasext.strategies.predictors
+products), each from its own generator, as :class:`~nni_nasext.strategies.searchers.predictors
 .MLPEnsemble` does; nothing touches the global random state, and the same data and seed give
 the same predictions.
 """

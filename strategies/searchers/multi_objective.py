@@ -35,7 +35,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from nni_nasext.searcher import NoRepeatSearcher, Observation
-from nni_nasext.strategies.regularized_evolution import RegularizedEvolution
+from nni_nasext.strategies.searchers.regularized_evolution import RegularizedEvolution
 
 __all__ = ['ConstrainedEvolution', 'MnasNetEvolution', 'ParetoEvolution', 'hypervolume', 'mnasnet_reward',
            'pareto_front']

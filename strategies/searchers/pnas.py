@@ -32,8 +32,8 @@ The paper expands all ``K`` architectures evaluated at stage ``b-1`` (``K`` = th
 the top ``beam_size`` of them, which is the same set whenever a stage evaluates at most
 ``beam_size`` (always, without asynchrony).
 
-**Predictor.** An :class:`~nni_nasext.strategies.predictors.MLPEnsemble` (5 MLPs, as the
-paper's ensemble of 5 predictors) on :class:`~nni_nasext.strategies.predictors.ArchEncoder`
+**Predictor.** An :class:`~nni_nasext.strategies.searchers.predictors.MLPEnsemble` (5 MLPs, as the
+paper's ensemble of 5 predictors) on :class:`~nni_nasext.strategies.searchers.predictors.ArchEncoder`
 vectors of the partial architectures (undecided labels all zero, plus a presence bit per
 label: ``encoding='partial'``, default, as in the paper whose LSTM reads the blocks decided so
 far), or of the filled full samples (``encoding='filled'``). The paper uses an LSTM or an MLP
@@ -100,7 +100,7 @@ class PNAS(Searcher):
     encoding
         ``'partial'`` (default) or ``'filled'``: what the predictor reads.
     num_models, hidden, epochs, lr, weight_decay
-        The :class:`~nni_nasext.strategies.predictors.MLPEnsemble`.
+        The :class:`~nni_nasext.strategies.searchers.predictors.MLPEnsemble`.
     seed
         Seed of the searcher's ``rng`` and of the predictor.
     """

@@ -4,7 +4,7 @@ D. R. So, C. Liang, Q. V. Le, "The Evolved Transformer", ICML 2019, Section 4 an
 (the search behind the Evolved Transformer; Trofimov's NAS lecture in ``shared/references``).
 
 The search is tournament-selection evolution with aging (Real et al. 2019, as
-:class:`~nni_nasext.strategies.regularized_evolution.RegularizedEvolution`). What PDH adds is how
+:class:`~nni_nasext.strategies.searchers.regularized_evolution.RegularizedEvolution`). What PDH adds is how
 much training each child gets, in *stages* of growing budget ``budgets[0] < budgets[1] < ...``:
 
 1. every child is first trained with ``budgets[0]`` and scored;

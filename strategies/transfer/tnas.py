@@ -25,7 +25,7 @@ layer; :class:`FourConvNet`). Forward passes with given parameters go through
 
 T-NAS (Lian et al., Sec. 3 and Algorithm 1): the same meta-learning, but the parameters are
 both the weights ``w`` and the architecture ``α`` of a DARTS supernet (here the NB201 cell,
-:class:`~nni_nasext.strategies.oneshot_supernet.NB201Supernet`, every edge a softmax(α)
+:class:`~nni_nasext.strategies.transfer.nb201_supernet.NB201Supernet`, every edge a softmax(α)
 mixture of the five NB201 ops, eq. 2 of DARTS). The inner loop adapts ``w`` and ``α``
 together on the support loss (``w' = w - λ_w ∇_w L^{sup}``, ``α' = α - λ_α ∇_α L^{sup}``);
 the outer loop updates the meta-weights and the meta-architecture from the query loss of
@@ -82,7 +82,7 @@ from torch import nn
 from torch.func import functional_call
 
 from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, EDGES, OPS, make_op, nb201_skeleton
-from nni_nasext.strategies.oneshot_supernet import Mix, NB201Supernet
+from nni_nasext.strategies.transfer.nb201_supernet import Mix, NB201Supernet
 
 __all__ = ['Episode', 'EpisodeSampler', 'load_class_pools', 'FourConvNet', 'TNASNetwork', 'inner_adapt',
            'MetaLearner', 'MAML', 'TNAS', 'mean_ci95', 'DerivedCell', 'DerivedNB201Network', 'DerivedCellMAML',

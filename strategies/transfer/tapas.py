@@ -62,7 +62,7 @@ from torch import nn
 
 from nni_nasext.searcher import NoRepeatSearcher, Searcher
 from nni_nasext.space_spec import Dimension, SpaceSpec
-from .predictors import ArchEncoder
+from ..searchers.predictors import ArchEncoder
 
 __all__ = ['TAPAS', 'LANDMARK_CELLS', 'AccuracyPredictor', 'dcn_from_table', 'dcn_from_training',
            'similar_datasets', 'nb201_metadata', 'nb201_spec', 'predicted_evolution', 'propose',
@@ -87,7 +87,7 @@ def nb201_spec() -> SpaceSpec:
     return SpaceSpec([Dimension(label, 'choice', tuple(OPS)) for label in EDGE_LABELS])
 
 
-def _is_nb201(space: SpaceSpec) -> bool:
+def is_nb201(space: SpaceSpec) -> bool:
     from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS
     return (set(space.dims) == set(EDGE_LABELS)
             and all(d.kind == 'choice' and sorted(d.values) == sorted(OPS) for d in space.dims.values()))
@@ -112,7 +112,7 @@ def check_transfer_args(target: str, sources: Optional[Sequence[str]] = None, k:
     return sources
 
 
-def _with_context(err, why: str):
+def with_context(err, why: str):
     from nni_nasext.data_paths import DataNotFoundError
     return DataNotFoundError(f'{err.what} (needed for {why})', err.looked)
 
@@ -132,7 +132,7 @@ def dcn_from_table(dataset: str, landmarks: Tuple[str, ...] = tuple(LANDMARK_CEL
     try:
         accs = [table.query(cell, dataset, epochs).accuracy for cell in landmarks]
     except DataNotFoundError as err:
-        raise _with_context(err, f'the TAPAS dataset character number of {dataset}') from None
+        raise with_context(err, f'the TAPAS dataset character number of {dataset}') from None
     return float(np.mean(accs)) / 100.
 
 
@@ -189,7 +189,7 @@ def nb201_metadata(sources: Sequence[str], num_cells: int = DEFAULT_NUM_META_CEL
         try:
             accs = np.array([table.query(c, source, epochs).accuracy for c in cells]) / 100.
         except DataNotFoundError as err:
-            raise _with_context(err, f'the TAPAS metadata of source {source}') from None
+            raise with_context(err, f'the TAPAS metadata of source {source}') from None
         out.append((source, dcn_from_table(source), cells, accs))
     return out
 
@@ -509,7 +509,7 @@ class TAPAS(NoRepeatSearcher):
         super().configure(space)
         if old != self.space:
             self._reset()
-        if self.uses_metadata and not _is_nb201(self.space):
+        if self.uses_metadata and not is_nb201(self.space):
             raise ValueError('TAPAS metadata comes from the NAS-Bench-201 tables: the space must be the NB201 cell '
                              f'(6 edges over the 5 NB201 ops), got labels {list(self.space.dims)[:8]}; '
                              'use target=None for a search without metadata')

@@ -11,7 +11,7 @@ that the next evaluation is chosen by expected improvement:
 
 * **Source scores** ``z_s(x)``: for each source dataset ``s``, the cell's quantile ``q`` in
   the source's 200-epoch table, stretched at the top, ``-log(1 - q)`` (the transform of
-  TAPAS-tq, :func:`~nni_nasext.strategies.tapas.top_quantile`). The whole source tables are
+  TAPAS-tq, :func:`~nni_nasext.strategies.transfer.tapas.top_quantile`). The whole source tables are
   the metadata, as in the leave-one-dataset-out protocol.
 * **Candidate pool**: the ``pool`` cells with the highest mean source score; ``z`` is
   standardised over the pool.
@@ -58,7 +58,7 @@ from scipy.stats import norm, rankdata
 
 from nni_nasext.searcher import NoRepeatSearcher
 from nni_nasext.space_spec import SpaceSpec
-from nni_nasext.strategies.tapas import _is_nb201, _with_context, ask_tell_on_table, check_transfer_args
+from nni_nasext.strategies.transfer.tapas import is_nb201, with_context, ask_tell_on_table, check_transfer_args
 
 _logger = logging.getLogger(__name__)
 
@@ -72,12 +72,12 @@ GRID = dict(length_scale=(0.5, 1.0, 2.0, 4.0, 8.0), prior_precision=(0.1, 1.0, 3
 @functools.lru_cache(maxsize=8)
 def _source_table(source: str) -> Tuple[Tuple[str, ...], np.ndarray]:
     """(op-index keys in a fixed order, 200-epoch validation accuracies) of every NB201 cell."""
-    from nni_nasext.benchmarks import _table
+    from nni_nasext.benchmarks import nb201_table
     from nni_nasext.data_paths import DataNotFoundError
     try:
-        table, _ = _table(source, 200)
+        table, _ = nb201_table(source, 200)
     except DataNotFoundError as err:
-        raise _with_context(err, f'the metadata of source {source}') from None
+        raise with_context(err, f'the metadata of source {source}') from None
     keys = tuple(sorted(table))
     if len(keys) != NUM_CELLS:
         raise ValueError(f'the 200-epoch table of {source} holds {len(keys)} cells, expected {NUM_CELLS}')
@@ -244,7 +244,7 @@ class TransferGP(NoRepeatSearcher):
 
     def configure(self, space) -> 'TransferGP':
         super().configure(space)
-        if not _is_nb201(self.space):
+        if not is_nb201(self.space):
             raise ValueError('TransferGP reads NAS-Bench-201 source tables: the space must be the NB201 cell '
                              f'(6 edges over the 5 NB201 ops), got labels {list(self.space.dims)[:8]}')
         self._build()   # missing tables fail here, before the first trial
@@ -299,7 +299,7 @@ def transfer_gp(target: str, sources: Optional[Sequence[str]] = None, k: int = 0
     lookups) chosen by :class:`TransferGP`; returns the best evaluated cell (``k = 0``: the
     top cell of the prior, no lookup) and the evaluated ``(cellstr, accuracy)`` in order."""
     from nni_nasext.benchmarks import to_cellstr
-    from nni_nasext.strategies.tapas import nb201_spec
+    from nni_nasext.strategies.transfer.tapas import nb201_spec
     if not isinstance(k, int) or k < 0:
         raise ValueError(f'k must be an integer >= 0, got {k!r}')
     kwargs.setdefault('budget', max(k, 1))   # settings chosen on the sources for this many evaluations

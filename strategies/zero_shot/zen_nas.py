@@ -27,8 +27,8 @@ takes over, having been told the results of those first trials.
 
 Registry lines (``nni_nasext/registry.py``, ``STRATEGIES``)::
 
-    Entry('zen_nas', 'nni_nasext.strategies.zen_nas:ZenNAS', ..., {'tuner': 'NasextZenNAS'}),
-    Entry('proxy_warm_start', 'nni_nasext.strategies.zen_nas:ProxyWarmStart', ...,
+    Entry('zen_nas', 'nni_nasext.strategies.zero_shot.zen_nas:ZenNAS', ..., {'tuner': 'NasextZenNAS'}),
+    Entry('proxy_warm_start', 'nni_nasext.strategies.zero_shot.zen_nas:ProxyWarmStart', ...,
           {'tuner': 'NasextProxyWarmStart'}),
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@ S. Falkner, A. Klein, F. Hutter, "BOHB: Robust and Efficient Hyperparameter Opti
 Scale", ICML 2018, Algorithm 2.
 
 The brackets, rungs, promotions, asynchrony, failures and resume are those of
-:class:`~nni_nasext.strategies.hyperband.Hyperband`. What changes is where a bracket's new
+:class:`~nni_nasext.strategies.searchers.hyperband.Hyperband`. What changes is where a bracket's new
 configurations come from:
 
 * with probability ``random_fraction`` (paper: 1/3) a uniformly random one, so that the
@@ -17,7 +17,7 @@ configurations come from:
   ``l(x) / g(x)`` is taken (paper: 64 samples). Architectures already in the bracket are
   avoided.
 
-The densities are :class:`~nni_nasext.strategies.tpe.TPEModel`'s: a smoothed histogram per
+The densities are :class:`~nni_nasext.strategies.searchers.tpe.TPEModel`'s: a smoothed histogram per
 categorical decision, a Parzen mixture per numerical one, a product over decisions. BOHB
 uses statsmodels' multivariate KDE (Aitchison-Aitken kernel for categoricals, a bandwidth
 widened by ``bandwidth_factor`` for sampling); both are products of per-decision kernels
@@ -30,8 +30,8 @@ from typing import Any, Dict, Optional, Sequence
 
 from nni_nasext.fidelity import split_budget
 from nni_nasext.space_spec import SpaceSpec
-from nni_nasext.strategies.hyperband import Hyperband
-from nni_nasext.strategies.tpe import TPEModel
+from nni_nasext.strategies.searchers.hyperband import Hyperband
+from nni_nasext.strategies.searchers.tpe import TPEModel
 
 __all__ = ['BOHB']
 

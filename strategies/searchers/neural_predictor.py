@@ -9,12 +9,12 @@ regresses accuracy from the cell's DAG, predicts the accuracy of a large sample 
 and trains the top ``K`` predicted ones: one round. Here:
 
 * **Regressor.** ``encoder='mlp'`` (default): an
-  :class:`~nni_nasext.strategies.predictors.MLPEnsemble` (5 MLPs) on the
-  :class:`~nni_nasext.strategies.predictors.ArchEncoder` vector (one-hot / multi-hot / scaled
+  :class:`~nni_nasext.strategies.searchers.predictors.MLPEnsemble` (5 MLPs) on the
+  :class:`~nni_nasext.strategies.searchers.predictors.ArchEncoder` vector (one-hot / multi-hot / scaled
   scalar per decision) instead of the GCN: an ask/tell searcher sees a flat list of decisions,
   not a graph, and the MLP needs no graph structure (our deviation; it works on any space).
   ``encoder='gcn'`` (:class:`NeuralPredictorGCN`): the paper's graph convolutional network on
-  the cell's DAG with one-hot ops (:mod:`~nni_nasext.strategies.graph_predictor`: NB101 cells
+  the cell's DAG with one-hot ops (:mod:`~nni_nasext.strategies.searchers.graph_predictor`: NB101 cells
   natively, NB201 cells with every edge turned into a node), the paper's sizes and training;
   only spaces whose samples are such cells.
 * **Iterated.** The first ``num_initial`` samples are random (deduplicated); after that every
@@ -75,9 +75,9 @@ class NeuralPredictor(Searcher):
     num_bins
         Grid size of numerical dimensions.
     encoder
-        ``'mlp'`` (default): an :class:`~nni_nasext.strategies.predictors.MLPEnsemble` on the
+        ``'mlp'`` (default): an :class:`~nni_nasext.strategies.searchers.predictors.MLPEnsemble` on the
         decisions' one-hot vector, any space. ``'gcn'``: Wen et al.'s graph-convolution regressor
-        (:class:`~nni_nasext.strategies.graph_predictor.GCNEnsemble`) on the cell graph; NB201
+        (:class:`~nni_nasext.strategies.searchers.graph_predictor.GCNEnsemble`) on the cell graph; NB201
         and NB101 cells only (another space is refused at ``configure``).
     num_models, hidden, epochs, lr, weight_decay
         The regressor; ``None`` takes the encoder's default: MLP 5 members, ``hidden=(64, 64)``,

@@ -1,7 +1,7 @@
 """Shared pieces of the predictor-based searchers: an architecture encoder and an MLP ensemble.
 
-Used by :class:`~nni_nasext.strategies.pnas.PNAS` (C. Liu et al., "Progressive Neural
-Architecture Search", ECCV 2018) and :class:`~nni_nasext.strategies.neural_predictor
+Used by :class:`~nni_nasext.strategies.searchers.pnas.PNAS` (C. Liu et al., "Progressive Neural
+Architecture Search", ECCV 2018) and :class:`~nni_nasext.strategies.searchers.neural_predictor
 .NeuralPredictor` (W. Wen et al., "Neural Predictor for Neural Architecture Search", ECCV
 2020). Both papers predict accuracy from the architecture; PNAS uses an LSTM or an MLP ensemble
 over the cell's tokens, Wen et al. a graph convolutional network. Here one small model serves

@@ -26,12 +26,12 @@ The paper's parts, as built here for the NAS-Bench-201 cell (6 edges x 5 ops):
 
 What stands in for what, and where we deviate:
 
-* Metadata = :func:`source_metadata` (the draw of :func:`~nni_nasext.strategies.tapas.nb201_metadata`):
+* Metadata = :func:`source_metadata` (the draw of :func:`~nni_nasext.strategies.transfer.tapas.nb201_metadata`):
   ``num_cells`` sampled cells per *source* dataset with their 200-epoch validation accuracy.
   Nothing of the target is read except the ``k`` evaluations (200-epoch validation accuracy
   lookups); no 12-epoch table is needed.
 * The surrogate regresses ``-log(1 - q)`` of each cell's accuracy quantile ``q`` within its
-  source (:func:`~nni_nasext.strategies.tapas.top_quantile`, as TAPAS-tq) instead of the raw
+  source (:func:`~nni_nasext.strategies.transfer.tapas.top_quantile`, as TAPAS-tq) instead of the raw
   accuracy: MSE on raw NB201 accuracies is spent on the broken cells. Because the target's
   quantiles are unknown with few evaluations, the target residual is fitted with a pairwise
   logistic ranking loss on the evaluated cells (scale-free) plus weight decay, not with MSE.
@@ -50,7 +50,7 @@ from torch import nn
 from nni_nasext.searcher import NoRepeatSearcher
 from nni_nasext.space_spec import SpaceSpec
 
-from .tapas import _is_nb201, ask_tell_on_table, check_transfer_args, nb201_spec, top_quantile
+from .tapas import is_nb201, ask_tell_on_table, check_transfer_args, nb201_spec, top_quantile
 
 __all__ = ['XferNASModel', 'pretrain', 'fit_autoencoder', 'fit_residual', 'latent_search', 'xfernas_transfer',
            'cells_to_ops', 'ops_to_cells', 'source_metadata', 'XferNAS']
@@ -73,7 +73,7 @@ def ops_to_cells(ops: np.ndarray) -> List[str]:
 
 def source_metadata(sources: Sequence[str], num_cells: int, seed: int = 0) -> List[Tuple[str, np.ndarray, np.ndarray]]:
     """``[(source, ops (n, 6), accuracy / 100)]``: ``num_cells`` distinct cells drawn per source
-    (seeded, the same draw as :func:`~nni_nasext.strategies.tapas.nb201_metadata`) with their
+    (seeded, the same draw as :func:`~nni_nasext.strategies.transfer.tapas.nb201_metadata`) with their
     200-epoch validation accuracy. Reads only the sources' tables."""
     from nni_nasext.benchmarks import NasBench201Table
     if not 1 <= num_cells <= NUM_OPS ** NUM_EDGES:
@@ -301,7 +301,7 @@ class XferNAS(NoRepeatSearcher):
     def configure(self, space) -> 'XferNAS':
         old = self.space
         super().configure(space)
-        if not _is_nb201(self.space):
+        if not is_nb201(self.space):
             raise ValueError('XferNAS reads NAS-Bench-201 source tables and decodes NB201 cells: the space must be '
                              f'the NB201 cell (6 edges over the 5 NB201 ops), got labels {list(self.space.dims)[:8]}')
         if old is not None and old != self.space:

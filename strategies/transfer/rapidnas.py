@@ -35,9 +35,9 @@ What stands in for what (no CIFAR/ImageNet images on these machines):
   Training episodes draw random subsets of the probe set, so the encoders see many sets per
   source dataset (the paper samples many image batches per dataset).
 * **Metadata** = ``num_cells`` sampled cells per *source* with their 200-epoch validation
-  accuracy (:func:`~nni_nasext.strategies.xfernas.source_metadata`); the generator is trained on
+  accuracy (:func:`~nni_nasext.strategies.transfer.xfernas.source_metadata`); the generator is trained on
   the top ``top_fraction`` of them. The predictor regresses ``-log(1 - q)`` of each cell's
-  accuracy quantile within its source (:func:`~nni_nasext.strategies.tapas.top_quantile`,
+  accuracy quantile within its source (:func:`~nni_nasext.strategies.transfer.tapas.top_quantile`,
   ours, as TAPAS-tq) instead of the raw accuracy.
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ from torch import nn
 from nni_nasext.searcher import NoRepeatSearcher
 from nni_nasext.space_spec import SpaceSpec
 
-from .tapas import _is_nb201, ask_tell_on_table, check_transfer_args, nb201_spec, top_quantile
+from .tapas import is_nb201, ask_tell_on_table, check_transfer_args, nb201_spec, top_quantile
 from .xfernas import NUM_EDGES, NUM_OPS, ops_to_cells, source_metadata
 
 __all__ = ['SetEncoder', 'CellGenerator', 'DatasetAwarePredictor', 'probe_set', 'dataset_set', 'pretrain',
@@ -296,7 +296,7 @@ class RapidNAS(NoRepeatSearcher):
     def configure(self, space) -> 'RapidNAS':
         old = self.space
         super().configure(space)
-        if not _is_nb201(self.space):
+        if not is_nb201(self.space):
             raise ValueError('RapidNAS reads NAS-Bench-201 tables and generates NB201 cells: the space must be '
                              f'the NB201 cell (6 edges over the 5 NB201 ops), got labels {list(self.space.dims)[:8]}')
         if old is not None and old != self.space:

@@ -27,7 +27,7 @@ has its own cosine learning-rate schedule (``lr_full`` for ``full``, ``lr_shrink
 is elastic at once, for the same number of steps.
 
 After every epoch the largest and the smallest sub-networks are validated (each with
-re-estimated BN statistics, :func:`~nni_nasext.strategies.ofa_supernet.calibrate_bn`);
+re-estimated BN statistics, :func:`~nni_nasext.strategies.oneshot.ofa_supernet.calibrate_bn`);
 the largest one's accuracy is reported with ``nni.report_intermediate_result``.
 
 Search (:func:`evolve_subnet`, Sec. 3.4): an evolutionary search over sub-networks under a
@@ -53,7 +53,7 @@ import nni
 import pytorch_lightning as pl
 
 from nni_nasext.search_spaces.mobile import OFA_DEPTHS, OFA_EXPANSIONS, OFA_KERNELS, ofa_max_sample
-from nni_nasext.strategies.ofa_supernet import OFASupernet, calibrate_bn, ofa_min_sample
+from nni_nasext.strategies.oneshot.ofa_supernet import OFASupernet, calibrate_bn, ofa_min_sample
 
 __all__ = ['PHASES', 'OFAModule', 'evaluate_subnet', 'evolve_subnet', 'latency_budget', 'latency_cost', 'phase_choices',
            'random_subnets', 'search_ofa']
@@ -399,18 +399,18 @@ def search_ofa(*, dataset: str = 'fashion-mnist', limit: Optional[int] = 5000, b
     ``latency_ms``."""
     cost = None
     latency_predictor = latency_budget(max_latency, latency_predictor)
-    from nni_nasext.evaluators.classification import _interrupt_stays_interrupt, _quiet_lightning
+    from nni_nasext.evaluators.classification import interrupt_stays_interrupt, quiet_lightning
     start = time.time()
     loader, held, val_loader, info = ofa_loaders(dataset, limit=limit, batch_size=batch_size, seed=seed)
     pl.seed_everything(seed, workers=True, verbose=False)
     module = OFAModule(num_classes=info.num_classes, in_channels=info.in_channels, resolutions=resolutions,
                        width_mult=width_mult, schedule=schedule, seed=seed, **module_args)
-    with _quiet_lightning():
+    with quiet_lightning():
         trainer = pl.Trainer(max_epochs=module.epochs, accelerator=accelerator, devices=1, num_sanity_val_steps=0,
                              logger=False, enable_checkpointing=False, enable_model_summary=False,
                              enable_progress_bar=verbose and sys.stderr.isatty(), callbacks=callbacks,
                              limit_val_batches=val_batches)
-        with _interrupt_stays_interrupt():
+        with interrupt_stays_interrupt():
             trainer.fit(module, loader, val_loader)
     module.to('cpu')
     if module.teacher is not None:

@@ -46,8 +46,8 @@ import torch
 from scipy.stats import rankdata
 from torch import nn
 
-from .base import OneShotModule, captured_logs, derive_from_strengths
-from .supernet import Mix
+from ..oneshot.base import OneShotModule, captured_logs, derive_from_strengths
+from ..oneshot.supernet import Mix
 
 __all__ = ['TENAS', 'linear_regions']
 
@@ -58,8 +58,8 @@ def linear_regions(model: nn.Module, example: torch.Tensor, *, samples: int = 50
     """Distinct activation patterns of the ``nn.ReLU`` modules of ``model`` (first ``channels``
     channels of each) over ``samples`` Gaussian inputs shaped like one ``example``; eval mode,
     Kaiming-normal weights from ``seed``; the model is not changed (a copy is measured)."""
-    from nni_nasext.evaluators.proxies import _copy, _kaiming, _seeded
-    net = _copy(model, example.device, train=False)
+    from nni_nasext.evaluators.proxies import scoring_copy, kaiming_init, seeded
+    net = scoring_copy(model, example.device, train=False)
     codes: List[torch.Tensor] = []
 
     def hook(mod, args):
@@ -69,8 +69,8 @@ def linear_regions(model: nn.Module, example: torch.Tensor, *, samples: int = 50
 
     handles = [m.register_forward_pre_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)]
     gen = torch.Generator().manual_seed(seed)
-    with _seeded(seed, example.device):
-        _kaiming(net)
+    with seeded(seed, example.device):
+        kaiming_init(net)
         x = torch.randn((samples,) + tuple(example.shape[1:]), generator=gen).to(example.device)
         net(x)
     for h in handles:
@@ -98,7 +98,7 @@ class TENAS(OneShotModule):
         self.thin = None
         if lr_space is not None:
             import copy
-            from .supernet import build_supernet
+            from ..oneshot.supernet import build_supernet
             self.thin = build_supernet(copy.deepcopy(lr_space), self.method, weighted=True)
             if set(self.thin.decisions) != set(supernet.decisions):
                 raise ValueError('lr_space must have the same decisions as the space searched '
