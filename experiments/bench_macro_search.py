@@ -52,7 +52,7 @@ from nni_nasext.search_spaces.nasbench_macro import canonical_key  # noqa: E402
 DEFAULT_QUERIES = 100
 DEFAULT_SEEDS = 100
 QUICK_SEEDS = 5
-MULTI_FIDELITY = ('ours-SH', 'ours-HB', 'ours-BOHB')
+MULTI_FIDELITY = ('ours-SH', 'ours-HB', 'ours-BOHB', 'ours-SH-REA', 'ours-SH-TPE', 'ours-PDH', 'ours-PDH-m40')
 
 
 def _generic(module: str, attr: str, **kwargs):

@@ -171,6 +171,16 @@ METHODS['nni-TPE'] = (
     'NNI TPE', 'TPE', "nni.nas.strategy.TPE(optimize_mode='maximize', seed=s) (NNI's TpeTuner; its default "
     "optimize_mode is 'minimize'), HPOTunerStrategy's 1 s sleep per model removed",
     _nni_tpe)
+METHODS['optuna-TPE'] = (
+    'Optuna TPE', 'TPE', "SearcherStrategy(OptunaTPE(seed=s)): Optuna's TPESampler with its defaults (optuna 5: "
+    '10 random startup trials, 24 EI candidates, the multivariate Parzen estimator, constant liar), repeats answered '
+    'from the record',
+    _lazy('nni_nasext.strategies.searchers.optuna_sampler', 'OptunaTPE', preset=None))
+METHODS['optuna-TPE-uni'] = (
+    'Optuna TPE (univariate)', 'TPE', "SearcherStrategy(OptunaTPE(sampler_args={'multivariate': False}, seed=s)): "
+    "as optuna-TPE with one Parzen estimator per decision (Bergstra et al.'s original, like ours)",
+    _lazy('nni_nasext.strategies.searchers.optuna_sampler', 'OptunaTPE', preset=None,
+          sampler_args={'multivariate': False}))
 METHODS['ours-SH'] = (
     'nni_nasext SuccessiveHalving', 'HB',
     'SearcherStrategy(SuccessiveHalving.nb201_preset(seed=s)): rungs 12 and 200 epochs, eta 8 '
@@ -181,6 +191,18 @@ METHODS['ours-HB'] = (
     'SearcherStrategy(Hyperband.nb201_preset(seed=s)): rungs 12 and 200 epochs, eta 3 (brackets 3x12 -> 1x200 '
     'and 2x200); the answer is the best 200-epoch result',
     _lazy('nni_nasext.strategies.searchers.hyperband', 'Hyperband'))
+METHODS['ours-SH-REA'] = (
+    'nni_nasext SuccessiveHalving over REA', 'HB',
+    "SearcherStrategy(SuccessiveHalving.nb201_preset(searcher='regularized_evolution', searcher_args="
+    "{'population_size': 10, 'sample_size': 3}, seed=s)): the brackets of ours-SH, new cells from regularized "
+    "evolution, which learns each cell's result at the highest budget it reached",
+    _lazy('nni_nasext.strategies.searchers.hyperband', 'SuccessiveHalving', searcher='regularized_evolution',
+          searcher_args={'population_size': 10, 'sample_size': 3}))
+METHODS['ours-SH-TPE'] = (
+    'nni_nasext SuccessiveHalving over TPE', 'HB',
+    "SearcherStrategy(SuccessiveHalving.nb201_preset(searcher='tpe', seed=s)): the brackets of ours-SH, new cells "
+    "from our TPE, which learns each cell's result at the highest budget it reached",
+    _lazy('nni_nasext.strategies.searchers.hyperband', 'SuccessiveHalving', searcher='tpe'))
 METHODS['ours-BOHB'] = (
     'nni_nasext BOHB', 'BOHB',
     'SearcherStrategy(BOHB.nb201_preset(seed=s)): Hyperband brackets of ours-SH (12 -> 200 epochs, eta 8), new cells '
@@ -643,7 +665,8 @@ STYLE = {'ours-RS': ('tab:blue', '-'), 'nni-Random': ('tab:cyan', '--'),
          'ours-REINFORCE': ('tab:green', '-'), 'nni-PolicyBasedRL': ('tab:olive', '--'),
          'ours-MetaQNN': ('tab:purple', '-'), 'ours-TPE': ('tab:brown', '-'), 'nni-TPE': ('tab:pink', '--'),
          'ours-SH': ('tab:gray', ':'), 'ours-HB': ('black', ':'), 'ours-BOHB': ('tab:brown', ':'),
-         'ours-PNAS': ('goldenrod', '-'), 'ours-NP': ('magenta', '-')}
+         'ours-PNAS': ('goldenrod', '-'), 'ours-NP': ('magenta', '-'),
+         'optuna-TPE': ('tab:brown', '--'), 'optuna-TPE-uni': ('sienna', '-.')}
 
 
 def plot_style(method: str) -> tuple:

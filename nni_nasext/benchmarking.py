@@ -1,10 +1,16 @@
-"""What the benchmark scripts under ``experiments/`` share (the start of the benchmark harness of
-issue 15): running many independent searches, serially or in worker processes."""
+"""The benchmark harness that the scripts under ``experiments/`` share: running many independent
+searches (serially or in worker processes), the machine and command of a run, and the statistics
+of a side-by-side comparison."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Optional
+import math
+import os
+import platform
+import shlex
+import sys
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence
 
-__all__ = ['run_tasks']
+__all__ = ['run_tasks', 'machine_info', 'command_line', 'mean_se', 'compare_means']
 
 
 def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any], jobs: int = 1,
@@ -29,3 +35,49 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any], jobs: int = 1,
             for result in pool.imap_unordered(fn, list(tasks)):
                 take(result)
     return results
+
+
+def machine_info() -> Dict[str, Any]:
+    """Platform, CPU count and the versions that a figure depends on."""
+    import numpy as np
+    import torch
+    try:
+        import nni
+        nni_version = nni.__version__
+    except ImportError:  # pragma: no cover - NNI is a dependency
+        nni_version = None
+    return {'platform': platform.platform(), 'processor': platform.processor() or platform.machine(),
+            'cpu_count': os.cpu_count(), 'python': platform.python_version(), 'nni': nni_version,
+            'torch': torch.__version__, 'numpy': np.__version__}
+
+
+def command_line(script: str, argv: Optional[Sequence[str]] = None) -> str:
+    """The command that reproduces this run: ``NASEXT_DATA=... python <script> <args>``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    env = f'NASEXT_DATA={shlex.quote(os.environ["NASEXT_DATA"])} ' if 'NASEXT_DATA' in os.environ else ''
+    return env + f'python {script}' + ''.join(' ' + shlex.quote(str(a)) for a in args)
+
+
+def mean_se(values: Sequence[float]) -> Dict[str, float]:
+    """Mean, sample standard deviation and standard error of the mean."""
+    xs = [float(v) for v in values]
+    if not xs:
+        raise ValueError('mean_se of no values')
+    n = len(xs)
+    mean = sum(xs) / n
+    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else 0.
+    return {'n': n, 'mean': mean, 'std': std, 'se': std / math.sqrt(n)}
+
+
+def compare_means(a: Sequence[float], b: Sequence[float]) -> Dict[str, Any]:
+    """``a`` against ``b`` (independent runs): the difference of the means, its standard error
+    ``sqrt(se_a^2 + se_b^2)``, Welch's t-test p-value, and whether ``a`` is better (higher) by
+    more than that standard error."""
+    sa, sb = mean_se(a), mean_se(b)
+    diff = sa['mean'] - sb['mean']
+    se = math.sqrt(sa['se'] ** 2 + sb['se'] ** 2)
+    p = None
+    if sa['n'] > 1 and sb['n'] > 1 and (sa['std'] > 0 or sb['std'] > 0):
+        from scipy import stats
+        p = float(stats.ttest_ind(list(a), list(b), equal_var=False).pvalue)
+    return {'a': sa, 'b': sb, 'diff': diff, 'se_diff': se, 'welch_p': p, 'a_better_by_more_than_se': diff > se}

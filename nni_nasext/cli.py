@@ -37,24 +37,28 @@ def _kv(items: List[str]) -> dict:
     return out
 
 
+#: ``nasext list`` sections: plural name -> which entries
+LIST_SECTIONS = {'spaces': ('kind', 'space'), 'searchers': ('kind', 'searcher'), 'oneshot': ('kind', 'oneshot'),
+                 'zero-shot': ('kind', 'zero_shot'), 'transfer': ('kind', 'transfer'),
+                 'evaluators': ('kind', 'evaluator'), 'assessors': ('kind', 'assessor'),
+                 'strategies': ('face', 'tuner')}   # every nnictl tuner, any kind (not shown by default)
+
+
 def cmd_list(args) -> int:
-    kinds = {'spaces': 'space', 'strategies': 'strategy', 'oneshot': 'oneshot', 'evaluators': 'evaluator',
-             'assessors': 'assessor'}
-    for plural, kind in kinds.items():
-        if args.kind and args.kind != plural:
+    for plural, (attr, value) in LIST_SECTIONS.items():
+        if (args.kind and args.kind != plural) or (not args.kind and plural == 'strategies'):
             continue
         print(f'{plural}:')
-        for e in registry.KINDS[kind].values():
-            extra = ''
-            if kind == 'space':
+        for e in registry.ENTRIES:
+            if getattr(e, attr) != value:
+                continue
+            if e.kind == 'space':
                 size = f"{e.extra['size']:,}" if 'size' in e.extra else f"10^{e.extra['size_log10']:.1f}"
-                extra = f"  [{size} architectures; {e.extra['paper']}; benchmark: {e.extra.get('benchmark', '-')}]"
-            if kind == 'strategy':
-                extra = f"  [nnictl tuner: {e.extra['tuner']}]"
-            if kind == 'assessor':
-                extra = f"  [nnictl assessor: {e.extra['assessor']}]"
-            if kind == 'oneshot':
-                extra = f"  [{e.extra['paper']}; OneShotStrategy({e.name!r}); nnictl: trial_code.oneshot --method {e.name}]"
+                extra = f"  [{size} architectures; {e.paper}; benchmark: {e.extra.get('benchmark', '-')}]"
+            else:
+                cite = f'{e.paper}; ' if e.paper and e.paper not in e.summary else ''
+                kind = f'{e.kind}; ' if plural == 'strategies' else ''
+                extra = f'  [{kind}{cite}{e.nni_face()}]'
             print(f'  {e.name:24s} {e.summary}{extra}')
     return 0
 
@@ -232,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='nasext', description='nni-nasext: NAS methods for NNI 3.0')
     sub = p.add_subparsers(dest='command', required=True)
     s = sub.add_parser('list', help='list spaces, strategies and evaluators')
-    s.add_argument('kind', nargs='?', choices=['spaces', 'strategies', 'oneshot', 'evaluators', 'assessors'])
+    s.add_argument('kind', nargs='?', choices=list(LIST_SECTIONS))
     s.set_defaults(func=cmd_list)
     s = sub.add_parser('space', help='show a space, or its nnictl search-space JSON')
     s.add_argument('name')

@@ -1,14 +1,37 @@
-"""Names users type (in nnictl configs, the CLI, trial commands) -> the objects they mean.
+"""One registry of every part of the project: names users type -> the objects they mean.
 
-One line per part. A new sample-based strategy is one module under ``strategies/``, one
-line in :data:`STRATEGIES` and its tests; the adapters, the tuner registration and the
-CLI pick it up from here.
+Every entry has a *kind* -- ``space``, ``evaluator``, ``assessor``, or one of the four kinds of
+methods: ``searcher`` (sample-based), ``oneshot`` (weight sharing), ``zero_shot`` (training-free),
+``transfer`` -- and an NNI *face*, how a user runs it:
+
+``tuner``
+    an ask/tell :class:`~nni_nasext.searcher.Searcher`: an nnictl tuner (``extra['tuner']``, registered
+    by ``nasext register``, classes made in :mod:`nni_nasext.adapters.tuner`) and
+    ``SearcherStrategy(cls(...))`` under ``NasExperiment``;
+``oneshot``
+    a Lightning module over the supernet of any model space: ``OneShotStrategy(name)`` under
+    ``NasExperiment``, ``python3 -m nni_nasext.trial_code.oneshot --method name`` under nnictl;
+``trial``
+    a whole search run as one NNI trial program (``extra['nni']`` says how);
+``space`` / ``evaluator`` / ``assessor``
+    a ``ModelSpace`` (``--space name``), an evaluator (``--evaluator name``), an nnictl assessor.
+
+``nasext list``, ``nasext register``, the tuner and assessor classes, the one-shot method lookup
+and the contract tests (every searcher on every space, every searcher's nnictl config) are all
+generated from :data:`ENTRIES`. A new method is one module, one ``Entry`` line in the table of
+its kind, and its tests.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Tuple
+
+__all__ = ['ASSESSORS', 'ENTRIES', 'EVALUATORS', 'Entry', 'KINDS', 'METHOD_KINDS', 'ONESHOT', 'SPACES', 'STRATEGIES',
+           'UnknownNameError', 'build', 'lookup', 'methods']
+
+#: the four kinds of NAS methods, in the order ``nasext list`` shows them
+METHOD_KINDS = ('searcher', 'oneshot', 'zero_shot', 'transfer')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,17 +40,38 @@ class Entry:
     target: str          # 'module:attribute'
     summary: str
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    kind: str = ''       # space | evaluator | assessor | searcher | oneshot | zero_shot | transfer
+    face: str = ''       # tuner | oneshot | trial | space | evaluator | assessor
 
     def load(self) -> Callable:
         module, _, attr = self.target.partition(':')
         return getattr(importlib.import_module(module), attr)
 
+    @property
+    def paper(self) -> str:
+        return self.extra.get('paper', '')
 
-def _table(*entries: Entry) -> Dict[str, Entry]:
-    return {e.name: e for e in entries}
+    def nni_face(self) -> str:
+        """How a user runs it under NNI, in one line."""
+        cls = self.target.rpartition(':')[2]
+        if self.face == 'tuner':
+            return f"nnictl tuner {self.extra['tuner']}; NasExperiment: SearcherStrategy({cls}(...))"
+        if self.face == 'oneshot':
+            return f"NasExperiment: OneShotStrategy({self.name!r}); nnictl: trial_code.oneshot --method {self.name}"
+        if self.face == 'assessor':
+            return f"nnictl assessor {self.extra['assessor']}"
+        if self.face == 'evaluator':
+            return f'--evaluator {self.name}'
+        if self.face == 'space':
+            return f'--space {self.name}'
+        return self.extra['nni']
 
 
-SPACES = _table(
+def _table(kind: str, face: str, *entries: Entry) -> Tuple[Entry, ...]:
+    return tuple(dataclasses.replace(e, kind=kind, face=face) for e in entries)
+
+
+_SPACES = _table('space', 'space',
     Entry('nasbench201', 'nni_nasext.search_spaces.nasbench201:NasBench201Space',
           'NAS-Bench-201 cell (6 edges x 5 ops) in the NB201 skeleton, N=5, C=16, 32x32 RGB',
           {'size': 5 ** 6, 'paper': 'Dong & Yang, ICLR 2020', 'benchmark': 'nasbench201'}),
@@ -90,7 +134,8 @@ SPACES = _table(
            'benchmark': 'nas_bench_graph'}),  # 26,206 distinct architectures
 )
 
-STRATEGIES = _table(
+#: Sample-based searchers (strategies/searchers/): nnictl tuners, SearcherStrategy under NasExperiment.
+_SEARCHERS = _table('searcher', 'tuner',
     Entry('random', 'nni_nasext.strategies.searchers.random_search:RandomSearch',
           'uniform random search (Li & Talwalkar 2019)', {'tuner': 'NasextRandom'}),
     Entry('regularized_evolution', 'nni_nasext.strategies.searchers.regularized_evolution:RegularizedEvolution',
@@ -111,6 +156,24 @@ STRATEGIES = _table(
           {'tuner': 'NasextNeuralPredictorGCN'}),
     Entry('tpe', 'nni_nasext.strategies.searchers.tpe:TPE',
           'tree-structured Parzen estimator (Bergstra et al. 2011)', {'tuner': 'NasextTPE'}),
+    Entry('optuna_tpe', 'nni_nasext.strategies.searchers.optuna_sampler:OptunaTPE',
+          "Optuna's TPESampler over the decisions (Bergstra et al. 2011; Akiba et al., KDD 2019); repeats answered "
+          'from the record', {'tuner': 'NasextOptunaTPE'}),
+    Entry('optuna_cmaes', 'nni_nasext.strategies.searchers.optuna_sampler:OptunaCmaEs',
+          "Optuna's CmaEsSampler (Hansen 2016): numerical decisions; categorical ones are drawn at random",
+          {'tuner': 'NasextOptunaCmaEs'}),
+    Entry('optuna_nsga2', 'nni_nasext.strategies.searchers.optuna_sampler:OptunaNSGAII',
+          "Optuna's NSGAIISampler, a genetic algorithm with non-dominated sorting (Deb et al. 2002)",
+          {'tuner': 'NasextOptunaNSGAII'}),
+    Entry('optuna_gp', 'nni_nasext.strategies.searchers.optuna_sampler:OptunaGP',
+          "Optuna's GPSampler: Bayesian optimisation with a Matern-5/2 Gaussian process and log EI",
+          {'tuner': 'NasextOptunaGP', 'paper': 'Snoek, Larochelle & Adams, NeurIPS 2012; Akiba et al., KDD 2019'}),
+    Entry('optuna_qmc', 'nni_nasext.strategies.searchers.optuna_sampler:OptunaQMC',
+          "Optuna's QMCSampler: scrambled Sobol' points (numerical decisions; categorical ones at random)",
+          {'tuner': 'NasextOptunaQMC', 'paper': 'Bergstra & Bengio, JMLR 2012 (low-discrepancy sequences)'}),
+    Entry('optuna_random', 'nni_nasext.strategies.searchers.optuna_sampler:OptunaRandom',
+          "Optuna's RandomSampler (the adapter's baseline)",
+          {'tuner': 'NasextOptunaRandom', 'paper': 'Bergstra & Bengio, JMLR 2012'}),
     Entry('bohb', 'nni_nasext.strategies.searchers.bohb:BOHB',
           'Hyperband with configurations from a TPE-style density model (Falkner et al. 2018)',
           {'tuner': 'NasextBOHB'}),
@@ -123,7 +186,8 @@ STRATEGIES = _table(
           'Progressive Dynamic Hurdles: aging evolution where only children at or above a hurdle (the population\'s '
           'mean fitness) earn the next training budget (So, Liang & Le, ICML 2019)', {'tuner': 'NasextPDH'}),
     Entry('constrained_evolution', 'nni_nasext.strategies.searchers.multi_objective:ConstrainedEvolution',
-          'regularized evolution under a hard cost budget (latency, FLOPs): samples over it are never trained',
+          'regularized evolution under a hard cost budget (latency, FLOPs): samples over it are never trained '
+          '(Real et al. 2019; the constraint as in Zen-NAS, Lin et al. 2021)',
           {'tuner': 'NasextConstrainedEvolution'}),
     Entry('mnasnet', 'nni_nasext.strategies.searchers.multi_objective:MnasNetEvolution',
           'regularized evolution on MnasNet\'s reward acc x (lat/T)^w, soft or hard (Tan et al. 2019)',
@@ -131,18 +195,27 @@ STRATEGIES = _table(
     Entry('pareto_evolution', 'nni_nasext.strategies.searchers.multi_objective:ParetoEvolution',
           'NSGA-II-style Pareto evolution on accuracy and a cost (Deb et al. 2002; sorting by pymoo)',
           {'tuner': 'NasextParetoEvolution'}),
+)
+
+#: Zero-shot searches that ask and tell (strategies/zero_shot/).
+_ZERO_SHOT_SEARCHERS = _table('zero_shot', 'tuner',
     Entry('zen_nas', 'nni_nasext.strategies.zero_shot.zen_nas:ZenNAS',
           'evolution keeping the best-scored networks under a params/FLOPs or device-latency budget (Zen-NAS, Lin et al. 2021)',
           {'tuner': 'NasextZenNAS'}),
     Entry('proxy_warm_start', 'nni_nasext.strategies.zero_shot.zen_nas:ProxyWarmStart',
-          'score many samples with a zero-cost proxy, train the top few first, then another strategy',
+          'score many samples with a zero-cost proxy, train the top few first, then another strategy (the warm '
+          'start of Abdelfattah et al., ICLR 2021)',
           {'tuner': 'NasextProxyWarmStart'}),
+)
+
+#: Transfer searchers over the NB201 cell (strategies/transfer/).
+_TRANSFER_SEARCHERS = _table('transfer', 'tuner',
     Entry('tapas', 'nni_nasext.strategies.transfer.tapas:TAPAS',
           'transfer NAS: LSTM accuracy predictor on NB201 source-dataset metadata + dataset character number, '
           'predictor-driven evolution (Istrate et al. 2019)', {'tuner': 'NasextTAPAS'}),
     Entry('transfer_gp', 'nni_nasext.strategies.transfer.transfer_gp:TransferGP',
           'transfer NAS: Bayesian optimisation on the target with a prior mean from NB201 source-dataset tables and '
-          'a GP residual (XferNAS-style universal + residual), settings chosen on the sources',
+          'a GP residual (XferNAS-style universal + residual, Wistuba 2020), settings chosen on the sources',
           {'tuner': 'NasextTransferGP'}),
     Entry('xfernas', 'nni_nasext.strategies.transfer.xfernas:XferNAS',
           'transfer NAS: NAO-style encoder-decoder with a universal + task-residual surrogate pre-trained on NB201 '
@@ -153,7 +226,7 @@ STRATEGIES = _table(
           'meta-trained on NB201 source datasets (MetaD2A, Lee et al. 2021)', {'tuner': 'NasextRapidNAS'}),
 )
 
-EVALUATORS = _table(
+_EVALUATORS = _table('evaluator', 'evaluator',
     Entry('classification', 'nni_nasext.evaluators.classification:ImageClassification',
           'train with PyTorch Lightning on an image dataset (digits, mnist10k, mnist, fashion-mnist, cifar10, cifar100)'),
     Entry('pretext', 'nni_nasext.evaluators.pretext:PretextTask',
@@ -177,7 +250,7 @@ EVALUATORS = _table(
           'cost = 1 per query (Qin et al., NeurIPS 2022 D&B)'),
 )
 
-ASSESSORS = _table(
+_ASSESSORS = _table('assessor', 'assessor',
     Entry('median_stop', 'nni_nasext.assessors:MedianStop',
           'stop a trial below the median of completed trials at the same step (Golovin et al. 2017)',
           {'assessor': 'NasextMedianStop'}),
@@ -193,7 +266,7 @@ _OS = 'nni_nasext.strategies.oneshot'
 #: One-shot (weight-sharing) methods: Lightning modules over the generic supernet of any
 #: ModelSpace (:mod:`nni_nasext.strategies.oneshot`); NNI face: ``OneShotStrategy(name)`` under
 #: NasExperiment, ``python3 -m nni_nasext.trial_code.oneshot --method name`` under nnictl.
-ONESHOT = _table(
+_ONESHOT = _table('oneshot', 'oneshot',
     Entry('darts', f'{_OS}.darts:DARTS', 'soft mix softmax(alpha), first-order bilevel step',
           {'paper': 'Liu, Simonyan & Yang, ICLR 2019'}),
     Entry('darts2', f'{_OS}.darts:SecondOrderDARTS', 'DARTS with the second-order (unrolled) architecture gradient',
@@ -228,11 +301,60 @@ ONESHOT = _table(
           {'paper': 'Wang et al., ICLR 2021'}),
     Entry('darts_pt_fixed', f'{_OS}.remedies:DARTSPTFixed', 'supernet trained with uniform, frozen alpha, then perturbation-based selection',
           {'paper': 'Wang et al., ICLR 2021'}),
+)
+
+#: TE-NAS prunes the supernet without training: zero-shot, with the one-shot face.
+_ZERO_SHOT_ONESHOT = _table('zero_shot', 'oneshot',
     Entry('te_nas', 'nni_nasext.strategies.zero_shot.te_nas:TENAS', 'training-free pruning by NTK condition number and linear regions',
           {'paper': 'Chen, Gong & Wang, ICLR 2021'}),
 )
 
+#: Methods whose whole search is one NNI trial program or their own strategy class.
+_RUNS = _table('oneshot', 'trial',
+    Entry('ofa', 'nni_nasext.strategies.oneshot.ofa:OFAModule',
+          'Once-for-All: progressive shrinking of an elastic MobileNetV3 supernet (kernel, depth, expansion), then '
+          'a constrained search of sub-networks without retraining (OFA space)',
+          {'paper': 'Cai, Gan, Wang, Zhang & Han, ICLR 2020',
+           'nni': 'NasExperiment: OFAStrategy(...) on OFASpace; nnictl: python3 -m nni_nasext.trial_code.ofa'}),
+) + _table('transfer', 'trial',
+    Entry('tnas', 'nni_nasext.strategies.transfer.tnas:TNAS',
+          'T-NAS: MAML over the weights and the architecture alpha of an NB201 supernet on few-shot episodes; the '
+          'derived cell adapts to a new task in a few steps (MAML is the baseline)',
+          {'paper': 'Lian et al., ICLR 2020',
+           'nni': 'nnictl: python3 -m nni_nasext.trial_code.tnas (one trial meta-trains and meta-tests)'}),
+)
+
+#: every entry of the project, in the order ``nasext list`` shows them within a kind
+ENTRIES: Tuple[Entry, ...] = (_SPACES + _SEARCHERS + _ZERO_SHOT_SEARCHERS + _TRANSFER_SEARCHERS + _ONESHOT
+                              + _ZERO_SHOT_ONESHOT + _RUNS + _EVALUATORS + _ASSESSORS)
+
+
+def _view(keep) -> Dict[str, Entry]:
+    out: Dict[str, Entry] = {}
+    for e in ENTRIES:
+        if keep(e):
+            if e.name in out:
+                raise RuntimeError(f'registry: {e.name!r} twice in one view')  # pragma: no cover
+            out[e.name] = e
+    return out
+
+
+SPACES = _view(lambda e: e.kind == 'space')
+EVALUATORS = _view(lambda e: e.kind == 'evaluator')
+ASSESSORS = _view(lambda e: e.kind == 'assessor')
+#: every ask/tell method (any kind): the nnictl tuners and SearcherStrategy
+STRATEGIES = _view(lambda e: e.face == 'tuner')
+#: every method with the one-shot face: OneShotStrategy(name), trial_code.oneshot --method name
+ONESHOT = _view(lambda e: e.face == 'oneshot')
+
 KINDS = {'space': SPACES, 'strategy': STRATEGIES, 'evaluator': EVALUATORS, 'assessor': ASSESSORS, 'oneshot': ONESHOT}
+
+
+def methods(kind: str) -> Dict[str, Entry]:
+    """The methods of one kind (``searcher``, ``oneshot``, ``zero_shot``, ``transfer``), every face."""
+    if kind not in METHOD_KINDS:
+        raise ValueError(f'Unknown kind of method {kind!r}; known: {", ".join(METHOD_KINDS)}')
+    return {e.name: e for e in ENTRIES if e.kind == kind}
 
 
 class UnknownNameError(KeyError):

@@ -24,6 +24,7 @@ _WHERE = {
     'Hyperband': _S + 'hyperband', 'SuccessiveHalving': _S + 'hyperband', 'BOHB': _S + 'bohb',
     'ProgressiveDynamicHurdles': _S + 'pdh', 'ConstrainedEvolution': _S + 'multi_objective',
     'MnasNetEvolution': _S + 'multi_objective', 'ParetoEvolution': _S + 'multi_objective',
+    'OptunaSearcher': _S + 'optuna_sampler', 'OptunaTPE': _S + 'optuna_sampler',
     'ZenNAS': _Z + 'zen_nas', 'ProxyWarmStart': _Z + 'zen_nas', 'TENAS': _Z + 'te_nas',
     'TAPAS': _T + 'tapas', 'TransferGP': _T + 'transfer_gp', 'XferNAS': _T + 'xfernas', 'RapidNAS': _T + 'rapidnas',
     'TNAS': _T + 'tnas',

@@ -12,3 +12,32 @@ def test_serial_and_worker_processes_give_every_result_once():
     assert serial == seen == [0, 1, 4, 9, 16, 25]            # serial: in task order
     pooled = run_tasks(square, range(6), jobs=2)
     assert sorted(pooled) == serial                           # workers: completion order, each once
+
+
+def test_mean_se_and_compare_means_by_hand():
+    import math
+
+    import pytest
+    from scipy import stats
+
+    from nni_nasext.benchmarking import compare_means, mean_se
+    s = mean_se([1.0, 2.0, 3.0, 4.0])
+    assert s['mean'] == 2.5 and s['std'] == pytest.approx(math.sqrt(5 / 3)) and s['se'] == pytest.approx(s['std'] / 2)
+    a, b = [5.0, 6.0, 7.0], [1.0, 2.0, 3.0, 4.0]
+    c = compare_means(a, b)
+    se = math.sqrt((1 / 3) + (5 / 3) / 4)
+    assert c['diff'] == 3.5 and c['se_diff'] == pytest.approx(se) and c['a_better_by_more_than_se']
+    assert c['welch_p'] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    close = compare_means([2.0, 3.0], [2.4, 2.5])        # higher by 0.05 with a standard error of 0.5
+    assert close['diff'] > 0 and not close['a_better_by_more_than_se']
+    with pytest.raises(ValueError):
+        mean_se([])
+
+
+def test_machine_info_and_command_line(monkeypatch):
+    from nni_nasext.benchmarking import command_line, machine_info
+    info = machine_info()
+    assert info['cpu_count'] >= 1 and info['nni'] == '3.0' and info['torch']
+    monkeypatch.setenv('NASEXT_DATA', '/data dir')
+    assert command_line('experiments/x.py', ['--seeds', 3, 'a b']) == \
+        "NASEXT_DATA='/data dir' python experiments/x.py --seeds 3 'a b'"

@@ -25,7 +25,7 @@ def test_model_proposals_beat_random_starts():
 
 def test_model_uses_the_largest_budget_with_enough_points():
     b = BOHB(budgets=[1, 3, 9], eta=3, seed=0).configure(SPEC)
-    assert b._min_points() == len(SPEC) + 1 == 7
+    assert b.searcher.min_points() == len(SPEC) + 1 == 7
     assert b.model_budget() is None
     arch = lambda i: {k: v for k, v in zip(SPEC.dims, ['none', 'skip_connect', 'avg_pool_3x3',  # noqa: E731
                                                              'nor_conv_1x1', 'nor_conv_3x3', 'none'][i:] + ['none'] * i)}

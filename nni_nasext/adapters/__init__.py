@@ -4,14 +4,10 @@ Imported lazily: the nnictl dispatcher imports only :mod:`.tuner`, and must conn
 NNI manager within 10 seconds, so it should not pay for NNI's NAS execution engine
 (:mod:`.strategy` imports it) on a busy machine.
 """
-import importlib
+from nni_nasext.lazy import lazy_exports
 
 __all__ = ['CheckpointingNasExperiment', 'OFAStrategy', 'OneShotStrategy', 'SearcherStrategy', 'SearcherTuner']
 _WHERE = {'SearcherStrategy': '.strategy', 'SearcherTuner': '.tuner', 'OneShotStrategy': '.oneshot_strategy',
           'OFAStrategy': '.ofa_strategy', 'CheckpointingNasExperiment': '.experiment'}
 
-
-def __getattr__(name):
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name], __name__), name)
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

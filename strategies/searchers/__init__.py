@@ -14,6 +14,9 @@ _WHERE = {
     'Hyperband': '.hyperband', 'SuccessiveHalving': '.hyperband', 'BOHB': '.bohb',
     'ProgressiveDynamicHurdles': '.pdh', 'ConstrainedEvolution': '.multi_objective',
     'MnasNetEvolution': '.multi_objective', 'ParetoEvolution': '.multi_objective',
+    'OptunaSearcher': '.optuna_sampler', 'OptunaTPE': '.optuna_sampler', 'OptunaCmaEs': '.optuna_sampler',
+    'OptunaNSGAII': '.optuna_sampler', 'OptunaGP': '.optuna_sampler', 'OptunaQMC': '.optuna_sampler',
+    'OptunaRandom': '.optuna_sampler',
 }
 __all__ = ['MultiFidelitySearcher', 'NoRepeatSearcher', 'Searcher'] + sorted(_WHERE)
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE)

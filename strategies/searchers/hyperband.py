@@ -28,6 +28,23 @@ most aggressive bracket ``s_max`` over and over.
 every trial of it has a result or has failed. If fewer configurations than the next rung
 needs succeeded, only those go on.
 
+**New configurations from any searcher** (the split of scheduler and searcher of Syne Tune,
+Salinas et al. 2022). ``searcher=`` names a registered sample-based strategy (with
+``searcher_args``) or is a :class:`~nni_nasext.searcher.Searcher`: the first rung of every
+bracket asks it for its configurations, and it learns from their results:
+
+* a searcher that models budgets (``budget_aware = True``, e.g. BOHB's
+  :class:`~nni_nasext.strategies.searchers.bohb.BudgetTPE`) is told every result with its
+  budget (``nasext_budget`` in the sample);
+* any other searcher (regularized evolution, TPE, REINFORCE, an Optuna sampler, ...) is told
+  each configuration once, when it leaves its bracket: the result at the highest budget it
+  was trained on (its last rung), or ``None`` if it failed. A promoted configuration thus
+  counts with its larger-budget (more accurate) result.
+
+A proposal already in the bracket's first rung is asked again (10 times at most); when the
+searcher has nothing new (:class:`~nni_nasext.searcher.SpaceExhausted`) the bracket takes a
+random configuration. ``searcher=None`` (the default) is the paper's uniform sampling.
+
 **Answer.** :meth:`best` is the best result at the highest budget that has one
 (:func:`nni_nasext.fidelity.incumbent`), not the best number at any budget.
 
@@ -39,13 +56,37 @@ and a fresh bracket starts.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from nni_nasext.fidelity import BUDGET_KEY, incumbent, split_budget
-from nni_nasext.searcher import MultiFidelitySearcher, SpaceExhausted
+from nni_nasext.searcher import MultiFidelitySearcher, Searcher, SpaceExhausted
 from nni_nasext.space_spec import SpaceSpec
 
-__all__ = ['Hyperband', 'SuccessiveHalving', 'hyperband_brackets']
+__all__ = ['Hyperband', 'SuccessiveHalving', 'hyperband_brackets', 'inner_searcher']
+
+
+def inner_searcher(searcher: Union[None, str, Searcher], searcher_args: Optional[Dict[str, Any]],
+                   seed: Optional[int]) -> Optional[Searcher]:
+    """The searcher that proposes a scheduler's new configurations (see the module docstring)."""
+    if searcher is None:
+        if searcher_args:
+            raise ValueError('searcher_args given without a searcher')
+        return None
+    if isinstance(searcher, str):
+        from nni_nasext import registry
+        entry = registry.lookup('strategy', searcher)
+        if issubclass(entry.load(), MultiFidelitySearcher):
+            raise ValueError(f'{searcher!r} is itself multi-fidelity; a scheduler takes a searcher of configurations '
+                             '(e.g. regularized_evolution, tpe, optuna_tpe)')
+        return registry.build('strategy', searcher, **{'seed': seed, **(searcher_args or {})})
+    if searcher_args:
+        raise ValueError('searcher_args go with a searcher given by name, not with a Searcher object')
+    if not isinstance(searcher, Searcher):
+        raise TypeError(f'searcher must be a registered strategy name or a Searcher, got {type(searcher).__name__}')
+    if isinstance(searcher, MultiFidelitySearcher):
+        raise ValueError(f'{type(searcher).__name__} is itself multi-fidelity; a scheduler takes a searcher of '
+                         'configurations')
+    return searcher
 
 
 def hyperband_brackets(num_budgets: int, eta: float) -> List[Dict[str, Any]]:
@@ -80,6 +121,12 @@ class Hyperband(MultiFidelitySearcher):
         Which brackets ``s`` to cycle through (default all, ``s_max`` first).
     integer_budgets
         Round derived budgets to whole numbers (epochs).
+    searcher
+        Where new configurations come from: ``None`` (uniform at random, the paper), the name
+        of a registered sample-based strategy (``'regularized_evolution'``, ``'tpe'``,
+        ``'optuna_tpe'``, ...) or a :class:`~nni_nasext.searcher.Searcher`; see the module docstring.
+    searcher_args
+        Keyword arguments of a searcher given by name (its ``seed`` defaults to ``seed``).
     seed
         Seed of the searcher's generator.
     """
@@ -87,8 +134,10 @@ class Hyperband(MultiFidelitySearcher):
     def __init__(self, *, min_budget: Optional[float] = None, max_budget: Optional[float] = None,
                  eta: float = 3, budgets: Optional[Sequence[float]] = None,
                  brackets: Optional[Sequence[int]] = None, integer_budgets: bool = True,
+                 searcher: Union[None, str, Searcher] = None, searcher_args: Optional[Dict[str, Any]] = None,
                  seed: Optional[int] = None):
         super().__init__(seed=seed)
+        self.searcher = inner_searcher(searcher, searcher_args, seed)
         if not eta > 1:
             raise ValueError(f'eta must be > 1, got {eta}')
         if budgets is not None:
@@ -123,13 +172,23 @@ class Hyperband(MultiFidelitySearcher):
         self._reset()
 
     @classmethod
-    def nb201_preset(cls, seed: Optional[int] = None) -> 'Hyperband':
+    def nb201_preset(cls, seed: Optional[int] = None, **kwargs) -> 'Hyperband':
         """NAS-Bench-201: rungs at 12 and 200 epochs (the two schedules the tables hold), eta 3.
 
         Bracket ``s=1`` trains 3 cells for 12 epochs and the best for 200; bracket ``s=0``
         trains 2 cells for 200 epochs.
         """
-        return cls(budgets=[12, 200], eta=3, seed=seed)
+        return cls(budgets=[12, 200], eta=3, seed=seed, **kwargs)
+
+    def configure(self, space) -> 'Hyperband':
+        super().configure(space)
+        if self.searcher is not None:
+            self.searcher.configure(self.space)
+        return self
+
+    @property
+    def _budget_aware(self) -> bool:
+        return bool(getattr(self.searcher, 'budget_aware', False))
 
     # ------------------------------------------------------------------ state
     def _reset(self) -> None:
@@ -147,10 +206,22 @@ class Hyperband(MultiFidelitySearcher):
 
     # ------------------------------------------------------------------ asking
     def _new_config(self, bracket: Dict[str, Any]) -> Dict[str, Any]:
-        """A configuration for the first rung of ``bracket``: random, preferring architectures
-        not tried before at any budget, then ones not yet asked at this rung's budget (so that
-        a small space is covered at every budget and ends with :class:`SpaceExhausted`);
-        subclasses, e.g. BOHB, use a model."""
+        """A configuration for the first rung of ``bracket``: the searcher's, or random."""
+        if self.searcher is not None:
+            in_bracket = {SpaceSpec.key(c) for c in bracket['rungs'][0]['configs']}
+            for _ in range(10):
+                try:
+                    config = self.searcher.ask()
+                except SpaceExhausted:
+                    break
+                if SpaceSpec.key(config) not in in_bracket:
+                    return config
+        return self._random_config(bracket)
+
+    def _random_config(self, bracket: Dict[str, Any]) -> Dict[str, Any]:
+        """Random, preferring architectures not tried before at any budget, then ones not yet
+        asked at this rung's budget (so that a small space is covered at every budget and ends
+        with :class:`SpaceExhausted`)."""
         tried = {SpaceSpec.key(split_budget(o['sample'])[0]) for o in self.history}
         in_bracket = {SpaceSpec.key(c) for c in bracket['rungs'][0]['configs']}
         tried |= in_bracket
@@ -231,6 +302,9 @@ class Hyperband(MultiFidelitySearcher):
             nxt['configs'].append(rung['configs'][slot])
             nxt['results'].append(None)
             nxt['asked'].append(False)
+        if self.searcher is not None and not self._budget_aware:
+            for value, _, slot in done[nxt['n']:]:   # not promoted: their last result is this rung's
+                self.searcher.tell(rung['configs'][slot], value)
 
     def _ask(self) -> Dict[str, Any]:
         for bracket in self.brackets:
@@ -264,34 +338,49 @@ class Hyperband(MultiFidelitySearcher):
 
     # ------------------------------------------------------------------ telling
     def _tell(self, obs) -> None:
+        if self._budget_aware:
+            self.searcher.tell(obs['sample'], obs['value'])   # every result, with its budget
         jobs = self.pending.get(SpaceSpec.key(obs['sample']))
         if not jobs:
-            return  # not asked by a bracket (e.g. imported on resume): history only
+            if self.searcher is not None and not self._budget_aware:
+                # not asked by a bracket (e.g. imported on resume): the searcher learns it as it is
+                self.searcher.tell(split_budget(obs['sample'])[0], obs['value'])
+            return
         b, r, slot = jobs.pop(0)
         if not jobs:
             del self.pending[SpaceSpec.key(obs['sample'])]
         self.brackets[b]['rungs'][r]['results'][slot] = {'value': obs['value']}
+        if self.searcher is not None and not self._budget_aware and (
+                obs['value'] is None or r + 1 == len(self.brackets[b]['rungs'])):
+            # failed (never promoted) or at the bracket's last rung: the configuration leaves it
+            self.searcher.tell(self.brackets[b]['rungs'][r]['configs'][slot], obs['value'])
 
     def best(self):
         return incumbent(self.history)
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> Dict[str, Any]:
-        return {**super().state_dict(), 'brackets': self.brackets, 'pending': self.pending,
-                'cycle_pos': self._cycle_pos}
+        state = {**super().state_dict(), 'brackets': self.brackets, 'pending': self.pending,
+                 'cycle_pos': self._cycle_pos}
+        if self.searcher is not None:
+            state['searcher'] = self.searcher.state_dict()
+        return state
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.brackets = state.get('brackets', [])
         self.pending = {k: [list(j) for j in v] for k, v in state.get('pending', {}).items()}
         self._cycle_pos = state.get('cycle_pos', 0)
+        if self.searcher is not None and 'searcher' in state:
+            self.searcher.load_state_dict(state['searcher'])
 
     def _rebuild(self) -> None:
         self._reset()  # brackets come from state_dict when there is one (load_state_dict)
 
     def __repr__(self) -> str:
+        inner = f', searcher={self.searcher!r}' if self.searcher is not None else ''
         return (f'{type(self).__name__}(budgets={self.budgets}, eta={self.eta}, '
-                f'brackets={self.bracket_cycle}, seed={self.seed})')
+                f'brackets={self.bracket_cycle}{inner}, seed={self.seed})')
 
 
 class SuccessiveHalving(Hyperband):
@@ -300,14 +389,15 @@ class SuccessiveHalving(Hyperband):
 
     def __init__(self, *, min_budget: Optional[float] = None, max_budget: Optional[float] = None,
                  eta: float = 3, budgets: Optional[Sequence[float]] = None, integer_budgets: bool = True,
+                 searcher: Union[None, str, Searcher] = None, searcher_args: Optional[Dict[str, Any]] = None,
                  seed: Optional[int] = None):
         super().__init__(min_budget=min_budget, max_budget=max_budget, eta=eta, budgets=budgets,
-                         integer_budgets=integer_budgets, seed=seed)
+                         integer_budgets=integer_budgets, searcher=searcher, searcher_args=searcher_args, seed=seed)
         s_max = len(self.budgets) - 1
         self.bracket_cycle = [s_max]
         self._plans = {s_max: hyperband_brackets(len(self.budgets), eta)[0]['rungs']}
 
     @classmethod
-    def nb201_preset(cls, seed: Optional[int] = None) -> 'SuccessiveHalving':
+    def nb201_preset(cls, seed: Optional[int] = None, **kwargs) -> 'SuccessiveHalving':
         """NAS-Bench-201: 12 and 200 epochs, eta 8: 8 cells for 12 epochs, the best for 200."""
-        return cls(budgets=[12, 200], eta=8, seed=seed)
+        return cls(budgets=[12, 200], eta=8, seed=seed, **kwargs)
