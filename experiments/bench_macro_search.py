@@ -255,6 +255,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--methods', nargs='+', default=[m for m in METHODS], choices=list(METHODS))
     parser.add_argument('--jobs', type=int, default=1)
     parser.add_argument('--out', type=Path, default=HERE / 'results')
+    parser.add_argument('--stem', default=None, help='output file stem (default macro_search, or macro_search_quick)')
     args = parser.parse_args(argv)
     seeds = list(range(args.seeds if args.seeds is not None else (QUICK_SEEDS if args.quick else DEFAULT_SEEDS)))
     if not seeds or args.queries < 1:
@@ -285,7 +286,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'runtime_s': time.perf_counter() - start, 'command': command,
     }
-    stem = 'macro_search_quick' if args.quick else 'macro_search'
+    stem = args.stem or ('macro_search_quick' if args.quick else 'macro_search')
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f'{stem}.md').write_text(render_markdown(result))
     (args.out / f'{stem}.json').write_text(json.dumps(result, indent=1) + '\n')

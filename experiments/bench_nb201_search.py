@@ -164,23 +164,14 @@ def _lazy(module: str, attr: str, preset: str = 'nb201_preset', **kwargs):
 
 
 METHODS['ours-TPE'] = (
-    'nni_nasext TPE', 'TPE', 'SearcherStrategy(TPE(seed=s)): 10 random startup cells, gamma 0.25, 24 candidates, '
-    'refit every query, no repeats',
-    _lazy('nni_nasext.strategies.searchers.tpe', 'TPE', preset=None))
+    'nni_nasext TPE', 'TPE', "SearcherStrategy(TPE(seed=s)): our `tpe`, Optuna's TPESampler with its defaults "
+    '(optuna 5: 10 random startup trials, 24 EI candidates, the multivariate Parzen estimator, constant liar), '
+    'repeats answered from the record',
+    _lazy('nni_nasext.strategies.searchers.optuna_sampler', 'OptunaTPE', preset=None))
 METHODS['nni-TPE'] = (
     'NNI TPE', 'TPE', "nni.nas.strategy.TPE(optimize_mode='maximize', seed=s) (NNI's TpeTuner; its default "
     "optimize_mode is 'minimize'), HPOTunerStrategy's 1 s sleep per model removed",
     _nni_tpe)
-METHODS['optuna-TPE'] = (
-    'Optuna TPE', 'TPE', "SearcherStrategy(OptunaTPE(seed=s)): Optuna's TPESampler with its defaults (optuna 5: "
-    '10 random startup trials, 24 EI candidates, the multivariate Parzen estimator, constant liar), repeats answered '
-    'from the record',
-    _lazy('nni_nasext.strategies.searchers.optuna_sampler', 'OptunaTPE', preset=None))
-METHODS['optuna-TPE-uni'] = (
-    'Optuna TPE (univariate)', 'TPE', "SearcherStrategy(OptunaTPE(sampler_args={'multivariate': False}, seed=s)): "
-    "as optuna-TPE with one Parzen estimator per decision (Bergstra et al.'s original, like ours)",
-    _lazy('nni_nasext.strategies.searchers.optuna_sampler', 'OptunaTPE', preset=None,
-          sampler_args={'multivariate': False}))
 METHODS['ours-SH'] = (
     'nni_nasext SuccessiveHalving', 'HB',
     'SearcherStrategy(SuccessiveHalving.nb201_preset(seed=s)): rungs 12 and 200 epochs, eta 8 '
@@ -665,8 +656,7 @@ STYLE = {'ours-RS': ('tab:blue', '-'), 'nni-Random': ('tab:cyan', '--'),
          'ours-REINFORCE': ('tab:green', '-'), 'nni-PolicyBasedRL': ('tab:olive', '--'),
          'ours-MetaQNN': ('tab:purple', '-'), 'ours-TPE': ('tab:brown', '-'), 'nni-TPE': ('tab:pink', '--'),
          'ours-SH': ('tab:gray', ':'), 'ours-HB': ('black', ':'), 'ours-BOHB': ('tab:brown', ':'),
-         'ours-PNAS': ('goldenrod', '-'), 'ours-NP': ('magenta', '-'),
-         'optuna-TPE': ('tab:brown', '--'), 'optuna-TPE-uni': ('sienna', '-.')}
+         'ours-PNAS': ('goldenrod', '-'), 'ours-NP': ('magenta', '-')}
 
 
 def plot_style(method: str) -> tuple:

@@ -154,11 +154,10 @@ _SEARCHERS = _table('searcher', 'tuner',
           'graph-convolution accuracy predictor on the cell DAG (one-hot ops, adjacency and its transpose) chooses '
           'what to train next; NB201 and NB101 cells (Wen et al., ECCV 2020)',
           {'tuner': 'NasextNeuralPredictorGCN'}),
-    Entry('tpe', 'nni_nasext.strategies.searchers.tpe:TPE',
-          'tree-structured Parzen estimator (Bergstra et al. 2011)', {'tuner': 'NasextTPE'}),
-    Entry('optuna_tpe', 'nni_nasext.strategies.searchers.optuna_sampler:OptunaTPE',
-          "Optuna's TPESampler over the decisions (Bergstra et al. 2011; Akiba et al., KDD 2019); repeats answered "
-          'from the record', {'tuner': 'NasextOptunaTPE'}),
+    Entry('tpe', 'nni_nasext.strategies.searchers.optuna_sampler:OptunaTPE',
+          "tree-structured Parzen estimator (Bergstra et al. 2011): Optuna's TPESampler (Akiba et al., KDD 2019), "
+          'repeats answered from the record; chosen over our own TPE by experiments/bench_tpe_decision.py',
+          {'tuner': 'NasextTPE'}),
     Entry('optuna_cmaes', 'nni_nasext.strategies.searchers.optuna_sampler:OptunaCmaEs',
           "Optuna's CmaEsSampler (Hansen 2016): numerical decisions; categorical ones are drawn at random",
           {'tuner': 'NasextOptunaCmaEs'}),

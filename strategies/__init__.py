@@ -19,7 +19,7 @@ _S, _Z, _T = '.searchers.', '.zero_shot.', '.transfer.'
 #: class -> module, imported on first use so that a tuner process loads only its own strategy.
 _WHERE = {
     'RandomSearch': _S + 'random_search', 'RegularizedEvolution': _S + 'regularized_evolution',
-    'ReinforceController': _S + 'reinforce', 'MetaQNN': _S + 'metaqnn', 'TPE': _S + 'tpe', 'PNAS': _S + 'pnas',
+    'ReinforceController': _S + 'reinforce', 'MetaQNN': _S + 'metaqnn', 'TPE': _S + 'optuna_sampler', 'PNAS': _S + 'pnas',
     'NeuralPredictor': _S + 'neural_predictor', 'NeuralPredictorGCN': _S + 'neural_predictor',
     'Hyperband': _S + 'hyperband', 'SuccessiveHalving': _S + 'hyperband', 'BOHB': _S + 'bohb',
     'ProgressiveDynamicHurdles': _S + 'pdh', 'ConstrainedEvolution': _S + 'multi_objective',

@@ -6,6 +6,8 @@ import math
 import pickle
 import random
 
+import numpy as np
+
 import pytest
 
 from nni_nasext import registry
@@ -16,7 +18,7 @@ from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies import RandomSearch
 from nni_nasext.strategies.searchers.optuna_sampler import SAMPLERS, OptunaGP, OptunaSearcher, OptunaTPE
 from test_searchers import drive, score
-from test_tpe import MIXED, TWO, mixed_objective
+from test_parzen import MIXED, TWO, mixed_objective
 
 optuna = pytest.importorskip('optuna')
 
@@ -176,10 +178,11 @@ def test_bad_arguments_fail_before_any_training():
 
 
 def test_every_sampler_is_registered_with_a_tuner():
-    names = {e.target.rpartition(':')[2] for n, e in registry.STRATEGIES.items() if n.startswith('optuna_')}
+    names = {e.target.rpartition(':')[2] for n, e in registry.STRATEGIES.items() if n.startswith('optuna_') or n == 'tpe'}
     assert len(names) == len(SAMPLERS)
+    assert registry.STRATEGIES['tpe'].load() is OptunaTPE
     from nni_nasext.adapters.tuner import TUNER_CLASSES
-    for name in ('NasextOptunaTPE', 'NasextOptunaCmaEs', 'NasextOptunaNSGAII', 'NasextOptunaGP', 'NasextOptunaQMC',
+    for name in ('NasextTPE', 'NasextOptunaCmaEs', 'NasextOptunaNSGAII', 'NasextOptunaGP', 'NasextOptunaQMC',
                  'NasextOptunaRandom'):
         assert name in TUNER_CLASSES
 
@@ -199,3 +202,59 @@ def test_through_nni_strategy_adapter_on_nb201_lookup(nb12):
     again.load_state_dict(pickle.loads(pickle.dumps(state)))
     assert len(again.searcher.history) == n
     assert SpaceSpec.key(again.searcher.ask()) not in {SpaceSpec.key(o['sample']) for o in searcher.history}
+
+
+def test_mixed_space_samples_are_valid_and_improve():
+    asked = drive(OptunaTPE(num_startup=10, seed=0), 60, objective=mixed_objective, spec=MIXED)
+    assert len({SpaceSpec.key(s) for s in asked}) == 60
+    for s in asked:
+        MIXED.validate(s)
+        assert len(s['in']) == 2 and s['in'] == sorted(s['in']) and s['any'] == sorted(s['any'])
+        assert abs(s['d'] * 10 - round(s['d'] * 10)) < 1e-9
+        assert abs(s['qlr'] * 1000 - round(s['qlr'] * 1000)) < 1e-6 and 1e-3 <= s['qlr'] <= 1
+    assert {len(s['any']) for s in asked} >= {1, 2, 3}
+    assert sum(map(mixed_objective, asked[-20:])) > sum(map(mixed_objective, asked[:20])) + 2
+
+
+def test_the_global_generators_play_no_part():
+    random.seed(123)
+    np.random.seed(123)
+    a = drive(OptunaTPE(num_startup=5, seed=7), 20)
+    assert random.random() == random.Random(123).random() and np.random.rand() == np.random.RandomState(123).rand()
+    random.seed(5)
+    np.random.seed(5)
+    assert drive(OptunaTPE(num_startup=5, seed=7), 20) == a
+
+
+def test_failures_never_hang_and_are_not_asked_again():
+    searcher = OptunaTPE(num_startup=3, seed=0)
+    every = drive(searcher, 15, fail=lambda i, s: True)      # all failures: no model, no hang, no repeat
+    assert len({SpaceSpec.key(s) for s in every}) == 15 and searcher.num_failed == 15 and searcher.best() is None
+    searcher = OptunaTPE(num_startup=3, seed=1)
+    asked = drive(searcher, 40, fail=lambda i, s: i % 3 == 0)
+    assert searcher.num_failed == 14 and len({SpaceSpec.key(s) for s in asked}) == 40
+    searcher.tell({'0_1': 'conv_7x7'}, 30.)   # not in the space: kept in the history, not in the study
+    assert len(searcher.history) == 41 and SpaceSpec.key(searcher.ask()) not in {SpaceSpec.key(s) for s in asked}
+
+
+def test_state_dict_keeps_the_trials_in_flight():
+    from test_searchers import SPEC
+    a = OptunaTPE(num_startup=5, seed=3)
+    drive(a, 15)
+    in_flight = [a.ask(), a.ask()]                   # asked, not told when the state is saved
+    state = json.loads(json.dumps(a.state_dict()))
+    b = OptunaTPE(num_startup=5, seed=3)
+    b.load_state_dict(state)
+    assert b.space == SPEC
+    keys = {SpaceSpec.key(s) for s in in_flight}
+    seen = set()
+    for _ in range(20):
+        s = b.ask()
+        assert SpaceSpec.key(s) not in keys and SpaceSpec.key(s) not in seen
+        seen.add(SpaceSpec.key(s))
+        b.tell(s, score(s))
+    for s in in_flight:                              # their results arrive after the resume
+        b.tell(s, score(s))
+    assert len(b.history) == 15 + 20 + 2 and not b._pending
+    done = [t for t in b.study.trials if t.state == optuna.trial.TrialState.COMPLETE and not t.user_attrs.get('answered')]
+    assert len(done) == 37

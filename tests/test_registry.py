@@ -38,7 +38,7 @@ def test_faces_match_the_classes():
 def test_every_kind_of_method_is_there():
     counts = {k: len(registry.methods(k)) for k in registry.METHOD_KINDS}
     assert all(n >= 3 for n in counts.values()), counts
-    assert {'tnas', 'ofa', 'te_nas', 'darts', 'optuna_tpe', 'tapas', 'zen_nas'} <= {e.name for e in registry.ENTRIES}
+    assert {'tnas', 'ofa', 'te_nas', 'darts', 'tpe', 'optuna_gp', 'tapas', 'zen_nas'} <= {e.name for e in registry.ENTRIES}
     with pytest.raises(ValueError, match='kind of method'):
         registry.methods('bayesian')
 

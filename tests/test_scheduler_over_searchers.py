@@ -61,7 +61,7 @@ def first_rung_quality(searcher, n=400):
 
 
 @pytest.mark.parametrize('name, args', [('regularized_evolution', {'population_size': 10, 'sample_size': 3}),
-                                        ('tpe', {'num_startup': 10}), ('optuna_tpe', {})])
+                                        ('tpe', {'num_startup': 10}), ('optuna_nsga2', {'sampler_args': {'population_size': 10}})])
 def test_a_learning_searcher_under_hyperband_proposes_better_configurations_than_random(name, args):
     ours = [first_rung_quality(Hyperband(budgets=[1, 3], eta=3, searcher=name, searcher_args=args, seed=s))
             for s in range(3)]

@@ -9,7 +9,7 @@ from nni_nasext.searcher import MultiFidelitySearcher, NoRepeatSearcher, Searche
 
 _WHERE = {
     'RandomSearch': '.random_search', 'RegularizedEvolution': '.regularized_evolution',
-    'ReinforceController': '.reinforce', 'MetaQNN': '.metaqnn', 'TPE': '.tpe', 'PNAS': '.pnas',
+    'ReinforceController': '.reinforce', 'MetaQNN': '.metaqnn', 'TPE': '.optuna_sampler', 'PNAS': '.pnas',
     'NeuralPredictor': '.neural_predictor', 'NeuralPredictorGCN': '.neural_predictor',
     'Hyperband': '.hyperband', 'SuccessiveHalving': '.hyperband', 'BOHB': '.bohb',
     'ProgressiveDynamicHurdles': '.pdh', 'ConstrainedEvolution': '.multi_objective',

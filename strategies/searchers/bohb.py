@@ -18,7 +18,7 @@ is told every result with its budget and proposes:
   each, and of ``num_samples`` candidates drawn from the good density the one maximising
   ``l(x) / g(x)`` is taken (paper: 64 samples).
 
-The densities are :class:`~nni_nasext.strategies.searchers.tpe.TPEModel`'s: a smoothed histogram per
+The densities are :class:`~nni_nasext.strategies.searchers.parzen.TPEModel`'s: a smoothed histogram per
 categorical decision, a Parzen mixture per numerical one, a product over decisions. BOHB
 uses statsmodels' multivariate KDE (Aitchison-Aitken kernel for categoricals, a bandwidth
 widened by ``bandwidth_factor`` for sampling); both are products of per-decision kernels
@@ -33,7 +33,7 @@ from nni_nasext.fidelity import split_budget
 from nni_nasext.searcher import Searcher
 from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies.searchers.hyperband import Hyperband
-from nni_nasext.strategies.searchers.tpe import TPEModel
+from nni_nasext.strategies.searchers.parzen import TPEModel
 
 __all__ = ['BOHB', 'BudgetTPE']
 

@@ -77,7 +77,7 @@ def inner_searcher(searcher: Union[None, str, Searcher], searcher_args: Optional
         entry = registry.lookup('strategy', searcher)
         if issubclass(entry.load(), MultiFidelitySearcher):
             raise ValueError(f'{searcher!r} is itself multi-fidelity; a scheduler takes a searcher of configurations '
-                             '(e.g. regularized_evolution, tpe, optuna_tpe)')
+                             '(e.g. regularized_evolution, tpe, optuna_gp)')
         return registry.build('strategy', searcher, **{'seed': seed, **(searcher_args or {})})
     if searcher_args:
         raise ValueError('searcher_args go with a searcher given by name, not with a Searcher object')
@@ -124,7 +124,7 @@ class Hyperband(MultiFidelitySearcher):
     searcher
         Where new configurations come from: ``None`` (uniform at random, the paper), the name
         of a registered sample-based strategy (``'regularized_evolution'``, ``'tpe'``,
-        ``'optuna_tpe'``, ...) or a :class:`~nni_nasext.searcher.Searcher`; see the module docstring.
+        ``'optuna_gp'``, ...) or a :class:`~nni_nasext.searcher.Searcher`; see the module docstring.
     searcher_args
         Keyword arguments of a searcher given by name (its ``seed`` defaults to ``seed``).
     seed

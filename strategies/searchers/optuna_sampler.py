@@ -44,8 +44,8 @@ from typing import Any, Dict, List, Optional
 from nni_nasext.searcher import Observation, Searcher
 from nni_nasext.space_spec import Dimension, SampleError, SpaceSpec
 
-__all__ = ['OptunaSearcher', 'OptunaTPE', 'OptunaCmaEs', 'OptunaNSGAII', 'OptunaGP', 'OptunaQMC', 'OptunaRandom',
-           'SAMPLERS']
+__all__ = ['OptunaSearcher', 'OptunaTPE', 'TPE', 'OptunaCmaEs', 'OptunaNSGAII', 'OptunaGP', 'OptunaQMC', 'OptunaRandom',
+           'SAMPLERS', 'SpaceCodec', 'DecisionCodec']
 
 _logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _optuna():
     return optuna
 
 
-class _Codec:
+class DecisionCodec:
     """Decision <-> Optuna parameters for one :class:`Dimension`."""
 
     def __init__(self, dim: Dimension, optuna):
@@ -121,6 +121,29 @@ class _Codec:
         return {self.names[0]: float(value)}
 
 
+class SpaceCodec:
+    """A whole :class:`SpaceSpec` <-> Optuna parameters (see the module docstring's table)."""
+
+    def __init__(self, space: SpaceSpec):
+        optuna = _optuna()
+        self.codecs = [DecisionCodec(dim, optuna) for dim in space.dims.values()]
+        self.distributions = {n: d for c in self.codecs for n, d in zip(c.names, c.dists)}
+
+    def encode(self, sample: Dict[str, Any]) -> Dict[str, Any]:
+        out: Dict[str, Any] = {}
+        for codec in self.codecs:
+            out.update(codec.encode(sample[codec.dim.label]))
+        return out
+
+    def decode(self, params: Dict[str, Any]) -> Dict[str, Any]:
+        return {c.dim.label: c.decode(params) for c in self.codecs}
+
+    def categorical_labels(self) -> List[str]:
+        """Decisions that Optuna sees as categorical."""
+        return [c.dim.label for c in self.codecs
+                if c.dim.kind == 'choice' or (c.dim.kind == 'choice_multiple' and c.dim.n_chosen is None)]
+
+
 class OptunaSearcher(Searcher):
     """An Optuna sampler as a :class:`~nni_nasext.searcher.Searcher` (see the module docstring).
 
@@ -169,21 +192,20 @@ class OptunaSearcher(Searcher):
         self.max_repeats = max_repeats
         self.num_answered = 0   # proposals answered from the record (repeats='skip')
         self.study = None
-        self._codecs: List[_Codec] = []
+        self.codec: Optional[SpaceCodec] = None
         self._pending: Dict[str, List[int]] = {}   # sample key -> Optuna trial numbers in flight
         self._values: Dict[str, Optional[float]] = {}   # sample key -> last told value
 
     # ------------------------------------------------------------------ set-up
     def configure(self, space) -> 'OptunaSearcher':
         super().configure(space)
-        optuna = _optuna()
-        self._codecs = [_Codec(dim, optuna) for dim in self.space.dims.values()]
+        self.codec = SpaceCodec(self.space)
         if self.sampler in ('cmaes', 'qmc'):
-            categorical = [c.dim.label for c in self._codecs if c.dim.kind == 'choice' or
-                           (c.dim.kind == 'choice_multiple' and c.dim.n_chosen is None)]
+            categorical = self.codec.categorical_labels()
             if categorical:
                 warnings.warn(f'Optuna\'s {SAMPLERS[self.sampler]} samples categorical decisions at random '
-                              f'({len(categorical)} of {len(self._codecs)} here, e.g. {categorical[0]!r})', stacklevel=2)
+                              f'({len(categorical)} of {len(self.codec.codecs)} here, e.g. {categorical[0]!r})',
+                              stacklevel=2)
         self._rebuild()
         return self
 
@@ -205,16 +227,13 @@ class OptunaSearcher(Searcher):
 
     @property
     def distributions(self) -> Dict[str, Any]:
-        return {n: d for c in self._codecs for n, d in zip(c.names, c.dists)}
+        return self.codec.distributions
 
     def encode(self, sample: Dict[str, Any]) -> Dict[str, Any]:
-        out: Dict[str, Any] = {}
-        for codec in self._codecs:
-            out.update(codec.encode(sample[codec.dim.label]))
-        return out
+        return self.codec.encode(sample)
 
     def decode(self, params: Dict[str, Any]) -> Dict[str, Any]:
-        return {c.dim.label: c.decode(params) for c in self._codecs}
+        return self.codec.decode(params)
 
     # ------------------------------------------------------------------ searcher hooks
     def _ask(self):
@@ -289,6 +308,7 @@ class OptunaSearcher(Searcher):
     def state_dict(self) -> Dict[str, Any]:
         state = super().state_dict()
         state['num_answered'] = self.num_answered
+        state['in_flight'] = sorted(self._pending)   # asked, not told yet: never proposed again
         if self.space is not None:
             state['space'] = self.space.to_json()
         return state
@@ -297,6 +317,9 @@ class OptunaSearcher(Searcher):
         self._configure_from_state(state)
         super().load_state_dict(state)   # rebuilds the study from the history
         self.num_answered = state.get('num_answered', 0)
+        for key in state.get('in_flight', ()):
+            if key not in self._values:
+                self._pending.setdefault(key, [])   # its result, when told, joins the study as a new trial
 
     def __repr__(self) -> str:
         args = f', sampler_args={self.sampler_args}' if self.sampler_args else ''
@@ -314,9 +337,51 @@ def _fixed(name: str, sampler: str, paper: str) -> type:
                                            '__module__': __name__})
 
 
-OptunaTPE = _fixed('OptunaTPE', 'tpe', 'Bergstra et al., NeurIPS 2011')
 OptunaCmaEs = _fixed('OptunaCmaEs', 'cmaes', 'Hansen, arXiv 1604.00772, 2016')
 OptunaNSGAII = _fixed('OptunaNSGAII', 'nsga2', 'Deb et al., IEEE TEC 2002')
 OptunaGP = _fixed('OptunaGP', 'gp', 'Gaussian-process Bayesian optimisation')
 OptunaQMC = _fixed('OptunaQMC', 'qmc', "Sobol' quasi-Monte Carlo points")
 OptunaRandom = _fixed('OptunaRandom', 'random', 'uniform random sampling')
+
+
+class OptunaTPE(OptunaSearcher):
+    """Tree-structured Parzen estimator (Bergstra et al., NeurIPS 2011) as Optuna's ``TPESampler``:
+    the project's ``tpe`` strategy (tuner ``NasextTPE``).
+
+    Optuna's TPE replaced our own implementation after a side-by-side measurement on
+    NAS-Bench-201 and NAS-Bench-Macro (``experiments/results/tpe_decision.md``). The arguments
+    of that implementation are kept and passed on: ``num_startup`` (random results before the
+    model, Optuna's ``n_startup_trials``) and ``num_candidates`` (``n_ei_candidates``); its
+    ``gamma`` and ``prior_weight`` are not (Optuna deprecated both arguments in 4.9: the share of
+    good results is at most 10 %, capped at 25, and the prior's weight is 1). Anything else of
+    ``TPESampler`` goes in ``sampler_args`` (e.g. ``{'multivariate': False}``; Optuna 5's default
+    is the multivariate estimator).
+    """
+
+    sampler_name = 'tpe'
+
+    def __init__(self, *, num_startup: Optional[int] = None, num_candidates: Optional[int] = None,
+                 sampler_args: Optional[Dict[str, Any]] = None, repeats: str = 'skip', max_repeats: int = 100,
+                 seed: Optional[int] = None):
+        args = dict(sampler_args or {})
+        for name, value, optuna_name, check in (
+                ('num_startup', num_startup, 'n_startup_trials', lambda v: isinstance(v, int) and v >= 0),
+                ('num_candidates', num_candidates, 'n_ei_candidates', lambda v: isinstance(v, int) and v >= 1)):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not check(value):
+                raise ValueError(f'{name} has a bad value: {value!r}')
+            if optuna_name in args:
+                raise ValueError(f'Give {name} or sampler_args[{optuna_name!r}], not both')
+            args[optuna_name] = value
+        self.tpe_args = {k: v for k, v in (('num_startup', num_startup), ('num_candidates', num_candidates))
+                         if v is not None}
+        super().__init__('tpe', sampler_args=args, repeats=repeats, max_repeats=max_repeats, seed=seed)
+
+    def __repr__(self) -> str:
+        args = ''.join(f', {k}={v}' for k, v in self.tpe_args.items())
+        return f'OptunaTPE(repeats={self.repeats!r}{args}, seed={self.seed})'
+
+
+#: the project's ``tpe`` (``from nni_nasext.strategies import TPE``): Optuna's TPESampler
+TPE = OptunaTPE

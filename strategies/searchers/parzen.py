@@ -1,4 +1,4 @@
-"""TPE: the Tree-structured Parzen Estimator.
+"""The Parzen densities of TPE (the Tree-structured Parzen Estimator): BOHB's model.
 
 J. Bergstra, R. Bardenet, Y. Bengio, B. Kégl, "Algorithms for Hyper-Parameter Optimization",
 NeurIPS 2011 (Section 4), with the density details of hyperopt's implementation that the
@@ -10,6 +10,14 @@ paper describes only in words (adaptive Parzen bandwidths, prior component).
 maximising the ratio ``l(x) / g(x)`` (paper Eq. 3-4): TPE draws ``num_candidates``
 candidates from ``l`` and proposes the one with the largest ``log l(x) - log g(x)``.
 Values are maximised here (the paper minimises a loss), so "good" is "highest".
+
+**Where it is used.** The project's ``tpe`` strategy is Optuna's ``TPESampler``
+(:class:`~nni_nasext.strategies.searchers.optuna_sampler.OptunaTPE`): it replaced our TPE
+searcher after a side-by-side measurement (``experiments/results/tpe_decision.md``). This
+module keeps the density model, :class:`TPEModel`, because BOHB fits it to the results of one
+budget with its own share of good results (``top_n_percent``), which Optuna's TPE no longer
+takes (its ``gamma`` argument is deprecated since Optuna 4.9):
+:class:`~nni_nasext.strategies.searchers.bohb.BudgetTPE`.
 
 **Split.** With ``n`` successful observations, ``n_good = min(ceil(gamma * n), max_good)``
 (at least 1), the quantile rule of hyperopt/Optuna with Optuna's cap of 25; ties in value
@@ -41,46 +49,21 @@ TPE (the "tree" is flat here: the spaces have no conditional decisions):
   exactly, one value after another, by dynamic programming. Chosen values are listed in
   the order of the space.
 
-**Searcher** (:class:`TPE`). Random samples (no repeats) until ``num_startup`` successful
-observations are in, then every ask refits :class:`TPEModel` on the successful history and
-proposes from it. Samples already asked are avoided (``exclude``): the searcher keeps the
-keys of every sample asked or told, including those still in flight.
-
-**Failures and asynchronous use.** A failed trial (``None``, NaN) is not fitted and does not
-count towards ``num_startup``, but its sample stays "asked" and is not proposed again. With
-several trials in flight (nnictl, ``NasExperiment`` with concurrency) the model is fitted on
-the results in so far and the in-flight samples are excluded, so parallel asks differ; no
-"constant liar" imputation is made. A told sample that is not in the space (imported history)
-is remembered as asked but not fitted (``num_ignored``).
-
-**Resume.** Everything derived (fitted observations, asked keys) is rebuilt from the history;
-``state_dict`` adds the keys of in-flight samples and the space, so a ``TPE`` of any seed
-that loads it (even through JSON) continues with exactly the same asks.
-
-**Defaults.** ``gamma=0.25`` and ``num_candidates=24`` are hyperopt's, ``prior_weight=1``
-hyperopt's and Optuna's; ``num_startup=10`` is Optuna's (hyperopt uses 20), sized for budgets
-of about a hundred trials such as NAS-Bench-201 searches. No separate NB201 preset: on the
-NB201 lookup (cifar10-valid, 12 epochs, 100 trials, mean best of 20 seeds) ``num_startup`` 10
-or 20 and ``gamma`` 0.15 or 0.25 all gave 84.55-84.63 % (random search 83.73 %, REA 84.04 %).
 All randomness comes from the searcher's ``random.Random``; the global ``random`` and
 ``numpy.random`` states are never used.
 """
 from __future__ import annotations
 
 import json
-import logging
 import math
 import random
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from nni_nasext.searcher import Searcher
 from nni_nasext.space_spec import Dimension, SampleError, SpaceSpec
 
-__all__ = ['TPE', 'TPEModel']
-
-_logger = logging.getLogger(__name__)
+__all__ = ['TPEModel']
 
 _MAX_ROUNDS = 4        # rounds of n_candidates draws from l before falling back to the prior
 _MAX_RANDOM = 100      # prior draws that look for a sample not yet asked
@@ -508,104 +491,3 @@ def _safe_key(sample) -> Optional[str]:
         return SpaceSpec.key(sample)
     except (TypeError, ValueError):  # not even JSON: not in any space
         return None
-
-
-class TPE(Searcher):
-    """Tree-structured Parzen Estimator search of Bergstra et al. (see the module docstring).
-
-    Parameters
-    ----------
-    num_startup
-        Successful observations drawn at random before the model is used (>= 1).
-    gamma
-        Quantile of good observations (``(0, 1]``), capped at 25 good points.
-    num_candidates
-        Candidates drawn from ``l`` per ask (>= 1).
-    prior_weight
-        Weight of the prior in every density (> 0).
-    seed
-        Seed of the searcher's generator.
-    """
-
-    def __init__(self, *, num_startup: int = 10, gamma: float = 0.25, num_candidates: int = 24,
-                 prior_weight: float = 1.0, seed: Optional[int] = None):
-        super().__init__(seed=seed)
-        self.num_startup = _check_positive_int('num_startup', num_startup)
-        _check_gamma(gamma)
-        self.gamma = float(gamma)
-        self.num_candidates = _check_positive_int('num_candidates', num_candidates)
-        _check_prior_weight(prior_weight)
-        self.prior_weight = float(prior_weight)
-        self.model: Optional[TPEModel] = None
-        self._reset()
-
-    def _reset(self):
-        self._asked: set = set()          # keys of every sample asked or told
-        self._samples: List[dict] = []    # successful observations in the space, in told order
-        self._values: List[float] = []
-        self.num_ignored = 0              # successful observations not in the space
-
-    def configure(self, space) -> 'TPE':
-        super().configure(space)
-        self.model = TPEModel(self.space, gamma=self.gamma, prior_weight=self.prior_weight)  # checks the space
-        self._rebuild()
-        return self
-
-    # ------------------------------------------------------------------ searcher hooks
-    def _ask(self):
-        if len(self._samples) < self.num_startup:
-            for _ in range(_MAX_RANDOM):
-                sample = self.space.random(self.rng)
-                if SpaceSpec.key(sample) not in self._asked:
-                    break
-        else:
-            self.model.fit(self._samples, self._values)
-            sample = self.model.propose(self.rng, self.num_candidates, exclude=self._asked)
-        self._asked.add(SpaceSpec.key(sample))
-        return sample
-
-    def _tell(self, obs):
-        key = _safe_key(obs['sample'])
-        if key is not None:
-            self._asked.add(key)
-        if obs['value'] is None or self.space is None:
-            return  # a failed trial: remembered as asked, never fitted (no space yet: configure rebuilds)
-        try:
-            self.space.validate(obs['sample'])
-        except (SampleError, TypeError, ValueError) as err:
-            self.num_ignored += 1
-            _logger.warning('Told sample is not in the space (%s); TPE does not fit it.', err)
-            return
-        self._samples.append(obs['sample'])
-        self._values.append(obs['value'])
-
-    def _rebuild(self):
-        # the fitted observations and asked keys of the history; keys of samples still in flight
-        # cannot be derived from it: they are kept here and carried by state_dict
-        asked = self._asked
-        self._reset()
-        self._asked = asked
-        if self.space is None:  # configure() rebuilds once the space is known
-            self._asked.update(_safe_key(o['sample']) for o in self.history)
-            self._asked.discard(None)
-            return
-        for obs in self.history:
-            self._tell(obs)
-
-    # ------------------------------------------------------------------ resume
-    def state_dict(self):
-        state = super().state_dict()
-        state['asked'] = sorted(self._asked)
-        if self.space is not None:
-            state['space'] = self.space.to_json()
-        return state
-
-    def load_state_dict(self, state):
-        self._configure_from_state(state)
-        self._asked = set()
-        super().load_state_dict(state)  # calls _rebuild: asked keys of the history
-        self._asked |= set(state.get('asked', ()))  # plus those still in flight
-
-    def __repr__(self):
-        return (f'TPE(num_startup={self.num_startup}, gamma={self.gamma}, num_candidates={self.num_candidates}, '
-                f'prior_weight={self.prior_weight}, seed={self.seed})')
