@@ -139,7 +139,7 @@ def test_known_samples_are_replayed_without_growing_the_history():
 
 
 def test_a_replay_joins_the_evolution_population_but_not_the_history():
-    from strategies.regularized_evolution import RegularizedEvolution
+    from nni_nasext.strategies import RegularizedEvolution
     rea = RegularizedEvolution(population_size=2, sample_size=1, seed=0).configure(tuner().codec.spec)
     a, b = {'a': 0, 'b': 'x'}, {'a': 2, 'b': 'y'}
     rea.tell(a, 1.0)
