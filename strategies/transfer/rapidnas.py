@@ -50,10 +50,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from nni_nasext.searcher import NoRepeatSearcher
 from nni_nasext.space_spec import SpaceSpec
 
-from .tapas import is_nb201, ask_tell_on_table, check_transfer_args, nb201_spec, top_quantile
+from nni_nasext.strategies.transfer.base import TransferSearcher, top_quantile
 from .xfernas import NUM_EDGES, NUM_OPS, ops_to_cells, source_metadata
 
 __all__ = ['SetEncoder', 'CellGenerator', 'DatasetAwarePredictor', 'probe_set', 'dataset_set', 'pretrain',
@@ -245,7 +244,7 @@ def propose(target: str, sources: Tuple[str, ...], seed: int = 0, num_generated:
             'target_12ep_lookups': len(pre['probe'])}
 
 
-class RapidNAS(NoRepeatSearcher):
+class RapidNAS(TransferSearcher):
     """RapidNAS (MetaD2A) as an ask/tell searcher on the NB201 cell (see the module docstring).
 
     :meth:`configure` meta-trains on the sources and ranks the cells generated for the target
@@ -275,10 +274,7 @@ class RapidNAS(NoRepeatSearcher):
     def __init__(self, *, target: Optional[str] = None, sources: Optional[Sequence[str]] = None,
                  seed: Optional[int] = None, num_generated: int = 300, min_distinct: int = 100,
                  num_cells: int = 600, num_probe: int = 64, top_fraction: float = 0.1, steps: int = 200):
-        super().__init__(seed=seed)
-        if target is None:
-            raise ValueError('RapidNAS needs a target: one of the NB201 datasets (its sources are the others)')
-        self.sources = check_transfer_args(target, sources)
+        super().__init__(target=target, sources=sources, seed=seed)
         n = NUM_OPS ** NUM_EDGES
         checks = [(num_generated >= 1, 'num_generated >= 1'), (min_distinct >= 1, 'min_distinct >= 1'),
                   (1 <= num_cells <= n, f'num_cells in 1..{n}'), (1 <= num_probe <= n, f'num_probe in 1..{n}'),
@@ -286,7 +282,6 @@ class RapidNAS(NoRepeatSearcher):
         bad = [what for ok, what in checks if not ok]
         if bad:
             raise ValueError('RapidNAS needs ' + ', '.join(bad))
-        self.target = target
         self.propose_args = dict(num_generated=int(num_generated), min_distinct=int(min_distinct),
                                  num_cells=int(num_cells), num_probe=int(num_probe),
                                  top_fraction=float(top_fraction), steps=int(steps))
@@ -296,9 +291,7 @@ class RapidNAS(NoRepeatSearcher):
     def configure(self, space) -> 'RapidNAS':
         old = self.space
         super().configure(space)
-        if not is_nb201(self.space):
-            raise ValueError('RapidNAS reads NAS-Bench-201 tables and generates NB201 cells: the space must be '
-                             f'the NB201 cell (6 edges over the 5 NB201 ops), got labels {list(self.space.dims)[:8]}')
+        self.require_nb201('reads NAS-Bench-201 tables and generates NB201 cells')
         if old is not None and old != self.space:
             self._asked = set()
         self._ranking()   # missing tables fail here, before the first trial
@@ -325,6 +318,14 @@ class RapidNAS(NoRepeatSearcher):
                 sample = self.space.random(self.rng)
         return self._mark_asked(sample)
 
+    def prediction(self) -> dict:
+        """``k = 0``: the top generated-and-ranked cell."""
+        ranked = self._ranking()
+        return {'cell': ops_to_cells([ranked[0][0]])[0], 'predicted': ranked[0][1]}
+
+    def rounds(self, k: int) -> int:
+        return min(k, len(self._ranking()))   # the generated cells, no more
+
     def state_dict(self):
         return {**super().state_dict(), 'model_seed': self._model_seed}
 
@@ -343,9 +344,4 @@ def rapidnas_transfer(target: str, sources: Optional[Sequence[str]] = None, k: i
     """The k-evaluation protocol: the top ``k`` generated-and-ranked cells (the first ``k`` asks of
     :class:`RapidNAS`) evaluated on the target (200-epoch validation accuracy, exactly
     ``min(k, #generated)`` lookups); ``k = 0``: the top one."""
-    sources = check_transfer_args(target, sources, k)
-    searcher = RapidNAS(target=target, sources=sources, seed=int(seed), **propose_args).configure(nb201_spec())
-    ranked = searcher.ranked
-    if k == 0:
-        return {'cell': ops_to_cells([ranked[0][0]])[0], 'evaluated': [], 'predicted': ranked[0][1]}
-    return ask_tell_on_table(searcher, target, min(k, len(ranked)))
+    return RapidNAS.on_table(target, sources, k, seed, **propose_args)

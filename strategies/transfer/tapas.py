@@ -60,9 +60,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from nni_nasext.searcher import NoRepeatSearcher, Searcher
-from nni_nasext.space_spec import Dimension, SpaceSpec
-from ..searchers.predictors import ArchEncoder
+from nni_nasext.space_spec import SpaceSpec
+from nni_nasext.strategies.searchers.predictors import ArchEncoder
+from nni_nasext.strategies.transfer.base import (  # noqa: F401  (nb201_spec, is_nb201 ... are read from here too)
+    TransferSearcher, ask_tell_on_table, check_transfer_args, is_nb201, nb201_spec, top_quantile, with_context)
 
 __all__ = ['TAPAS', 'LANDMARK_CELLS', 'AccuracyPredictor', 'dcn_from_table', 'dcn_from_training',
            'similar_datasets', 'nb201_metadata', 'nb201_spec', 'predicted_evolution', 'propose',
@@ -80,42 +81,6 @@ DEFAULT_NUM_META_CELLS = 1000
 
 
 # ----------------------------------------------------------------------------- datasets and DCN
-
-def nb201_spec() -> SpaceSpec:
-    """The NB201 cell space as a :class:`SpaceSpec` (6 edges x 5 ops), without building a network."""
-    from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS
-    return SpaceSpec([Dimension(label, 'choice', tuple(OPS)) for label in EDGE_LABELS])
-
-
-def is_nb201(space: SpaceSpec) -> bool:
-    from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS
-    return (set(space.dims) == set(EDGE_LABELS)
-            and all(d.kind == 'choice' and sorted(d.values) == sorted(OPS) for d in space.dims.values()))
-
-
-def check_transfer_args(target: str, sources: Optional[Sequence[str]] = None, k: int = 0) -> List[str]:
-    """Validate a leave-one-dataset-out split; returns the sources (default: the other NB201 datasets)."""
-    from nni_nasext.benchmarks import NB201_DATASETS
-    if target not in NB201_DATASETS:
-        raise ValueError(f'Unknown NB201 target dataset {target!r}; expected one of {NB201_DATASETS}')
-    sources = [d for d in NB201_DATASETS if d != target] if sources is None else list(sources)
-    bad = [s for s in sources if s not in NB201_DATASETS]
-    if bad:
-        raise ValueError(f'Unknown NB201 source dataset(s) {bad}; expected among {NB201_DATASETS}')
-    if target in sources:
-        raise ValueError(f'The target {target!r} is among the sources {sources}: its metadata would leak '
-                         'into the predictor (leave-one-dataset-out needs disjoint target and sources)')
-    if not sources or len(set(sources)) != len(sources):
-        raise ValueError(f'Need at least one source dataset, each once; got {sources}')
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 0:
-        raise ValueError(f'The number of target evaluations k must be an integer >= 0, got {k!r}')
-    return sources
-
-
-def with_context(err, why: str):
-    from nni_nasext.data_paths import DataNotFoundError
-    return DataNotFoundError(f'{err.what} (needed for {why})', err.looked)
-
 
 @functools.lru_cache(maxsize=None)
 def dcn_from_table(dataset: str, landmarks: Tuple[str, ...] = tuple(LANDMARK_CELLS.values()),
@@ -347,14 +312,6 @@ def _ranked(visited: Dict[str, Tuple[dict, float]]) -> List[Tuple[dict, float]]:
     return sorted(visited.values(), key=lambda t: (-t[1], SpaceSpec.key(t[0])))
 
 
-def top_quantile(acc: np.ndarray) -> np.ndarray:
-    """``-log(1 - q)`` of each cell's quantile ``q = (rank - 1/2) / n`` within its dataset: a
-    monotone transform of the accuracy that stretches the top tail (q = 0.9 -> 2.3, 0.99 -> 4.6)."""
-    from scipy.stats import rankdata
-    q = (rankdata(acc) - 0.5) / len(acc)
-    return -np.log1p(-q)
-
-
 TARGETS = ('accuracy', 'top_quantile')
 
 
@@ -409,24 +366,9 @@ def tapas_transfer(target: str, sources: Optional[Sequence[str]] = None, k: int 
     return {'cell': best[0], 'accuracy': best[1], 'evaluated': evaluated}
 
 
-def ask_tell_on_table(searcher: Searcher, target: str, rounds: int) -> dict:
-    """``rounds`` ask/tell rounds of ``searcher`` (configured on the NB201 cell) against the
-    200-epoch validation accuracy of ``target``'s NB201 table: ``{'cell', 'accuracy',
-    'evaluated'}`` with the best cell and every ``(cellstr, accuracy)`` in order (``rounds >= 1``)."""
-    from nni_nasext.benchmarks import NasBench201Table, to_cellstr
-    table, evaluated = NasBench201Table(), []
-    for _ in range(rounds):
-        sample = searcher.ask()
-        cell = to_cellstr(sample)
-        evaluated.append((cell, table.query(cell, target, 200).accuracy))
-        searcher.tell(sample, evaluated[-1][1])
-    best = max(evaluated, key=lambda t: t[1])
-    return {'cell': best[0], 'accuracy': best[1], 'evaluated': evaluated}
-
-
 # ----------------------------------------------------------------------------- searcher
 
-class TAPAS(NoRepeatSearcher):
+class TAPAS(TransferSearcher):
     """TAPAS as an ask/tell searcher (see the module docstring).
 
     Parameters
@@ -457,6 +399,8 @@ class TAPAS(NoRepeatSearcher):
         The :func:`predicted_evolution`.
     """
 
+    needs_target = False   # without a target: a predictor-guided search on the told values alone
+
     def __init__(self, *, target: Optional[str] = None, sources: Optional[Sequence[str]] = None,
                  num_meta_cells: int = DEFAULT_NUM_META_CELLS, target_dcn: Optional[float] = None,
                  max_distance: Optional[float] = None, targets: str = 'accuracy', fine_tune: bool = False,
@@ -464,15 +408,8 @@ class TAPAS(NoRepeatSearcher):
                  num_initial: int = 5, hidden: int = 32,
                  epochs: int = 40, lr: float = 3e-3, batch_size: int = 128, population: int = 50,
                  tournament: int = 10, generations: int = 60, children: int = 50, seed: Optional[int] = None):
-        super().__init__(seed=seed)
-        from nni_nasext.benchmarks import NB201_DATASETS
-        if target is not None:
-            sources = check_transfer_args(target, sources)
-        elif sources is not None:
-            sources = list(sources)
-            bad = [s for s in sources if s not in NB201_DATASETS]
-            if bad or not sources:
-                raise ValueError(f'TAPAS sources must be NB201 datasets {NB201_DATASETS}, got {sources}')
+        super().__init__(target=target, sources=sources, seed=seed)
+        sources = self.sources
         if target_dcn is not None and not 0 <= float(target_dcn) <= 1:
             raise ValueError(f'target_dcn is an accuracy in [0, 1], got {target_dcn}')
         if target is None and target_dcn is not None and sources is None:
@@ -486,7 +423,7 @@ class TAPAS(NoRepeatSearcher):
         bad = [what for ok, what in checks if not ok]
         if bad:
             raise ValueError('TAPAS needs ' + ', '.join(bad))
-        self.target, self.sources, self.target_dcn = target, sources, target_dcn
+        self.target_dcn = target_dcn
         self.num_meta_cells, self.max_distance, self.targets = int(num_meta_cells), max_distance, targets
         self.fine_tune, self.fine_tune_epochs, self.fine_tune_lr = bool(fine_tune), int(fine_tune_epochs), fine_tune_lr
         self.value_scale, self.num_initial = float(value_scale), int(num_initial)
@@ -509,10 +446,9 @@ class TAPAS(NoRepeatSearcher):
         super().configure(space)
         if old != self.space:
             self._reset()
-        if self.uses_metadata and not is_nb201(self.space):
-            raise ValueError('TAPAS metadata comes from the NAS-Bench-201 tables: the space must be the NB201 cell '
-                             f'(6 edges over the 5 NB201 ops), got labels {list(self.space.dims)[:8]}; '
-                             'use target=None for a search without metadata')
+        if self.uses_metadata:
+            self.require_nb201('metadata comes from the NAS-Bench-201 tables',
+                               '; use target=None for a search without metadata')
         if self.uses_metadata:
             self._proposal()  # missing tables fail here, before the first trial
         else:

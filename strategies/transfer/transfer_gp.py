@@ -56,9 +56,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from scipy.stats import norm, rankdata
 
-from nni_nasext.searcher import NoRepeatSearcher
 from nni_nasext.space_spec import SpaceSpec
-from nni_nasext.strategies.transfer.tapas import is_nb201, with_context, ask_tell_on_table, check_transfer_args
+from nni_nasext.strategies.transfer.base import TransferSearcher, with_context
 
 _logger = logging.getLogger(__name__)
 
@@ -195,7 +194,7 @@ def select_settings(sources: Sequence[str], budget: int = 10, grid: Optional[Dic
     return _select(tuple(sources), int(budget), tuple((k, tuple(v)) for k, v in grid.items()))
 
 
-class TransferGP(NoRepeatSearcher):
+class TransferGP(TransferSearcher):
     """Transfer Bayesian optimisation on the NB201 cell (see the module docstring).
 
     Parameters
@@ -215,25 +214,19 @@ class TransferGP(NoRepeatSearcher):
         the given values.
     """
 
+    needs_target = False   # sources alone will do (the target is never read)
+
     def __init__(self, *, target: Optional[str] = None, sources: Optional[Sequence[str]] = None, pool: int = 300,
                  length_scale: float = 2.0, noise: float = 0.05, prior_precision: float = 3.0,
                  tune_on_sources: bool = True, budget: int = 10, seed: Optional[int] = None):
-        super().__init__(seed=seed)
         if target is None and not sources:
             raise ValueError('TransferGP needs a target (its sources are then the other NB201 datasets) or sources')
-        if target is not None:
-            self.sources = check_transfer_args(target, sources)
-        else:
-            from nni_nasext.benchmarks import NB201_DATASETS
-            bad = [s for s in sources if s not in NB201_DATASETS]
-            if bad:
-                raise ValueError(f'TransferGP sources must be NB201 datasets {NB201_DATASETS}, got {bad}')
-            self.sources = list(sources)
+        super().__init__(target=target, sources=sources, seed=seed)
         if not 2 <= int(pool) <= NUM_CELLS:
             raise ValueError(f'pool must be in 2..{NUM_CELLS}, got {pool}')
         if not (length_scale > 0 and noise > 0 and prior_precision > 0):
             raise ValueError('length_scale, noise and prior_precision must be > 0')
-        self.target, self.pool = target, int(pool)
+        self.pool = int(pool)
         self.gp_args = dict(length_scale=float(length_scale), noise=float(noise),
                             prior_precision=float(prior_precision))
         if tune_on_sources and len(self.sources) < 2:
@@ -244,9 +237,7 @@ class TransferGP(NoRepeatSearcher):
 
     def configure(self, space) -> 'TransferGP':
         super().configure(space)
-        if not is_nb201(self.space):
-            raise ValueError('TransferGP reads NAS-Bench-201 source tables: the space must be the NB201 cell '
-                             f'(6 edges over the 5 NB201 ops), got labels {list(self.space.dims)[:8]}')
+        self.require_nb201('reads NAS-Bench-201 source tables')
         self._build()   # missing tables fail here, before the first trial
         return self
 
@@ -288,6 +279,14 @@ class TransferGP(NoRepeatSearcher):
             choice = int(free[int(np.argmax(ei))])
         return self._mark_asked(dict(self.samples[choice]))
 
+    @classmethod
+    def _protocol_args(cls, k: int, kwargs):
+        # the settings are chosen on the sources for this many evaluations
+        return {'budget': max(k, 1), **kwargs}
+
+    def result_extra(self) -> dict:
+        return {'settings': {'pool': self.pool, **self.gp_args}}
+
     def __repr__(self):
         return (f'TransferGP(target={self.target!r}, sources={self.sources}, pool={self.pool}, {self.gp_args}, '
                 f'tune_on_sources={self.tune_on_sources})')
@@ -297,14 +296,6 @@ def transfer_gp(target: str, sources: Optional[Sequence[str]] = None, k: int = 0
                 **kwargs) -> dict:
     """Leave-one-dataset-out run on the NB201 tables: ``k`` target evaluations (200-epoch
     lookups) chosen by :class:`TransferGP`; returns the best evaluated cell (``k = 0``: the
-    top cell of the prior, no lookup) and the evaluated ``(cellstr, accuracy)`` in order."""
-    from nni_nasext.benchmarks import to_cellstr
-    from nni_nasext.strategies.transfer.tapas import nb201_spec
-    if not isinstance(k, int) or k < 0:
-        raise ValueError(f'k must be an integer >= 0, got {k!r}')
-    kwargs.setdefault('budget', max(k, 1))   # settings chosen on the sources for this many evaluations
-    searcher = TransferGP(target=target, sources=sources, seed=seed, **kwargs).configure(nb201_spec())
-    if k == 0:
-        return {'cell': to_cellstr(searcher.ask()), 'evaluated': [],
-                'settings': {'pool': searcher.pool, **searcher.gp_args}}
-    return {**ask_tell_on_table(searcher, target, k), 'settings': {'pool': searcher.pool, **searcher.gp_args}}
+    top cell of the prior, no lookup), the evaluated ``(cellstr, accuracy)`` in order and the
+    settings used."""
+    return TransferGP.on_table(target, sources, k, seed, **kwargs)

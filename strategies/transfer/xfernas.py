@@ -47,10 +47,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from nni_nasext.searcher import NoRepeatSearcher
 from nni_nasext.space_spec import SpaceSpec
 
-from .tapas import is_nb201, ask_tell_on_table, check_transfer_args, nb201_spec, top_quantile
+from nni_nasext.strategies.transfer.base import TransferSearcher, top_quantile
 
 __all__ = ['XferNASModel', 'pretrain', 'fit_autoencoder', 'fit_residual', 'latent_search', 'xfernas_transfer',
            'cells_to_ops', 'ops_to_cells', 'source_metadata', 'XferNAS']
@@ -240,7 +239,7 @@ def latent_search(model: XferNASModel, task: int, start_ops: np.ndarray, *, top:
     return cand[order], score[order]
 
 
-class XferNAS(NoRepeatSearcher):
+class XferNAS(TransferSearcher):
     """XferNAS as an ask/tell searcher on the NB201 cell (see the module docstring).
 
     The source phase (:func:`pretrain` on the sources' metadata) runs in :meth:`configure`, so a
@@ -270,16 +269,12 @@ class XferNAS(NoRepeatSearcher):
     def __init__(self, *, target: Optional[str] = None, sources: Optional[Sequence[str]] = None,
                  seed: Optional[int] = None, num_cells: int = 1000, epochs: int = 30, latent: int = 16,
                  hidden: int = 32):
-        super().__init__(seed=seed)
-        if target is None:
-            raise ValueError('XferNAS needs a target: one of the NB201 datasets (its sources are the others)')
-        self.sources = check_transfer_args(target, sources)
+        super().__init__(target=target, sources=sources, seed=seed)
         checks = [(1 <= num_cells <= NUM_OPS ** NUM_EDGES, f'num_cells in 1..{NUM_OPS ** NUM_EDGES}'),
                   (epochs >= 1, 'epochs >= 1'), (latent >= 1 and hidden >= 1, 'latent, hidden >= 1')]
         bad = [what for ok, what in checks if not ok]
         if bad:
             raise ValueError('XferNAS needs ' + ', '.join(bad))
-        self.target = target
         self.pretrain_args = dict(num_cells=int(num_cells), epochs=int(epochs), latent=int(latent),
                                   hidden=int(hidden))
         self._set_model_seed(seed if seed is not None else self.rng.getrandbits(31))
@@ -301,9 +296,7 @@ class XferNAS(NoRepeatSearcher):
     def configure(self, space) -> 'XferNAS':
         old = self.space
         super().configure(space)
-        if not is_nb201(self.space):
-            raise ValueError('XferNAS reads NAS-Bench-201 source tables and decodes NB201 cells: the space must be '
-                             f'the NB201 cell (6 edges over the 5 NB201 ops), got labels {list(self.space.dims)[:8]}')
+        self.require_nb201('reads NAS-Bench-201 source tables and decodes NB201 cells')
         if old is not None and old != self.space:
             self._reset()
         self._model()   # missing tables fail here, before the first trial
@@ -376,6 +369,10 @@ class XferNAS(NoRepeatSearcher):
         super()._rebuild()
         self.model = None    # the residual is refitted on the history at the next ask
 
+    def prediction(self) -> dict:
+        """``k = 0``: the best candidate of the latent search under the universal surrogate."""
+        return {'cell': ops_to_cells(self.candidates[:1])[0], 'predicted': float(self.scores[0])}
+
     def state_dict(self):
         return {**super().state_dict(), 'model_seed': self._model_seed}
 
@@ -395,9 +392,4 @@ def xfernas_transfer(target: str, sources: Optional[Sequence[str]] = None, k: in
     """The k-evaluation protocol on NB201 (see the module docstring): at most ``k`` lookups of the
     target's 200-epoch validation accuracy, chosen one by one by :class:`XferNAS`. Returns
     ``{'cell', 'evaluated', 'predicted'}`` (``k = 0``) or ``{'cell', 'accuracy', 'evaluated'}``."""
-    sources = check_transfer_args(target, sources, k)
-    searcher = XferNAS(target=target, sources=sources, seed=int(seed), **pretrain_args).configure(nb201_spec())
-    if k == 0:
-        return {'cell': ops_to_cells(searcher.candidates[:1])[0], 'evaluated': [],
-                'predicted': float(searcher.scores[0])}
-    return ask_tell_on_table(searcher, target, k)
+    return XferNAS.on_table(target, sources, k, seed, **pretrain_args)
