@@ -23,3 +23,13 @@ def run(searcher, n, objective=toy, fail=lambda s: False):
         asked.append(s)
         searcher.tell(s, None if fail(s) else objective(s))
     return asked
+
+
+def asks_alike(a, b, n, objective=toy):
+    """Ask ``a`` and ``b`` ``n`` times each, telling both the same results: they must ask the same
+    (a searcher and its copy resumed from ``state_dict``)."""
+    for _ in range(n):
+        sa, sb = a.ask(), b.ask()
+        assert sa == sb
+        a.tell(sa, objective(sa))
+        b.tell(sb, objective(sb))

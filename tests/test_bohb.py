@@ -7,6 +7,7 @@ import pytest
 from nni_nasext.fidelity import BUDGET_KEY, split_budget
 from nni_nasext.strategies.searchers.bohb import BOHB
 from nni_nasext.strategies.searchers.hyperband import Hyperband, SuccessiveHalving
+from budget_toy import asks_alike
 from test_hyperband import SPEC, run, toy
 
 
@@ -57,11 +58,7 @@ def test_state_dict_resumes_identically():
         a.tell(s, toy(s))
     b = BOHB(min_budget=1, max_budget=9, eta=3, seed=0).configure(SPEC)
     b.load_state_dict(json.loads(json.dumps(a.state_dict())))
-    for _ in range(40):
-        sa, sb = a.ask(), b.ask()
-        assert sa == sb
-        a.tell(sa, toy(sa))
-        b.tell(sb, toy(sb))
+    asks_alike(a, b, 40)
 
 
 def test_failures_and_bad_arguments():

@@ -12,7 +12,7 @@ from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies.searchers.hyperband import Hyperband, SuccessiveHalving, hyperband_brackets
 from nni_nasext.trial_code.run import main as trial
 
-from budget_toy import SPEC, run, toy  # noqa: E402  (tests/budget_toy.py)
+from budget_toy import SPEC, run, toy, asks_alike  # noqa: E402  (tests/budget_toy.py)
 
 
 def test_brackets_are_table_1_of_the_paper():
@@ -88,11 +88,7 @@ def test_state_dict_resumes_identically_mid_bracket():
     for s in in_flight:
         a.tell(s, toy(s))
         b.tell(s, toy(s))
-    for _ in range(60):
-        sa, sb = a.ask(), b.ask()
-        assert sa == sb
-        a.tell(sa, toy(sa))
-        b.tell(sb, toy(sb))
+    asks_alike(a, b, 60)
 
 
 def test_imported_results_are_history_and_a_fresh_bracket_starts():

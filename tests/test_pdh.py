@@ -8,7 +8,7 @@ from nni_nasext.fidelity import BUDGET_KEY, split_budget
 from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies.searchers.pdh import ProgressiveDynamicHurdles as PDH
 
-from budget_toy import SPEC, run, toy  # noqa: E402  (tests/budget_toy.py)
+from budget_toy import SPEC, run, toy, asks_alike  # noqa: E402  (tests/budget_toy.py)
 
 
 def test_no_promotion_before_the_first_hurdle_then_exactly_the_children_above_it():
@@ -91,11 +91,7 @@ def test_state_dict_resumes_identically_with_trials_in_flight():
     for s in in_flight:
         a.tell(s, toy(s))
         b.tell(s, toy(s))
-    for _ in range(50):
-        sa, sb = a.ask(), b.ask()
-        assert sa == sb
-        a.tell(sa, toy(sa))
-        b.tell(sb, toy(sb))
+    asks_alike(a, b, 50)
 
 
 def test_imported_history_rebuilds_the_population():

@@ -15,7 +15,7 @@ from nni_nasext.strategies import RegularizedEvolution
 from nni_nasext.strategies.searchers.bohb import BOHB, BudgetTPE
 from nni_nasext.strategies.searchers.hyperband import Hyperband, SuccessiveHalving
 
-from budget_toy import SPEC, run, toy  # noqa: E402  (tests/budget_toy.py)
+from budget_toy import SPEC, run, toy, asks_alike  # noqa: E402  (tests/budget_toy.py)
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / 'experiments'
 
@@ -95,11 +95,7 @@ def test_state_dict_resumes_the_scheduler_and_its_searcher_identically():
     for s in in_flight:
         a.tell(s, toy(s))
         b.tell(s, toy(s))
-    for _ in range(60):
-        sa, sb = a.ask(), b.ask()
-        assert sa == sb
-        a.tell(sa, toy(sa))
-        b.tell(sb, toy(sb))
+    asks_alike(a, b, 60)
 
 
 def test_a_small_space_still_ends_when_the_searcher_runs_dry():

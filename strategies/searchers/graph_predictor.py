@@ -52,6 +52,8 @@ import numpy as np
 import torch
 
 from nni_nasext.space_spec import SpaceSpec
+from nni_nasext.checks import require
+from nni_nasext.strategies.searchers.predictors import Ensemble
 
 __all__ = ['CellGraphEncoder', 'GCNEnsemble', 'graph_kind']
 
@@ -172,7 +174,7 @@ def _row_normalise(a: torch.Tensor) -> torch.Tensor:
     return a / a.sum(-1, keepdim=True).clamp_min(1e-12)
 
 
-class GCNEnsemble:
+class GCNEnsemble(Ensemble):
     """An ensemble of graph-convolution regressors: ``fit(X, y)``, ``predict(X) -> (mean, std)``.
 
     ``X`` holds flat :class:`CellGraphEncoder` encodings of graphs with ``num_nodes`` nodes and
@@ -203,21 +205,12 @@ class GCNEnsemble:
                   (0 <= dropout < 1, '0 <= dropout < 1'), (epochs >= 1, 'epochs >= 1'), (lr > 0, 'lr > 0'),
                   (weight_decay >= 0, 'weight_decay >= 0'),
                   (batch_size is None or batch_size >= 1, 'batch_size >= 1 or None')]
-        bad = [what for ok, what in checks if not ok]
-        if bad:
-            raise ValueError('GCNEnsemble needs ' + ', '.join(bad))
+        require('GCNEnsemble', checks)
+        super().__init__(num_models=num_models, epochs=epochs, lr=lr, weight_decay=weight_decay,
+                         batch_size=batch_size, seed=seed)
         self.num_nodes, self.num_features = int(num_nodes), int(num_features)
-        self.num_models, self.num_layers, self.hidden = int(num_models), int(num_layers), int(hidden)
-        self.linear_hidden, self.dropout, self.epochs = int(linear_hidden), float(dropout), int(epochs)
-        self.lr, self.weight_decay, self.batch_size = float(lr), float(weight_decay), batch_size
-        self.seed = 0 if seed is None else int(seed)
-        self._params: Optional[List[torch.Tensor]] = None
-        self._y_mean, self._y_std = 0., 1.
-        self.num_fits = 0
-
-    @property
-    def fitted(self) -> bool:
-        return self._params is not None
+        self.num_layers, self.hidden = int(num_layers), int(hidden)
+        self.linear_hidden, self.dropout = int(linear_hidden), float(dropout)
 
     # ------------------------------------------------------------------ network
     def _drop(self, h: torch.Tensor, gen: Optional[torch.Generator]) -> torch.Tensor:
@@ -267,10 +260,7 @@ class GCNEnsemble:
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if len(adj) != len(y) or len(y) == 0:
             raise ValueError(f'fit needs as many graphs as targets (>= 1), got {len(adj)} and {len(y)}')
-        self._y_mean = float(y.mean())
-        std = float(y.std())
-        self._y_std = std if std > 1e-12 else 1.
-        target = torch.as_tensor((y - self._y_mean) / self._y_std, dtype=torch.float32)
+        target = self._standardise(y)
         n, M = len(y), self.num_models
         seeder = random.Random(self.seed)
         gens = [torch.Generator().manual_seed(seeder.getrandbits(63)) for _ in range(M)]
@@ -306,10 +296,6 @@ class GCNEnsemble:
                 out.append(self._forward(a, o, m, self._params))
         members = torch.cat(out, dim=1) if out else torch.zeros(self.num_models, 0)
         return members.double().numpy() * self._y_std + self._y_mean
-
-    def predict(self, X) -> Tuple[np.ndarray, np.ndarray]:
-        members = self.predict_members(X)
-        return members.mean(axis=0), members.std(axis=0)
 
     def __repr__(self):
         return (f'GCNEnsemble(num_models={self.num_models}, num_layers={self.num_layers}, hidden={self.hidden}, '

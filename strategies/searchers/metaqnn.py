@@ -67,6 +67,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from nni_nasext.searcher import Searcher
 from nni_nasext.space_spec import Dimension, SampleError, SpaceSpec
+from nni_nasext.checks import require
 
 __all__ = ['MetaQNN']
 
@@ -111,9 +112,7 @@ class MetaQNN(Searcher):
                   (math.isfinite(reward_scale) and reward_scale > 0, 'reward_scale > 0'),
                   (replay_size >= 1, 'replay_size >= 1'), (schedule_scale > 0, 'schedule_scale > 0'),
                   (num_bins >= 2, 'num_bins >= 2')]
-        bad = [what for ok, what in checks if not ok]
-        if bad:
-            raise ValueError('MetaQNN needs ' + ', '.join(bad))
+        require('MetaQNN', checks)
         schedule = PAPER_SCHEDULE if epsilon_schedule is None else list(epsilon_schedule)
         try:
             ok = bool(schedule) and all(len(p) == 2 and 0 <= p[0] <= 1 and p[1] >= 0 and int(p[1]) == p[1]

@@ -46,6 +46,7 @@ import numpy as np
 
 from nni_nasext.searcher import Searcher
 from nni_nasext.space_spec import SpaceSpec
+from nni_nasext.checks import require
 from .graph_predictor import CellGraphEncoder, GCNEnsemble
 from .predictors import ArchEncoder, MLPEnsemble, dim_settings
 
@@ -113,9 +114,7 @@ class NeuralPredictor(Searcher):
                   (isinstance(num_parents, int) and num_parents >= 0, 'num_parents >= 0'),
                   (isinstance(num_bins, int) and num_bins >= 2, 'num_bins >= 2'),
                   (isinstance(refit_every, int) and refit_every >= 1, 'refit_every >= 1')]
-        bad = [what for ok, what in checks if not ok]
-        if bad:
-            raise ValueError('NeuralPredictor needs ' + ', '.join(bad))
+        require('NeuralPredictor', checks)
         self.num_initial, self.pool_size, self.acquisition = num_initial, pool_size, acquisition
         self.ucb_beta, self.num_parents, self.num_bins = float(ucb_beta), num_parents, num_bins
         self.refit_every = refit_every

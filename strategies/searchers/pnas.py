@@ -72,6 +72,7 @@ import numpy as np
 
 from nni_nasext.searcher import Searcher
 from nni_nasext.space_spec import SampleError, SpaceSpec
+from nni_nasext.checks import require
 from .predictors import ArchEncoder, MLPEnsemble, dim_settings
 
 __all__ = ['PNAS', 'NB201_EDGE_LABELS']
@@ -118,9 +119,7 @@ class PNAS(Searcher):
                   (fill == 'first' or isinstance(fill, dict), "fill 'first' or a dict label -> value"),
                   (encoding in ('partial', 'filled'), "encoding 'partial' or 'filled'"),
                   (blocks_ok, 'blocks None or a non-empty list of non-empty lists of labels')]
-        bad = [what for ok, what in checks if not ok]
-        if bad:
-            raise ValueError('PNAS needs ' + ', '.join(bad))
+        require('PNAS', checks)
         self.blocks = None if blocks is None else [list(b) for b in blocks]
         self.beam_size, self.num_bins, self.max_candidates = beam_size, num_bins, max_candidates
         self.fill, self.encoding = fill, encoding

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from nni_nasext.space_spec import Dimension, SpaceSpec
+from nni_nasext.checks import require
 
 __all__ = ['ArchEncoder', 'MLPEnsemble', 'dim_settings']
 
@@ -126,7 +127,43 @@ def _vkey(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-class MLPEnsemble:
+class Ensemble:
+    """Base of the predictors' regressor ensembles (:class:`MLPEnsemble`, and
+    :class:`~nni_nasext.strategies.searchers.graph_predictor.GCNEnsemble`): the training settings,
+    the standardisation of the targets, and ``predict`` from the members' predictions. A subclass
+    implements ``fit(X, y)`` (calling :meth:`_standardise`) and ``predict_members(X)``."""
+
+    def __init__(self, *, num_models: int, epochs: int, lr: float, weight_decay: float,
+                 batch_size: Optional[int], seed: Optional[int]):
+        self.num_models, self.epochs = int(num_models), int(epochs)
+        self.lr, self.weight_decay, self.batch_size = float(lr), float(weight_decay), batch_size
+        self.seed = 0 if seed is None else int(seed)
+        self._params: Optional[List[torch.Tensor]] = None
+        self._y_mean, self._y_std = 0., 1.
+        self.num_fits = 0
+
+    @property
+    def fitted(self) -> bool:
+        return self._params is not None
+
+    def _standardise(self, y: np.ndarray) -> torch.Tensor:
+        """The targets as float32 with mean 0 and std 1 (std 1 kept for constant targets);
+        the mean and std are kept to undo it in ``predict_members``."""
+        self._y_mean = float(y.mean())
+        std = float(y.std())
+        self._y_std = std if std > 1e-12 else 1.
+        return torch.as_tensor((y - self._y_mean) / self._y_std, dtype=torch.float32)
+
+    def predict_members(self, X) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, X) -> Tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation over the members, each of shape ``(n,)``."""
+        members = self.predict_members(X)
+        return members.mean(axis=0), members.std(axis=0)
+
+
+class MLPEnsemble(Ensemble):
     """An ensemble of MLP regressors: ``fit(X, y)``, ``predict(X) -> (mean, std)``.
 
     Parameters
@@ -152,19 +189,10 @@ class MLPEnsemble:
         checks = [(num_models >= 1, 'num_models >= 1'), (all(h >= 1 for h in hidden), 'hidden widths >= 1'),
                   (epochs >= 1, 'epochs >= 1'), (lr > 0, 'lr > 0'), (weight_decay >= 0, 'weight_decay >= 0'),
                   (batch_size is None or batch_size >= 1, 'batch_size >= 1 or None')]
-        bad = [what for ok, what in checks if not ok]
-        if bad:
-            raise ValueError('MLPEnsemble needs ' + ', '.join(bad))
-        self.num_models, self.hidden, self.epochs = int(num_models), hidden, int(epochs)
-        self.lr, self.weight_decay, self.batch_size = float(lr), float(weight_decay), batch_size
-        self.seed = 0 if seed is None else int(seed)
-        self._params: Optional[List[torch.Tensor]] = None
-        self._y_mean, self._y_std = 0., 1.
-        self.num_fits = 0
-
-    @property
-    def fitted(self) -> bool:
-        return self._params is not None
+        require('MLPEnsemble', checks)
+        super().__init__(num_models=num_models, epochs=epochs, lr=lr, weight_decay=weight_decay,
+                         batch_size=batch_size, seed=seed)
+        self.hidden = hidden
 
     def _forward(self, x: torch.Tensor, params: List[torch.Tensor]) -> torch.Tensor:
         # x: (M, n, d); params alternate W (M, in, out) and b (M, 1, out)
@@ -182,10 +210,7 @@ class MLPEnsemble:
         if X.ndim != 2 or len(X) != len(y) or len(y) == 0:
             raise ValueError(f'fit needs X of shape (n, d) and y of shape (n,), n >= 1; got {tuple(X.shape)} '
                              f'and {y.shape}')
-        self._y_mean = float(y.mean())
-        std = float(y.std())
-        self._y_std = std if std > 1e-12 else 1.
-        target = torch.as_tensor((y - self._y_mean) / self._y_std, dtype=torch.float32)
+        target = self._standardise(y)
         n, d = X.shape
         M = self.num_models
         seeder = random.Random(self.seed)
@@ -233,11 +258,6 @@ class MLPEnsemble:
         with torch.no_grad():
             out = self._forward(X.unsqueeze(0).expand(self.num_models, *X.shape), self._params)
         return out.double().numpy() * self._y_std + self._y_mean
-
-    def predict(self, X) -> Tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation over the members, each of shape ``(n,)``."""
-        members = self.predict_members(X)
-        return members.mean(axis=0), members.std(axis=0)
 
     def __repr__(self):
         return (f'MLPEnsemble(num_models={self.num_models}, hidden={self.hidden}, epochs={self.epochs}, '

@@ -73,6 +73,7 @@ from torch import nn
 
 from nni_nasext.searcher import Searcher
 from nni_nasext.space_spec import Dimension, SampleError, SpaceSpec
+from nni_nasext.checks import require
 
 __all__ = ['ReinforceController']
 
@@ -205,9 +206,7 @@ class ReinforceController(Searcher):
                   (temperature is None or temperature > 0, 'temperature > 0 or None'),
                   (tanh_constant is None or tanh_constant > 0, 'tanh_constant > 0 or None'),
                   (num_bins >= 2, 'num_bins >= 2')]
-        bad = [what for ok, what in checks if not ok]
-        if bad:
-            raise ValueError('ReinforceController needs ' + ', '.join(bad))
+        require('ReinforceController', checks)
         self.hidden_size, self.num_layers = int(hidden_size), int(num_layers)
         self.learning_rate, self.batch_size = float(learning_rate), int(batch_size)
         self.baseline_decay, self.entropy_weight = float(baseline_decay), float(entropy_weight)

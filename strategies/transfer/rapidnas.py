@@ -53,6 +53,7 @@ from torch import nn
 from nni_nasext.space_spec import SpaceSpec
 
 from nni_nasext.strategies.transfer.base import TransferSearcher, top_quantile
+from nni_nasext.checks import require
 from .xfernas import NUM_EDGES, NUM_OPS, ops_to_cells, source_metadata
 
 __all__ = ['SetEncoder', 'CellGenerator', 'DatasetAwarePredictor', 'probe_set', 'dataset_set', 'pretrain',
@@ -279,9 +280,7 @@ class RapidNAS(TransferSearcher):
         checks = [(num_generated >= 1, 'num_generated >= 1'), (min_distinct >= 1, 'min_distinct >= 1'),
                   (1 <= num_cells <= n, f'num_cells in 1..{n}'), (1 <= num_probe <= n, f'num_probe in 1..{n}'),
                   (0 < top_fraction <= 1, 'top_fraction in (0, 1]'), (steps >= 1, 'steps >= 1')]
-        bad = [what for ok, what in checks if not ok]
-        if bad:
-            raise ValueError('RapidNAS needs ' + ', '.join(bad))
+        require('RapidNAS', checks)
         self.propose_args = dict(num_generated=int(num_generated), min_distinct=int(min_distinct),
                                  num_cells=int(num_cells), num_probe=int(num_probe),
                                  top_fraction=float(top_fraction), steps=int(steps))

@@ -62,6 +62,7 @@ from torch import nn
 
 from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies.searchers.predictors import ArchEncoder
+from nni_nasext.checks import require
 from nni_nasext.strategies.transfer.base import (  # noqa: F401  (nb201_spec, is_nb201 ... are read from here too)
     TransferSearcher, ask_tell_on_table, check_transfer_args, is_nb201, nb201_spec, top_quantile, with_context)
 
@@ -420,9 +421,7 @@ class TAPAS(TransferSearcher):
                   (fine_tune_epochs >= 1 and fine_tune_lr > 0, 'fine_tune_epochs >= 1, fine_tune_lr > 0'),
                   (targets in TARGETS, f'targets in {TARGETS}'),
                   (not (fine_tune and targets != 'accuracy'), "targets='accuracy' to fine-tune on told values")]
-        bad = [what for ok, what in checks if not ok]
-        if bad:
-            raise ValueError('TAPAS needs ' + ', '.join(bad))
+        require('TAPAS', checks)
         self.target_dcn = target_dcn
         self.num_meta_cells, self.max_distance, self.targets = int(num_meta_cells), max_distance, targets
         self.fine_tune, self.fine_tune_epochs, self.fine_tune_lr = bool(fine_tune), int(fine_tune_epochs), fine_tune_lr

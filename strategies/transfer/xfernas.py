@@ -50,6 +50,7 @@ from torch import nn
 from nni_nasext.space_spec import SpaceSpec
 
 from nni_nasext.strategies.transfer.base import TransferSearcher, top_quantile
+from nni_nasext.checks import require
 
 __all__ = ['XferNASModel', 'pretrain', 'fit_autoencoder', 'fit_residual', 'latent_search', 'xfernas_transfer',
            'cells_to_ops', 'ops_to_cells', 'source_metadata', 'XferNAS']
@@ -272,9 +273,7 @@ class XferNAS(TransferSearcher):
         super().__init__(target=target, sources=sources, seed=seed)
         checks = [(1 <= num_cells <= NUM_OPS ** NUM_EDGES, f'num_cells in 1..{NUM_OPS ** NUM_EDGES}'),
                   (epochs >= 1, 'epochs >= 1'), (latent >= 1 and hidden >= 1, 'latent, hidden >= 1')]
-        bad = [what for ok, what in checks if not ok]
-        if bad:
-            raise ValueError('XferNAS needs ' + ', '.join(bad))
+        require('XferNAS', checks)
         self.pretrain_args = dict(num_cells=int(num_cells), epochs=int(epochs), latent=int(latent),
                                   hidden=int(hidden))
         self._set_model_seed(seed if seed is not None else self.rng.getrandbits(31))
