@@ -1,9 +1,10 @@
-"""Smoke test of experiments/bench_macro_search.py and of the per-dataset table of the NB201 bench."""
+"""Smoke test of the NAS-Bench-Macro benchmark (nni_nasext.benchmarking.macro_search) and of the
+per-dataset table of the NB201 benchmark."""
 import json
 
 import pytest
 
-from conftest import load_experiment, shared_data
+from conftest import shared_data
 
 
 
@@ -11,7 +12,8 @@ from conftest import load_experiment, shared_data
 
 @pytest.fixture(scope='module')
 def macro():
-    return load_experiment('bench_macro_search')
+    from nni_nasext.benchmarking import macro_search
+    return macro_search
 
 
 def test_macro_runs_count_queries_and_score_the_best(macro, tmp_path):
@@ -35,7 +37,7 @@ def test_macro_runs_count_queries_and_score_the_best(macro, tmp_path):
 
 
 def test_nb201_second_table_searches_each_dataset_on_its_own_reward(tmp_path, nb12):
-    nb = load_experiment('bench_nb201_search')
+    from nni_nasext.benchmarking import nb201_search as nb
     runs = nb.run_benchmark([0, 1], ['ours-REA', 'ours-SH'], budget=1500.)
     other = nb.run_benchmark([0, 1], ['ours-REA', 'ours-SH'], budget=1500., dataset='cifar100')
     table = nb.NasBench201Table()

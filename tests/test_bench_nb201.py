@@ -1,5 +1,5 @@
-"""Smoke test of experiments/bench_nb201_search.py: 2 seeds of each method, small budget."""
-import importlib.util
+"""Smoke test of the NB201 search benchmark (nni_nasext.benchmarking.nb201_search, run by
+experiments/bench_nb201_search.py): 2 seeds of each method, small budget."""
 import json
 import os
 import subprocess
@@ -24,10 +24,8 @@ def _data_or_skip():
 
 @pytest.fixture(scope='module')
 def bench():
-    spec = importlib.util.spec_from_file_location('bench_nb201_search', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from nni_nasext.benchmarking import nb201_search
+    return nb201_search
 
 
 @pytest.fixture(scope='module')
