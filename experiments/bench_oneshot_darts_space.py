@@ -46,8 +46,7 @@ import numpy as np
 
 warnings.filterwarnings('ignore')
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from bench_oneshot_cost import fork_map  # noqa: E402
+from nni_nasext.benchmarking.oneshot_cost import fork_map  # noqa: E402
 
 VAL_BATCHES = 20  # retraining: validation on the first 20 x 256 = 5,120 held-out images
 METHODS = ['darts', 'darts2', 'pcdarts', 'gdas', 'fairdarts', 'spos', 'darts_pt']

@@ -49,15 +49,6 @@ def private_experiment_registry(monkeypatch, tmp_path_factory):
     monkeypatch.setattr(hpo_exp, 'Experiments', private)  # has_checkpoint (resume) reads it there
 
 
-def load_experiment(name: str):
-    """Import ``experiments/<name>.py`` as a module (the benchmark scripts are not a package)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(name, REPO / 'experiments' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def table_queries(monkeypatch):
     """Counts of ``NasBench201Table.query`` per (dataset, epochs), for the transfer tests that

@@ -1,14 +1,9 @@
 """The early-termination benchmark's own logic: successive halving and the knob sweep."""
 import argparse
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 
-_SPEC = importlib.util.spec_from_file_location(
-    'bench_early_termination', Path(__file__).resolve().parents[1] / 'experiments' / 'bench_early_termination.py')
-bench = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(bench)
+from nni_nasext.benchmarking import early_termination as bench
 
 
 def _curves(n=27, epochs=9, seed=0):

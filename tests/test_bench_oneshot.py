@@ -1,21 +1,20 @@
 """Smoke tests of the one-shot benchmark scripts (tiny sizes): step cost and search quality on NB201."""
+import importlib
 import json
 
 import pytest
 import torch
 from torch import nn
 
-from conftest import load_experiment
-
 
 @pytest.fixture(scope='module')
 def cost():
-    return load_experiment('bench_oneshot_cost')
+    return importlib.import_module('nni_nasext.benchmarking.oneshot_cost')
 
 
 @pytest.fixture(scope='module')
 def quality():
-    return load_experiment('bench_oneshot_nb201')
+    return importlib.import_module('nni_nasext.benchmarking.oneshot_nb201')
 
 
 @pytest.fixture

@@ -1,15 +1,16 @@
 """Smoke tests of experiments/bench_oneshot_ranking.py: restricted cells, the restricted space, a tiny run."""
+import importlib
 import json
 import math
 
 import pytest
 
-from conftest import load_experiment, shared_data
+from conftest import shared_data
 
 
 @pytest.fixture(scope='module')
 def bench():
-    return load_experiment('bench_oneshot_ranking')
+    return importlib.import_module('nni_nasext.benchmarking.oneshot_ranking')
 
 
 def test_cells_for_fixes_the_later_edges(bench):

@@ -1,9 +1,10 @@
 """Smoke tests of the zero-cost benchmark scripts (tiny sizes)."""
+import importlib
 import json
 
 import pytest
 
-from conftest import load_experiment, shared_data
+from conftest import shared_data
 
 
 
@@ -16,7 +17,7 @@ def data(nb12):
 
 
 def test_proxy_correlation_script(data, tmp_path):
-    bench = load_experiment('bench_proxies_nb201')
+    bench = importlib.import_module('nni_nasext.benchmarking.proxies_nb201')
     assert bench.main(['--cells', '4', '--proxies', 'params', 'synflow', '--out', str(tmp_path)]) == 0
     result = json.loads((tmp_path / 'proxies_nb201_4cells.json').read_text())
     assert result['cells'] == 4 and set(result['proxies']) == {'params', 'synflow'}
@@ -27,8 +28,8 @@ def test_proxy_correlation_script(data, tmp_path):
 def test_zero_shot_search_script(data, tmp_path):
     import numpy as np
     from nni_nasext.benchmarks import NasBench201Table
-    bench = load_experiment('bench_zero_shot_search')
-    cells = load_experiment('bench_proxies_nb201').draw_cells(8, 0)
+    bench = importlib.import_module('nni_nasext.benchmarking.zero_shot_search')
+    cells = importlib.import_module('nni_nasext.benchmarking.proxies_nb201').draw_cells(8, 0)
     table = NasBench201Table()
     rng = np.random.default_rng(0)
     names = ['params', 'synflow', 'snip', 'grad_norm', 'jacob_cov', 'naswot', 'zen', 'te_nas_ntk']

@@ -1,11 +1,11 @@
 """Proxy combination: features, rank aggregation, ridge fit, the CombinedProxy evaluator, the benchmark."""
+import importlib
 import json
 import math
 
 import numpy as np
 import pytest
 
-from conftest import load_experiment
 from nni_nasext.evaluators.proxy_combination import (ProxyCombination, feature, features, rank_aggregate)
 
 NAMES = ['params', 'synflow', 'snip', 'grad_norm', 'jacob_cov', 'naswot', 'zen', 'te_nas_ntk']
@@ -89,7 +89,7 @@ def test_shipped_combination_ranks_a_conv_cell_above_a_pooling_cell():
 
 
 def test_combination_benchmark_on_synthetic_scores(tmp_path):
-    bench = load_experiment('bench_proxy_combination')
+    bench = importlib.import_module('nni_nasext.benchmarking.proxy_combination')
     rng = np.random.default_rng(1)
     n = 60
     acc = {ds: (rng.normal(size=n) * 5 + 80).tolist() for ds in ('cifar10-valid', 'cifar100', 'ImageNet16-120')}

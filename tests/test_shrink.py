@@ -255,12 +255,7 @@ def test_bench_quick_runs(tmp_path, monkeypatch):
     root = shared_data()
     if not (root / 'fashion-mnist').exists():
         pytest.skip('Fashion-MNIST absent from NASEXT_DATA')
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / 'experiments' / 'bench_shrink.py'
-    spec = importlib.util.spec_from_file_location('bench_shrink', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from nni_nasext.benchmarking import shrink as mod
     monkeypatch.setattr(mod, 'RESULTS', tmp_path)
     assert mod.main(['--quick', '--quiet']) == 0         # ~10 s on 2 cores
     text = (tmp_path / 'shrink_quick.md').read_text()

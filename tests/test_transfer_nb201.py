@@ -1,4 +1,5 @@
 """TAPAS (transfer NAS with a train-less accuracy predictor) and the NB201 leave-one-dataset-out harness."""
+import importlib
 import logging
 import random
 
@@ -13,7 +14,6 @@ from nni_nasext.strategies.transfer.tapas import (
     propose, similar_datasets, tapas_transfer,
 )
 
-from conftest import load_experiment
 
 TINY = dict(num_meta_cells=60, predictor_args=dict(epochs=3, hidden=8),
             evolution_args=dict(population=10, tournament=3, generations=3, children=10))
@@ -94,7 +94,7 @@ def test_k_evaluations_query_the_target_at_most_k_times(tables, table_queries):
 
 
 def test_harness_counts_queries_and_refuses_a_method_over_budget(tables):
-    bench = load_experiment('bench_transfer_nb201')
+    bench = importlib.import_module('nni_nasext.benchmarking.transfer_nb201')
     for method in ('RS', 'REA'):
         rows = bench.run_task((method, 'ImageNet16-120', 0, (0, 1, 4)))
         assert [r['target_queries'] for r in rows] == [0, 1, 4]

@@ -1,6 +1,7 @@
-"""The benchmark harness that the scripts under ``experiments/`` share: running many independent
-searches (serially or in worker processes), the machine and command of a run, and the statistics
-of a side-by-side comparison."""
+"""The benchmark harness: running many independent searches (serially or in worker processes),
+the machine and command of a run, the statistics of a side-by-side comparison, and the
+benchmarks themselves (one module each: :mod:`.nb201_search`, :mod:`.macro_search`,
+:mod:`.oneshot_cost`, ...). The scripts under ``experiments/`` that run them are launchers."""
 from __future__ import annotations
 
 import math
@@ -8,9 +9,14 @@ import os
 import platform
 import shlex
 import sys
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence
 
-__all__ = ['run_tasks', 'machine_info', 'command_line', 'mean_se', 'compare_means']
+__all__ = ['EXPERIMENTS', 'run_tasks', 'machine_info', 'command_line', 'mean_se', 'compare_means']
+
+#: the repository's ``experiments/`` folder (configurations, launchers, ``results/``): the default
+#: place of the benchmarks' inputs and outputs when the package runs from a checkout
+EXPERIMENTS = Path(__file__).resolve().parents[2] / 'experiments'
 
 
 def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any], jobs: int = 1,
