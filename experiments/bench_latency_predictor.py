@@ -1,4 +1,4 @@
-"""The latency predictor (:mod:`nni_nasext.latency_predictor`) against measured latency, four spaces.
+"""The latency predictor (:mod:`nni_nasext.hardware.latency_predictor`) against measured latency, four spaces.
 
 For each space, ``--fit`` + ``--networks`` random networks (seeded) are built and measured end to
 end on this machine (inference, batch 1, one thread, median of 15 passes). The predictor profiles
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     from scipy.stats import spearmanr
 
     from nni_nasext import registry
-    from nni_nasext.latency_predictor import LatencyPredictor
+    from nni_nasext.hardware.latency_predictor import LatencyPredictor
     from nni_nasext.space_spec import SpaceSpec
     torch.set_num_threads(1)
     t0 = time.time()

@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     ap.add_argument('--devices', default=','.join(DEVICES))
     ap.add_argument('--out', type=Path, default=HERE / 'results')
     args = ap.parse_args(argv)
-    from nni_nasext import hw_latency
+    from nni_nasext.hardware import latency as hw_latency
     from nni_nasext.benchmarks import NasBench201Table
     from nni_nasext.nb201_cells import EDGE_LABELS, OPS, all_samples, sample_to_cellstr
     from nni_nasext.space_spec import SpaceSpec

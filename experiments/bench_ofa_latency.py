@@ -7,7 +7,7 @@ Protocol (one seed, ``--seed``):
 1. One OFA supernet is trained by progressive shrinking as in ``bench_ofa.py`` (OFASpace width
    ``--width-mult``, resolutions ``--resolutions``, ``--full`` + 3 x ``--shrink`` epochs, on
    ``--limit`` Fashion-MNIST training images).
-2. The latency predictor (:class:`nni_nasext.latency_predictor.LatencyPredictor`, input
+2. The latency predictor (:class:`nni_nasext.hardware.latency_predictor.LatencyPredictor`, input
    1 x 1 x R x R at the largest resolution R, batch 1, one thread) profiles the operations of the
    exported sub-networks and fits its correction on ``--fit`` random sub-networks measured end
    to end. On ``--check`` other random sub-networks, its prediction and the sub-network's MACs
@@ -77,7 +77,7 @@ def main(argv=None) -> Dict[str, Any]:
     from bench_ofa import _quiet, train_supernet
     from scipy.stats import spearmanr
 
-    from nni_nasext.latency_predictor import LatencyPredictor, measure_latency
+    from nni_nasext.hardware.latency_predictor import LatencyPredictor, measure_latency
     from nni_nasext.strategies.oneshot.ofa import evaluate_subnet, evolve_subnet, latency_cost, ofa_loaders, random_subnets
     _quiet()
     torch.set_num_threads(1)

@@ -8,7 +8,7 @@ Fashion-MNIST resized to 32x32 with 3 channels (``--limit`` training images, hal
 architecture data; ``--val-limit`` validation images), ``--epochs`` epochs, with the *hinge* latency
 loss ``L = CE + lambda * max(0, E[LAT]/T - 1)`` (``--latency-weight`` lambda, ``--arch-lr``).
 
-1. The latency predictor of :mod:`nni_nasext.latency_predictor` (per-operation profiles on this
+1. The latency predictor of :mod:`nni_nasext.hardware.latency_predictor` (per-operation profiles on this
    CPU, batch 1, 1 thread) has its correction fitted on ``--fit`` random networks of the space
    measured end to end (``space.freeze``; ``measured_latency``: eval, the least of ``--rounds``
    medians of ``--repeats`` timings of 5 calls). The supernet's latency table is the predictor's cost of every candidate
@@ -68,7 +68,7 @@ from scipy.stats import spearmanr  # noqa: E402
 from torch.utils.data import DataLoader, Subset  # noqa: E402
 
 from nni_nasext.evaluators.classification import ImageClassification  # noqa: E402
-from nni_nasext.latency_predictor import LatencyPredictor  # noqa: E402
+from nni_nasext.hardware.latency_predictor import LatencyPredictor  # noqa: E402
 from nni_nasext.search_spaces.mobile import ProxylessSpace  # noqa: E402
 from nni_nasext.space_spec import SpaceSpec  # noqa: E402
 from nni_nasext.strategies.oneshot import build_supernet, method_class, search  # noqa: E402

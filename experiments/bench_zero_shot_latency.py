@@ -4,7 +4,7 @@ The searchers are told a training-free score instead of an accuracy: synflow (Ta
 Abdelfattah et al. 2021), computed by our ``zero_cost`` evaluator for every one of the 15,625
 cells by ``experiments/bench_synflow_all.py`` and read from ``experiments/results/synflow_all.json``
 (run that script first to recompute it). Latency is the measured table of each device
-(:mod:`nni_nasext.hw_latency`). For each device and two budgets (the 25th percentile and the
+(:mod:`nni_nasext.hardware.latency`). For each device and two budgets (the 25th percentile and the
 median of the device's latencies over all cells), ``--seeds`` seeds each, every method scores
 ``--queries`` cells and picks the one with the best synflow within the budget:
 
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     ap.add_argument('--pool', type=Path, default=HERE / 'results' / 'proxies_nb201.json')
     ap.add_argument('--out', type=Path, default=HERE / 'results')
     args = ap.parse_args(argv)
-    from nni_nasext import hw_latency
+    from nni_nasext.hardware import latency as hw_latency
     from nni_nasext.benchmarks import NasBench201Table
     from nni_nasext.nb201_cells import EDGE_LABELS, OPS, all_samples, sample_to_ops
     from nni_nasext.space_spec import SpaceSpec

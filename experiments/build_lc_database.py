@@ -27,7 +27,7 @@ Resumable and extendable: the i-th architecture of a task is a fixed function of
 (``--seed``, task name, i) (a seeded stream of distinct samples), records already in ``--out``
 (same task, space, sample and seed) are skipped, and tasks are filled round-robin, so
 ``--archs-per-task 300`` later adds architectures 101..300 to a database built with 100.
-A record is appended as soon as its training ends (:class:`nni_nasext.lc_database.LCDatabase`).
+A record is appended as soon as its training ends (:class:`nni_nasext.assessors.lc_database.LCDatabase`).
 
 Run from the repository root::
 
@@ -141,7 +141,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     import torch
     torch.set_num_threads(1)
     from nni_nasext.evaluators import ImageClassification
-    from nni_nasext.lc_database import LCDatabase, make_record
+    from nni_nasext.assessors.lc_database import LCDatabase, make_record
     from nni_nasext.search_spaces import QuickstartSpace
     for name in ('nni', 'nni.runtime.trial_command_channel.standalone'):
         logging.getLogger(name).setLevel(logging.WARNING)

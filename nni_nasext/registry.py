@@ -256,7 +256,7 @@ _ASSESSORS = _table('assessor', 'assessor',
     Entry('curve_extrapolation', 'nni_nasext.assessors:CurveExtrapolation',
           'stop a trial unlikely to beat the best, by learning-curve extrapolation (Domhan et al. 2015)',
           {'assessor': 'NasextCurveExtrapolation'}),
-    Entry('lcranknet', 'nni_nasext.lcranknet:LCRankNetAssessor',
+    Entry('lcranknet', 'nni_nasext.assessors.lcranknet:LCRankNetAssessor',
           'stop a trial ranked below the best by LCRankNet, learned across tasks (Wistuba & Pedapati 2020)',
           {'assessor': 'NasextLCRankNet'}),
 )

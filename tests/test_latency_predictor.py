@@ -1,11 +1,11 @@
-"""The latency predictor (nni_nasext/latency_predictor.py): operations keyed by type, configuration
+"""The latency predictor (nni_nasext/hardware/latency_predictor.py): operations keyed by type, configuration
 and input shape, each profiled once; the linear correction; persistence. Timings are only compared
 where they differ by orders of magnitude (a 64-channel 3x3 convolution against a ReLU)."""
 import pytest
 import torch
 from torch import nn
 
-from nni_nasext.latency_predictor import LatencyPredictor, measure_latency
+from nni_nasext.hardware.latency_predictor import LatencyPredictor, measure_latency
 
 
 class Net(nn.Module):

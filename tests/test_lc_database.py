@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, shared_data
-from nni_nasext.lc_database import (LCDatabase, RecordError, import_nni_experiment, make_record, nni_experiment_db,
+from nni_nasext.assessors.lc_database import (LCDatabase, RecordError, import_nni_experiment, make_record, nni_experiment_db,
                                     read_nni_trials)
 
 SAMPLE = {'0_1': 'nor_conv_3x3', '0_2': 'none', '1_2': 'skip_connect', '0_3': 'avg_pool_3x3',

@@ -7,10 +7,11 @@ import pytest
 import torch
 from nni.assessor import AssessResult
 
-from nni_nasext import lcranknet, registry
+from nni_nasext import registry
+from nni_nasext.assessors import lcranknet
 from nni_nasext.assessors import ASSESSOR_CLASSES, replay
-from nni_nasext.lc_database import LCDatabase, make_record
-from nni_nasext.lcranknet import ArchVocab, LCRankNetAssessor, LCRankNetRanker, _nni_trial_sample
+from nni_nasext.assessors.lc_database import LCDatabase, make_record
+from nni_nasext.assessors.lcranknet import ArchVocab, LCRankNetAssessor, LCRankNetRanker, _nni_trial_sample
 from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS
 
 Good, Bad = AssessResult.Good, AssessResult.Bad
@@ -167,7 +168,7 @@ def test_vocab_unknown_values_and_labels():
 
 def test_registered_for_nnictl():
     assert registry.lookup('assessor', 'lcranknet').load() is LCRankNetAssessor
-    assert ASSESSOR_CLASSES['NasextLCRankNet'] == 'nni_nasext.lcranknet.LCRankNetAssessor'
+    assert ASSESSOR_CLASSES['NasextLCRankNet'] == 'nni_nasext.assessors.lcranknet.LCRankNetAssessor'
 
 
 def test_architecture_of_an_nnictl_trial_is_read_from_the_experiment_db(tmp_path, monkeypatch, ranker):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nni_nasext import hw_latency
+from nni_nasext.hardware import latency as hw_latency
 from nni_nasext.data_paths import DataNotFoundError
 from nni_nasext.space_spec import SpaceSpec
 

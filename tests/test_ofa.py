@@ -232,7 +232,7 @@ def _fake_predictor(input_shape):
     """A latency predictor whose operation 'timings' are a deterministic function of the operation."""
     import math
 
-    from nni_nasext.latency_predictor import LatencyPredictor
+    from nni_nasext.hardware.latency_predictor import LatencyPredictor
     p = LatencyPredictor(input_shape)
     p._profile = lambda module, shape: 1e-3 * (1 + sum(w.numel() for w in module.parameters(recurse=False))) * \
         math.prod(shape[2:]) ** 0.5
@@ -261,7 +261,7 @@ def test_search_under_a_latency_budget_keeps_every_candidate_within_it():
 
 
 def test_trial_program_searches_under_a_latency_budget(tmp_path):
-    from nni_nasext.latency_predictor import LatencyPredictor
+    from nni_nasext.hardware.latency_predictor import LatencyPredictor
     from nni_nasext.trial_code import ofa as trial
     pred = LatencyPredictor((1, 1, 12, 12))
     pred.coef = (0.0, 0.0, 1.5)  # every sub-network 'costs' 1.5 ms: the budget below admits all

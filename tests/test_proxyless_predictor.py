@@ -1,5 +1,5 @@
 """ProxylessNAS with the latency predictor (issue 18, part 4): a supernet's latency table built
-from :class:`~nni_nasext.latency_predictor.LatencyPredictor` agrees with the predictor on every
+from :class:`~nni_nasext.hardware.latency_predictor.LatencyPredictor` agrees with the predictor on every
 frozen network, and a hinge-loss search derives an architecture within its target.
 
 Operation timings are replaced by a deterministic function of the operation, so the checks are
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nni_nasext.evaluators.classification import ImageClassification
-from nni_nasext.latency_predictor import LatencyPredictor
+from nni_nasext.hardware.latency_predictor import LatencyPredictor
 from nni_nasext.search_spaces.mobile import ProxylessSpace
 from nni_nasext.space_spec import SpaceSpec
 from nni_nasext.strategies.oneshot import build_supernet, method_class, search

@@ -10,7 +10,7 @@ from nni_nasext.cli import main as nasext
 
 FOLDER = {'searcher': 'nni_nasext.strategies.searchers.', 'oneshot': 'nni_nasext.strategies.oneshot.',
           'zero_shot': 'nni_nasext.strategies.zero_shot.', 'transfer': 'nni_nasext.strategies.transfer.',
-          'space': 'nni_nasext.search_spaces.', 'evaluator': 'nni_nasext.evaluators.', 'assessor': 'nni_nasext.'}
+          'space': 'nni_nasext.search_spaces.', 'evaluator': 'nni_nasext.evaluators.', 'assessor': 'nni_nasext.assessors'}
 
 
 @pytest.mark.parametrize('entry', registry.ENTRIES, ids=lambda e: f'{e.kind}:{e.name}')

@@ -133,7 +133,7 @@ def test_proxy_as_reward_under_nni_engine():
 
 def test_zen_nas_under_a_device_latency_budget():
     """The tutorial's hardware-aware Zen-NAS: the budget is a device's measured latency."""
-    from nni_nasext import hw_latency
+    from nni_nasext.hardware import latency as hw_latency
     from nni_nasext.data_paths import DataNotFoundError
     try:
         hw_latency.latency_table('raspi4')

@@ -68,7 +68,7 @@ class OFAStrategy(_NniOneShotStrategy):
         Budget of the sub-network search, in multiply-accumulates (``None``: no budget).
     max_latency, latency_predictor
         A latency budget (ms) of the sub-network search and the
-        :class:`~nni_nasext.latency_predictor.LatencyPredictor` (or the path of its saved JSON
+        :class:`~nni_nasext.hardware.latency_predictor.LatencyPredictor` (or the path of its saved JSON
         state) that prices the sub-networks; both or neither.
     population, generations
         Of the evolutionary sub-network search.

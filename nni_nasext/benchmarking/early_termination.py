@@ -4,10 +4,10 @@ Reproduces, at our scale, the random-search experiment of M. Wistuba, T. Pedapat
 Rank Learning Curves", ICML 2020 (the "Random Neural Architecture Search with Early Stopping"
 table of the Wistuba-Pedapati NAS tutorial: regret and GPU time per method and dataset), on the
 lifelong learning-curve database of ``experiments/build_lc_database.py``
-(:mod:`nni_nasext.lc_database`; NB201 cells at N=1, C=8, 12 epochs, five small tasks).
+(:mod:`nni_nasext.assessors.lc_database`; NB201 cells at N=1, C=8, 12 epochs, five small tasks).
 
 Protocol (leave one task out). For each task of the database, LCRankNet
-(:class:`nni_nasext.lcranknet.LCRankNetRanker`, ``--steps`` Adam steps) is trained on the curves of
+(:class:`nni_nasext.assessors.lcranknet.LCRankNetRanker`, ``--steps`` Adam steps) is trained on the curves of
 the *other* tasks only; the held-out task is new to it (mean task embedding, then an embedding
 fitted on the task's completed trials). Each of ``--seeds`` random searches visits that task's
 architectures (all of them, or ``--trials``) in a random order, one trial at a time, and each
@@ -23,7 +23,7 @@ becomes a reference, a stopped one does not):
   is paid once for each epoch it trained (resumed, not restarted);
 * curve extrapolation -- :class:`nni_nasext.assessors.CurveExtrapolation` (Domhan et al., IJCAI 2015;
   closed-form stand-in for their MCMC), ``threshold=0.05``;
-* LCRankNet -- :class:`nni_nasext.lcranknet.LCRankNetAssessor`, ``threshold=0.45`` as in the paper,
+* LCRankNet -- :class:`nni_nasext.assessors.lcranknet.LCRankNetAssessor`, ``threshold=0.45`` as in the paper,
   with the architecture of each trial (our default additive architecture component); "LCRankNet
   (mean embedding)": the same without fitting the new task's embedding; "LCRankNet (LSTM arch.)":
   the paper's LSTM over the architecture description instead of the additive component.
@@ -90,7 +90,7 @@ def successive_halving(curves: np.ndarray, order: Sequence[int], eta: int = 3) -
 
 def run_task(task: str, samples: List[dict], curves: np.ndarray, seconds: np.ndarray, rankers: dict, args) -> dict:
     from nni_nasext.assessors import CurveExtrapolation, MedianStop, replay
-    from nni_nasext.lcranknet import LCRankNetAssessor
+    from nni_nasext.assessors.lcranknet import LCRankNetAssessor
     n, epochs = curves.shape
     finals = curves[:, -1]
     rng = np.random.default_rng(args.seed)
@@ -291,8 +291,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import torch
     torch.set_num_threads(1)
     logging.getLogger('nni_nasext.assessors').setLevel(logging.ERROR)
-    from nni_nasext.lc_database import LCDatabase
-    from nni_nasext.lcranknet import LCRankNetRanker
+    from nni_nasext.assessors.lc_database import LCDatabase
+    from nni_nasext.assessors.lcranknet import LCRankNetRanker
 
     start = time.time()
     db = LCDatabase(args.database)

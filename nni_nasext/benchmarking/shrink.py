@@ -10,7 +10,7 @@ Protocol (defaults; per seed, ``--seeds 0 1``; ``--quick`` is a tiny smoke run):
 2. Network: MobileNetV2 (``MnasNetSpace(width_mult=0.5, in_channels=1, num_classes=10)`` frozen at
    :func:`mnasnet_mobilenet_v2_sample`: 17 inverted-residual blocks, 16 of them prunable, 3,600 hidden
    channels), trained ``--epochs`` (4) epochs (SGD, Nesterov, cosine, lr 0.05, batch 64).
-3. Latency: :class:`~nni_nasext.latency_predictor.LatencyPredictor` at batch 1, one thread, ``--repeats``
+3. Latency: :class:`~nni_nasext.hardware.latency_predictor.LatencyPredictor` at batch 1, one thread, ``--repeats``
    (30) timings per operation, its linear correction fitted on 12 networks (the original, five uniform
    and six random prunings) measured end to end (minimum of ``--rounds`` interleaved measurements). At this size most of the CPU latency is per-operator
    overhead that channel pruning cannot remove: every block pruned to 4 channels still costs ~90 % of
@@ -94,7 +94,7 @@ def load(args, seed: int):
 
 
 def run_seed(args, seed: int, say) -> Dict[str, Any]:
-    from nni_nasext.latency_predictor import LatencyPredictor, measure_latency
+    from nni_nasext.hardware.latency_predictor import LatencyPredictor, measure_latency
     from nni_nasext.search_spaces.mobile import MnasNetSpace, mnasnet_mobilenet_v2_sample
     from nni_nasext.strategies.oneshot.shrink import (
         AMC, accuracy, finetune, macs_of, netadapt, prunable_blocks, prune, recalibrate_bn, uniform_shrink,

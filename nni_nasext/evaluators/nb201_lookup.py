@@ -35,7 +35,7 @@ class NasBench201Lookup(NB201Query, BenchmarkEvaluator):
         12 (the NB201 search reward) or 200 (the final figure).
     device
         Also report the measured latency on this device (``latency_ms``) and the FLOPs
-        (:func:`nni_nasext.hw_latency.latency_devices` lists the 26 devices).
+        (:func:`nni_nasext.hardware.latency.latency_devices` lists the 26 devices).
     """
 
     def __init__(self, dataset: str = 'cifar10-valid', epochs: int = 12, device: Optional[str] = None):

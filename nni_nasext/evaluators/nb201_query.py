@@ -20,7 +20,7 @@ __all__ = ['NB201Query']
 
 class NB201Query:
     """Look up NB201 cells on ``dataset`` after ``epochs`` (12 or 200) epochs. With ``device``
-    (a name of :func:`nni_nasext.hw_latency.latency_devices`) the final result also carries the
+    (a name of :func:`nni_nasext.hardware.latency.latency_devices`) the final result also carries the
     cell's measured latency there (``latency_ms``) and its FLOPs (``flops``, millions of
     multiply-accumulates), so that NNI's web UI shows every objective."""
 
@@ -33,7 +33,7 @@ class NB201Query:
         if epochs not in (12, 200):
             raise ValueError(f'NB201 tables here hold 12 and 200 epochs, not {epochs}')
         if device is not None:
-            from nni_nasext.hw_latency import latency_table
+            from nni_nasext.hardware.latency import latency_table
             latency_table(device)   # a missing device or file is an error now, naming what exists
         self.dataset, self.epochs, self.device = dataset, epochs, device
         self.table = NasBench201Table()
@@ -60,7 +60,7 @@ class NB201Query:
         record = self.query(sample)
         out = {'default': record.accuracy, 'cost': record.cost, 'params': record.params}
         if self.device is not None:
-            from nni_nasext.hw_latency import latency_ms, nb201_flops
+            from nni_nasext.hardware.latency import latency_ms, nb201_flops
             arch, _ = split_budget(sample)
             out.update(latency_ms=latency_ms(arch, self.device), flops=nb201_flops(arch, self.dataset))
         return out

@@ -30,7 +30,7 @@ from typing import Any, Dict, List
 import torch
 from torch import nn
 
-from nni_nasext.latency_predictor import measure_latency, time_ms
+from nni_nasext.hardware.latency_predictor import measure_latency, time_ms
 
 from .base import captured_logs
 from .mixed import MixedCell, MixedLayerChoice, MixedRepeat, PartialChannels
@@ -65,9 +65,9 @@ def measure_latency_table(module, batch, *, batch_size: int = 1, repeats: int = 
     """The latency table of ``module``'s supernet (see the module docstring); ``batch`` is one
     training batch of the evaluator (its first ``batch_size`` examples are timed).
 
-    With a ``predictor`` (a :class:`~nni_nasext.latency_predictor.LatencyPredictor` whose
+    With a ``predictor`` (a :class:`~nni_nasext.hardware.latency_predictor.LatencyPredictor` whose
     ``input_shape`` is the network input at ``batch_size``), nothing is timed whole: every part
-    costs what the predictor charges for its operations (:meth:`~nni_nasext.latency_predictor.LatencyPredictor.module_cost`,
+    costs what the predictor charges for its operations (:meth:`~nni_nasext.hardware.latency_predictor.LatencyPredictor.module_cost`,
     its per-operation table and fitted correction, profiling operations it has not seen), and the
     default network costs the predictor's prediction; so the table agrees with the predictor's
     latency of every frozen network (up to what runs outside leaf modules), and one predictor,
@@ -222,6 +222,6 @@ def expected_latency(supernet: Supernet, table: Dict[str, Any], probs: Dict[str,
 def measured_latency(net: nn.Module, example, *, repeats: int = 20, inner: int = 3, warmup: int = 3,
                      threads: int = 1) -> float:
     """End-to-end latency (ms) of ``net`` on ``example`` (eval, ``no_grad``;
-    :func:`nni_nasext.latency_predictor.measure_latency`)."""
+    :func:`nni_nasext.hardware.latency_predictor.measure_latency`)."""
     return measure_latency(net, example, repeats=repeats, inner=inner, warmup=warmup, threads=threads)
 

@@ -235,7 +235,7 @@ def _key(sample: Dict[str, Any]) -> tuple:
 
 
 def latency_cost(supernet: OFASupernet, predictor) -> Callable[[Dict[str, Any]], float]:
-    """A sub-network's latency in ms by a :class:`~nni_nasext.latency_predictor.LatencyPredictor`
+    """A sub-network's latency in ms by a :class:`~nni_nasext.hardware.latency_predictor.LatencyPredictor`
     (the exported plain network, :meth:`OFASupernet.export`; cached per sub-network): the cost to
     give :func:`evolve_subnet` for a search under a latency budget. The predictor's input is the
     supernet's input at the largest resolution: a sub-network at a smaller one resizes it first,
@@ -259,7 +259,7 @@ def latency_budget(max_latency: Optional[float], latency_predictor):
         return None
     if max_latency is None or latency_predictor is None or max_latency <= 0:
         raise ValueError('A latency budget needs both max_latency (ms, > 0) and a latency_predictor')
-    from nni_nasext.latency_predictor import LatencyPredictor
+    from nni_nasext.hardware.latency_predictor import LatencyPredictor
     return LatencyPredictor.from_state_dict(latency_predictor)
 
 
@@ -394,7 +394,7 @@ def search_ofa(*, dataset: str = 'fashion-mnist', limit: Optional[int] = 5000, b
     sub-network on the validation split, inherited weights), 'macs', 'history', 'module', ...}``.
 
     ``max_latency`` (ms) adds a latency budget to the search, by ``latency_predictor`` (a
-    :class:`~nni_nasext.latency_predictor.LatencyPredictor`, its state or the path of its JSON, for
+    :class:`~nni_nasext.hardware.latency_predictor.LatencyPredictor`, its state or the path of its JSON, for
     inputs of the largest resolution); the result then holds the chosen sub-network's
     ``latency_ms``."""
     cost = None

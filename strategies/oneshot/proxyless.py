@@ -30,7 +30,7 @@ expected latency ``E[LAT]`` is differentiable in ``α`` and enters the architect
 ``λ`` is ``latency_weight`` (0.1; 0 switches latency off).
 
 **Where the table comes from.** ``latency_table`` (a saved table), or ``latency_predictor`` (a
-:class:`~nni_nasext.latency_predictor.LatencyPredictor`, its ``state_dict`` or the path of one saved
+:class:`~nni_nasext.hardware.latency_predictor.LatencyPredictor`, its ``state_dict`` or the path of one saved
 as JSON): the table is then the predictor's cost of every candidate
 (:func:`.latency.measure_latency_table` with ``predictor=``), so the search optimises the latency
 the predictor gives the frozen networks, fitted once on networks measured end to end; or, with
@@ -127,7 +127,7 @@ class ProxylessNAS(OneShotModule):
         self.latency_ref: Optional[float] = None
         self.latency_predictor = None
         if latency_predictor is not None:
-            from nni_nasext.latency_predictor import LatencyPredictor
+            from nni_nasext.hardware.latency_predictor import LatencyPredictor
             self.latency_predictor = LatencyPredictor.from_state_dict(latency_predictor)
         self.derive_within_target = (latency_loss == 'hinge') if derive_within_target is None else bool(derive_within_target)
         if self.derive_within_target and latency_target is None:

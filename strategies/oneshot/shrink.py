@@ -24,7 +24,7 @@ residual connections, are untouched. This is the channel space AMC prunes on Mob
 
 Costs are callables ``cost(model) -> float``: :func:`macs_of` (multiply-accumulates, counted with
 :func:`nni_nasext.search_spaces.nasbench_macro.count_flops`) or the ``predict`` of a
-:class:`nni_nasext.latency_predictor.LatencyPredictor`.
+:class:`nni_nasext.hardware.latency_predictor.LatencyPredictor`.
 
 Written for this project from the papers; no code is taken from their releases.
 """

@@ -2,7 +2,7 @@
 
 Every searcher here is an ask/tell :class:`~nni_nasext.searcher.Searcher` (so it runs under
 ``NasExperiment`` and as an nnictl tuner) over any space, and reads the second objective from a
-*cost model* (:func:`nni_nasext.hw_latency.cost_model`): a function of the sample known before
+*cost model* (:func:`nni_nasext.hardware.latency.cost_model`): a function of the sample known before
 training (a latency table, a latency predictor, FLOPs, parameters), given as a name such as
 ``'nb201_latency:raspi4'`` or ``'predicted_latency:proxylessnas'`` (with ``cost_args``, any
 registered space), or as a callable. Values told are maximised (the accuracy).
@@ -44,7 +44,7 @@ Cost = Union[str, Callable[[Dict[str, Any]], float]]
 
 
 def _cost_fn(cost: Cost, cost_args: Optional[Dict[str, Any]] = None) -> Tuple[Callable[[Dict[str, Any]], float], str]:
-    from nni_nasext.hw_latency import cost_model
+    from nni_nasext.hardware.latency import cost_model
     if callable(cost):
         if cost_args:
             raise ValueError('cost_args go with a cost model given by name, not with a callable')

@@ -17,7 +17,7 @@ JSON arguments can be given), ``space`` (a registry name) with ``max_params`` (m
 ``max_flops`` (millions of multiply-accumulates for one ``input_size`` example), and/or a cost
 model with its ``limit`` (``cost='nb201_latency:raspi4', limit=20.0``: the hardware-aware
 Zen-NAS of the tutorial, a latency budget on a device; any name of
-:func:`nni_nasext.hw_latency.cost_model`, with ``cost_args``). Several budgets must all hold.
+:func:`nni_nasext.hardware.latency.cost_model`, with ``cost_args``). Several budgets must all hold.
 
 :class:`ProxyWarmStart` -- "score many, train the few" (e.g. Abdelfattah et al., "Zero-Cost
 Proxies for Lightweight NAS", ICLR 2021, Section 6, warm-starting search with synflow): before
@@ -112,7 +112,7 @@ class ZenNAS(Searcher):
         Build a :class:`CostBudget` as the constraint (for ``nnictl``); ignored when
         ``constraint`` is given.
     cost, limit, cost_args
-        A cost model (:func:`nni_nasext.hw_latency.cost_model`: ``'nb201_latency:<device>'``,
+        A cost model (:func:`nni_nasext.hardware.latency.cost_model`: ``'nb201_latency:<device>'``,
         ``'predicted_latency:<space>'``, ...) and the most a proposal may cost, e.g. a device's
         latency budget in ms; combined with the other budgets.
     max_tries
@@ -137,7 +137,7 @@ class ZenNAS(Searcher):
             raise ValueError('cost and limit go together: a cost model (e.g. "nb201_latency:raspi4") and its budget')
         self.cost_name, self.limit = cost, (None if limit is None else float(limit))
         if cost is not None:
-            from nni_nasext.hw_latency import cost_model
+            from nni_nasext.hardware.latency import cost_model
             cost_fn = cost if callable(cost) else cost_model(cost, **(cost_args or {}))
             self.cost_name = getattr(cost_fn, '__name__', str(cost))
             within = _CostLimit(cost_fn, self.limit)

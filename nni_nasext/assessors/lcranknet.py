@@ -199,7 +199,7 @@ class LCRankNetRanker:
     @classmethod
     def fit(cls, data: TaskData, steps: int = 2000, batch_size: int = 128, lr: float = 3e-3,
             arch_dropout: float = 0.5, seed: int = 0, log_every: int = 0, **net_args) -> 'LCRankNetRanker':
-        """Train on ``{task: (samples, curves)}`` (an :class:`~nni_nasext.lc_database.LCDatabase`'s
+        """Train on ``{task: (samples, curves)}`` (an :class:`~nni_nasext.assessors.lc_database.LCDatabase`'s
         :meth:`curves` per task). Each step draws one task, ``batch_size`` pairs of its curves, an
         independent truncation length for each side, and takes an Adam step on Eq. 2."""
         data = {t: (s, np.asarray(c, float)) for t, (s, c) in data.items() if len(s) >= 2}
@@ -330,7 +330,7 @@ class LCRankNetRanker:
 
 _NET_ARGS = ('arch_model', 'conv_channels', 'kernels', 'arch_dim', 'arch_hidden', 'task_dim', 'hidden')
 
-_RESULTS = Path(__file__).resolve().parents[1] / 'experiments' / 'results'
+_RESULTS = Path(__file__).resolve().parents[2] / 'experiments' / 'results'
 #: used when the assessor gets neither ``model_path`` nor ``database`` (nnictl without classArgs), in a
 #: source checkout: the model that ``experiments/bench_early_termination.py`` saves (all tasks), else the
 #: database of ``experiments/build_lc_database.py`` to train on
@@ -371,7 +371,7 @@ class LCRankNetAssessor(Assessor):
     model_path
         A model saved by :meth:`LCRankNetRanker.save`; or None to train one from ``database``.
     database
-        A learning-curve database (:class:`~nni_nasext.lc_database.LCDatabase` or its path) to
+        A learning-curve database (:class:`~nni_nasext.assessors.lc_database.LCDatabase` or its path) to
         train on when there is no ``model_path`` (all its tasks; ``train_steps`` Adam steps).
         With neither: :data:`DEFAULT_MODEL`, else :data:`DEFAULT_DATABASE` (in a source checkout).
     task
@@ -417,7 +417,7 @@ class LCRankNetAssessor(Assessor):
             if model_path is not None:
                 ranker = LCRankNetRanker.load(model_path)
             else:
-                from nni_nasext.lc_database import LCDatabase
+                from nni_nasext.assessors.lc_database import LCDatabase
                 db = database if isinstance(database, LCDatabase) else LCDatabase(database)
                 ranker = LCRankNetRanker.fit({t: db.curves(t) for t in db.tasks()}, steps=train_steps, seed=seed)
         self.ranker, self.task = ranker, task

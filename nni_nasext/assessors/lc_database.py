@@ -1,7 +1,7 @@
 """A lifelong learning-curve database: one JSON line per trained architecture.
 
 Learning-curve rankers such as LCRankNet (M. Wistuba, T. Pedapati, "Learning to Rank Learning
-Curves", ICML 2020; :mod:`nni_nasext.lcranknet`) transfer knowledge from the learning curves of
+Curves", ICML 2020; :mod:`nni_nasext.assessors.lcranknet`) transfer knowledge from the learning curves of
 *earlier* tasks to a new one. This module keeps those curves: every architecture ever trained
 (by ``experiments/build_lc_database.py``, or by any finished NNI experiment through
 :func:`import_nni_experiment`) becomes one record appended to a JSON-lines file, so the

@@ -135,7 +135,7 @@ def cost_model(spec: str, **args):
     * ``'nb201_flops'`` or ``'nb201_flops:<dataset>'``: multiply-accumulates in millions;
     * ``'nb201_params'``: parameters in millions (the NB201 200-epoch table, CIFAR-10);
     * ``'predicted_latency:<space>'``: latency in ms on *this* machine of a registered space's
-      network, predicted by :class:`~nni_nasext.latency_predictor.LatencyPredictor` (any space).
+      network, predicted by :class:`~nni_nasext.hardware.latency_predictor.LatencyPredictor` (any space).
       ``args``: ``input_shape`` (default ``[1, 3, 32, 32]``), ``space_args``, ``fit`` (networks
       measured end to end for the correction, default 10; 0: the plain sum), ``repeats``, ``seed``.
     """
@@ -173,7 +173,7 @@ def _predicted_latency(space_name: str, *, input_shape=(1, 3, 32, 32), space_arg
     import random
 
     from nni_nasext import registry
-    from nni_nasext.latency_predictor import LatencyPredictor
+    from nni_nasext.hardware.latency_predictor import LatencyPredictor
     from nni_nasext.space_spec import SpaceSpec
     if not space_name:
         raise ValueError('predicted_latency needs a registered space: "predicted_latency:<space>"')
