@@ -38,7 +38,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / 'junit.xml'
         subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', f'--junitxml={report}',
-                        'tests/test_nni_json.py', 'tests/test_exhaustion.py', '-k', ' or '.join(CASES)],
+                        'tests/test_nni_json.py', 'tests/searchers/test_exhaustion.py', '-k', ' or '.join(CASES)],
                        cwd=REPO, check=False)
         root = ET.parse(report).getroot()
     cells = {}

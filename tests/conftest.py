@@ -7,7 +7,9 @@ import torch
 
 warnings.filterwarnings('ignore', category=RuntimeWarning, module='nni')
 
-REPO = Path(__file__).resolve().parents[1]
+#: the tests folder (helpers such as budget_toy.py live here) and the repository
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 
 
 def shared_data() -> Path:

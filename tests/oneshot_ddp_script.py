@@ -1,4 +1,4 @@
-"""A one-shot search run by tests/test_oneshot_ddp.py as a program, because Lightning's DDP runs
+"""A one-shot search run by tests/oneshot/test_oneshot_ddp.py as a program, because Lightning's DDP runs
 the program again in each further process. Every process saves its parameters (weights,
 architecture parameters, controller) after every training step, so the test can compare them
 across processes and with a one-process run.

@@ -2,7 +2,6 @@
 the searcher proposes each bracket's new configurations and learns from their results."""
 import json
 import statistics
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,9 @@ from nni_nasext.strategies.searchers.bohb import BOHB, BudgetTPE
 from nni_nasext.strategies.searchers.hyperband import Hyperband, SuccessiveHalving
 
 from budget_toy import SPEC, run, toy, asks_alike  # noqa: E402  (tests/budget_toy.py)
+from conftest import REPO
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / 'experiments'
+EXPERIMENTS = REPO / 'experiments'
 
 
 class Recording(Searcher):

@@ -21,9 +21,10 @@ from nni_nasext import registry
 from nni_nasext.evaluators.classification import ImageClassification
 from nni_nasext.strategies.oneshot import search
 from nni_nasext.strategies.oneshot.data import EpochSampler, PairedBatches
+from conftest import REPO, TESTS
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = Path(__file__).resolve().parent / 'oneshot_ddp_script.py'
+ROOT = REPO
+SCRIPT = TESTS / 'oneshot_ddp_script.py'
 
 
 # ------------------------------------------------------------------------- shards
@@ -83,7 +84,7 @@ def test_spawned_ddp_is_refused():
     from nni.nas.evaluator.pytorch import Classification
     x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
     loader = DataLoader(TensorDataset(x, y), batch_size=8)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(TESTS))
     from nni_style_spaces import SimpleNet
     evaluator = Classification(train_dataloaders=loader, val_dataloaders=loader, max_epochs=1, accelerator='cpu',
                                devices=2, strategy='ddp_spawn', num_classes=10)

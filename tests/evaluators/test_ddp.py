@@ -4,15 +4,15 @@ reports to NNI; under nnictl the second takes the first's sample, not a paramete
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from nni_nasext import nnictl_tools as nt
 from nni_nasext.evaluators.classification import ImageClassification
+from conftest import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 SAMPLE = {'0_1': 'nor_conv_3x3', '0_2': 'nor_conv_1x1', '1_2': 'skip_connect', '0_3': 'avg_pool_3x3',
           '1_3': 'nor_conv_3x3', '2_3': 'skip_connect'}
 ARGS = {'dataset': 'digits', 'max_epochs': 2, 'devices': 2, 'accelerator': 'cpu', 'limit_train_batches': 6}

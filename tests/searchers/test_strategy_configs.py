@@ -1,7 +1,6 @@
 """Every strategy has an nnictl config under experiments/strategies/ that its tuner accepts."""
 import importlib
 import json
-from pathlib import Path
 
 import pytest
 
@@ -11,8 +10,9 @@ from nni_nasext.adapters.tuner import TUNER_CLASSES
 from nni_nasext.fidelity import split_budget
 from nni_nasext.nnictl_tools import load_config
 from nni_nasext.space_spec import SpaceSpec
+from conftest import REPO
 
-CONFIGS = Path(__file__).resolve().parents[1] / 'experiments' / 'strategies'
+CONFIGS = REPO / 'experiments' / 'strategies'
 
 
 def test_one_config_per_registered_strategy():

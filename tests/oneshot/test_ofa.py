@@ -11,6 +11,7 @@ from nni_nasext.strategies.oneshot.ofa import (
 )
 from net_helpers import randomize_batch_norm
 from nni_nasext.strategies.oneshot.ofa_supernet import ElasticMBConv, OFASupernet, calibrate_bn, ofa_min_sample
+from conftest import REPO
 
 RES = (8, 12, 16)
 
@@ -211,11 +212,10 @@ def test_ofa_strategy_under_nas_experiment(tmp_path):
 def test_shipped_nnictl_config_resolves():
     """experiments/oneshot/ofa.yml: its trial command and its one-point space give valid settings."""
     import shlex
-    from pathlib import Path
 
     from nni_nasext import nnictl_tools as nt
     from nni_nasext.trial_code import ofa as trial
-    shipped = Path(__file__).resolve().parents[1] / 'experiments' / 'oneshot' / 'ofa.yml'
+    shipped = REPO / 'experiments' / 'oneshot' / 'ofa.yml'
     config = nt.load_config(shipped)
     assert config['maxTrialNumber'] == 1 and config['trialConcurrency'] == 1
     words = shlex.split(config['trialCommand'])

@@ -1,5 +1,5 @@
 """The Parzen densities of TPE (strategies/searchers/parzen.py), BOHB's model; the spaces and objective
-here are shared with tests/test_optuna_sampler.py."""
+here are shared with tests/searchers/test_optuna_sampler.py."""
 import itertools
 import math
 import random

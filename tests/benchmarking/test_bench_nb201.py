@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
+
 SCRIPT = REPO / 'experiments' / 'bench_nb201_search.py'
 MINI_BENCH = 'nb201_12epoch/nb201_minibench_arch_cell_accs.pd'
 

@@ -13,6 +13,7 @@ from nni_nasext.assessors import ASSESSOR_CLASSES, replay
 from nni_nasext.assessors.lc_database import LCDatabase, make_record
 from nni_nasext.assessors.lcranknet import ArchVocab, LCRankNetAssessor, LCRankNetRanker, _nni_trial_sample
 from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS
+from conftest import REPO
 
 Good, Bad = AssessResult.Good, AssessResult.Bad
 EPOCHS = 8
@@ -190,10 +191,9 @@ def test_architecture_of_an_nnictl_trial_is_read_from_the_experiment_db(tmp_path
 
 def test_shipped_nnictl_config_builds_the_assessor():
     """experiments/assessor_lcranknet.yml names our registered assessor with arguments it takes."""
-    from pathlib import Path
 
     from nni_nasext import nnictl_tools as nt
-    path = Path(__file__).resolve().parents[1] / 'experiments' / 'assessor_lcranknet.yml'
+    path = REPO / 'experiments' / 'assessor_lcranknet.yml'
     config = nt.load_config(path)
     assert ASSESSOR_CLASSES[config['assessor']['name']].endswith('LCRankNetAssessor')
     if not lcranknet.DEFAULT_MODEL.is_file():

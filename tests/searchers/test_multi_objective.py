@@ -2,7 +2,6 @@
 26 devices and FLOPs as data, the lookup evaluator reporting every objective, and the
 constrained, MnasNet-reward and Pareto searchers (both NNI faces)."""
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from nni_nasext.hardware import latency as hw_latency
 from nni_nasext.data_paths import DataNotFoundError
 from nni_nasext.space_spec import SpaceSpec
+from conftest import REPO
 
 try:
     DEVICES = hw_latency.latency_devices()
@@ -169,7 +169,7 @@ def test_pareto_search_under_nnictl_shows_every_objective(tmp_path):
     from test_nnictl_integration import processes_mentioning, run_experiment
 
     from nni_nasext import nnictl_tools as nt
-    shipped = Path(__file__).resolve().parents[1] / 'experiments' / 'strategies' / 'pareto_evolution.yml'
+    shipped = REPO / 'experiments' / 'strategies' / 'pareto_evolution.yml'
     config = nt.load_config(shipped)
     config.update(searchSpaceFile=str((shipped.parent / config['searchSpaceFile']).resolve()),
                   trialCodeDirectory=str((shipped.parent / config['trialCodeDirectory']).resolve()),

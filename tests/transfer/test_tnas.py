@@ -11,7 +11,7 @@ from nni_nasext.strategies.transfer.tnas import (MAML, TNAS, DerivedCell, Derive
                                         EpisodeSampler, FourConvNet, _batch_stats_only, cell_is_connected, inner_adapt,
                                         live_edges, load_class_pools, mean_ci95)
 
-from conftest import shared_data
+from conftest import shared_data, REPO
 
 
 def _pools(n_classes=8, per_class=30, size=8, offset=0, name='syn'):
@@ -260,11 +260,10 @@ def test_trial_program_settings_and_errors():
 def test_shipped_tnas_config_resolves():
     import json
     import shlex
-    from pathlib import Path
 
     from nni_nasext import nnictl_tools as nt
     from nni_nasext.trial_code import tnas as trial
-    shipped = Path(__file__).resolve().parents[1] / 'experiments' / 'transfer' / 'tnas.yml'
+    shipped = REPO / 'experiments' / 'transfer' / 'tnas.yml'
     config = nt.load_config(shipped)
     assert config['maxTrialNumber'] == 1 and config['trialConcurrency'] == 1
     words = shlex.split(config['trialCommand'])
