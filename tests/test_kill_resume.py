@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 
+HERE = Path(__file__).parent
 SCRIPT = textwrap.dedent('''
     import atexit, json, os, sys, time
-    sys.path.insert(0, {tests!r})
+    sys.path[:0] = {tests!r}
     import nni
     from nni.nas.evaluator import FunctionalEvaluator
     from nni.nas.experiment import NasExperimentConfig
@@ -44,12 +45,14 @@ SCRIPT = textwrap.dedent('''
 def test_a_search_killed_mid_way_resumes_without_losing_or_repeating_a_model(tmp_path):
     log = tmp_path / 'trained.jsonl'
     script = tmp_path / 'search.py'
-    script.write_text(SCRIPT.format(tests=str(Path(__file__).parent), log=str(log), work=str(tmp_path / 'work')))
+    script.write_text(SCRIPT.format(tests=[str(d) for d in (HERE, HERE / 'adapters', HERE / 'searchers')], log=str(log), work=str(tmp_path / 'work')))
     env = dict(os.environ, HOME=str(tmp_path))   # NNI's experiment manifest lives under HOME
     proc = subprocess.Popen([sys.executable, str(script), 'run'], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 4):
+        if proc.poll() is not None:   # the search died on its own: show why
+            raise AssertionError('the search ended before it was killed:\n' + proc.stdout.read()[-3000:])
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
