@@ -10,9 +10,10 @@ import platform
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
-__all__ = ['EXPERIMENTS', 'run_tasks', 'machine_info', 'command_line', 'mean_se', 'compare_means']
+__all__ = ['EXPERIMENTS', 'run_tasks', 'machine_info', 'command_line', 'mean_se', 'compare_means',
+           'markdown_table', 'write_results']
 
 #: the repository's ``experiments/`` folder (configurations, launchers, ``results/``): the default
 #: place of the benchmarks' inputs and outputs when the package runs from a checkout
@@ -87,3 +88,38 @@ def compare_means(a: Sequence[float], b: Sequence[float]) -> Dict[str, Any]:
         from scipy import stats
         p = float(stats.ttest_ind(list(a), list(b), equal_var=False).pvalue)
     return {'a': sa, 'b': sb, 'diff': diff, 'se_diff': se, 'welch_p': p, 'a_better_by_more_than_se': diff > se}
+
+
+def markdown_table(header: Sequence[Any], rows: Iterable[Sequence[Any]], align: Optional[str] = None) -> List[str]:
+    """The lines of a Markdown table: ``header``, then one line per row (cells ``str()``-ed,
+    ``|`` escaped). ``align`` is one letter per column (``l``, ``r`` or ``c``); default: left."""
+    header = [str(h) for h in header]
+    align = align or 'l' * len(header)
+    if len(align) != len(header):
+        raise ValueError(f'align has {len(align)} letters for {len(header)} columns')
+    marks = {'l': '---', 'r': '---:', 'c': ':---:'}
+    if set(align) - set(marks):
+        raise ValueError(f'align letters are l, r or c, not {align!r}')
+
+    def line(cells):
+        return '| ' + ' | '.join(str(c).replace('|', '\\|') for c in cells) + ' |'
+
+    lines = [line(header), '|' + '|'.join(marks[a] for a in align) + '|']
+    for row in rows:
+        row = list(row)
+        if len(row) != len(header):
+            raise ValueError(f'a row of {len(row)} cells under {len(header)} columns: {row}')
+        lines.append(line(row))
+    return lines
+
+
+def write_results(out: Path, stem: str, result: Any, markdown: str) -> Dict[str, Path]:
+    """Writes a benchmark's ``<stem>.json`` (``result``, indented) and ``<stem>.md`` under ``out``
+    (made if missing); returns their paths by suffix."""
+    import json
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {'json': out / f'{stem}.json', 'md': out / f'{stem}.md'}
+    paths['json'].write_text(json.dumps(result, indent=1) + '\n')
+    paths['md'].write_text(markdown if markdown.endswith('\n') else markdown + '\n')
+    return paths

@@ -1,4 +1,5 @@
-"""The benchmark scripts' shared runner (nni_nasext/benchmarking.py)."""
+"""The benchmark harness shared by the benchmarks (nni_nasext/benchmarking/__init__.py)."""
+import pytest
 from nni_nasext.benchmarking import run_tasks
 
 
@@ -41,3 +42,17 @@ def test_machine_info_and_command_line(monkeypatch):
     monkeypatch.setenv('NASEXT_DATA', '/data dir')
     assert command_line('experiments/x.py', ['--seeds', 3, 'a b']) == \
         "NASEXT_DATA='/data dir' python experiments/x.py --seeds 3 'a b'"
+
+
+def test_markdown_table_and_write_results(tmp_path):
+    import json
+    from nni_nasext.benchmarking import markdown_table, write_results
+    lines = markdown_table(['method', 'acc'], [['a|b', 91.5], ['c', 90]], align='lr')
+    assert lines == ['| method | acc |', '|---|---:|', '| a\\|b | 91.5 |', '| c | 90 |']
+    with pytest.raises(ValueError, match='2 cells under 1'):
+        markdown_table(['x'], [[1, 2]])
+    with pytest.raises(ValueError, match='l, r or c'):
+        markdown_table(['x'], [], align='z')
+    paths = write_results(tmp_path / 'new', 'stem', {'x': [1, 2]}, '# t')
+    assert json.loads(paths['json'].read_text()) == {'x': [1, 2]}
+    assert paths['md'].read_text() == '# t\n'
