@@ -121,7 +121,8 @@ def _idx_path(folder: Path, stem: str) -> Optional[Path]:
     return None
 
 
-def _mnist_family(name: str, dirs: List[Path], train: bool = True):
+def mnist_family(name: str, dirs: List[Path], train: bool = True):
+    """MNIST or Fashion-MNIST (``name``) from the first of ``dirs`` that holds its files."""
     import torchvision.datasets as tvd
     cls, alias = {'mnist': (tvd.MNIST, 'mnist'), 'fashion-mnist': (tvd.FashionMNIST, 'fashion-mnist')}[name]
     looked = []
@@ -213,7 +214,7 @@ def load_dataset(name: str, *, root: Optional[PathLike] = None, split_seed: int 
     elif key == 'mnist10k':
         images, labels, scale, info = _mnist10k(dirs)
     elif key in ('mnist', 'fashion-mnist'):
-        images, labels, scale, info = _mnist_family(key, dirs)
+        images, labels, scale, info = mnist_family(key, dirs)
     else:
         images, labels, scale, info = _cifar(key, dirs)
 

@@ -62,7 +62,8 @@ _ACTS = {'relu': nn.ReLU, 'relu6': nn.ReLU6, 'swish': nn.SiLU, 'hswish': nn.Hard
 _GATES = {'sigmoid': nn.Sigmoid, 'hsigmoid': nn.Hardsigmoid}
 
 
-def _act(name: str) -> nn.Module:
+def activation(name: str) -> nn.Module:
+    """A new activation module by name (``relu``, ``relu6``, ``hswish``, ... as in ``_ACTS``)."""
     if name not in _ACTS:
         raise ValueError(f'Unknown activation {name!r}; expected one of {sorted(_ACTS)}')
     return _ACTS[name](inplace=True)
@@ -73,7 +74,7 @@ def conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1
     layers: List[nn.Module] = [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
                                nn.BatchNorm2d(c_out)]
     if act:
-        layers.append(_act(act))
+        layers.append(activation(act))
     return nn.Sequential(*layers)
 
 
@@ -83,7 +84,7 @@ class SqueezeExcite(nn.Module):
     def __init__(self, channels: int, squeeze: int, act: str = 'relu', gate: str = 'sigmoid'):
         super().__init__()
         self.reduce = nn.Conv2d(channels, squeeze, 1)
-        self.act = _act(act)
+        self.act = activation(act)
         self.expand = nn.Conv2d(squeeze, channels, 1)
         self.gate = _GATES[gate]()
 
@@ -149,7 +150,7 @@ class MobileNetwork(nn.Module):
         self.head = conv_bn(last_channels, head, 1, act=head_act or act)
         self.pool = nn.AdaptiveAvgPool2d(1)
         if feature:  # MobileNetV3 / OFA: a 1x1 conv without BN after pooling
-            self.feature = nn.Sequential(nn.Conv2d(head, feature, 1, bias=False), _act(feature_act or act))
+            self.feature = nn.Sequential(nn.Conv2d(head, feature, 1, bias=False), activation(feature_act or act))
         else:
             self.feature = nn.Identity()
         self.dropout = nn.Dropout(dropout)
@@ -359,8 +360,9 @@ OFA_EXPANSIONS: List[int] = [3, 4, 6]
 _OFA_MAX_DEPTH = max(OFA_DEPTHS)
 
 
-def _build_ofa(sample: Mapping[str, Any], num_classes: int, width_mult: float, in_channels: int,
+def build_ofa(sample: Mapping[str, Any], num_classes: int, width_mult: float, in_channels: int,
                dropout: float) -> MobileNetwork:
+    """The fixed OFA network (MobileNetV3-Large backbone) of one sample of :class:`OFASpace`."""
     def w(c: int) -> int:
         return make_divisible(c * width_mult)
 
@@ -412,7 +414,7 @@ class OFASpace(ModelSpace):
                 mutables.append(Categorical(list(OFA_KERNELS), label=f'stage{s}_block{b}_kernel'))
                 mutables.append(Categorical(list(OFA_EXPANSIONS), label=f'stage{s}_block{b}_expand'))
         mutables.append(Categorical(resolutions, label='resolution'))
-        self.net = _Searchable(_build_ofa, mutables, num_classes=num_classes, width_mult=width_mult,
+        self.net = _Searchable(build_ofa, mutables, num_classes=num_classes, width_mult=width_mult,
                                in_channels=in_channels, dropout=dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

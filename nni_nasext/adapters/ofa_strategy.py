@@ -32,7 +32,7 @@ from nni.nas.space import RawFormatModelSpace
 from nni.nas.execution import SequentialExecutionEngine
 from nni.nas.space import ModelStatus
 
-from nni_nasext.adapters.oneshot_strategy import _SearchEvaluator
+from nni_nasext.adapters.oneshot_strategy import SearchEvaluator
 from nni_nasext.search_spaces.mobile import OFASpace
 
 from nni_nasext.adapters.checkpoint import install as _install_safe_checkpoints
@@ -121,7 +121,7 @@ class OFAStrategy(_NniOneShotStrategy):
         if not isinstance(model_space, RawFormatModelSpace):
             raise TypeError('OFAStrategy needs the raw model format (model_format=\'raw\')')
         self.settings = self._settings_for(model_space)
-        self._search_model = RawFormatModelSpace(model_space.model_space, _SearchEvaluator(self))
+        self._search_model = RawFormatModelSpace(model_space.model_space, SearchEvaluator(self))
         self._search_model.status = ModelStatus.Frozen
         return model_space
 

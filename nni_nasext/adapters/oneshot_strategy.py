@@ -54,7 +54,7 @@ __all__ = ['OneShotStrategy']
 _logger = logging.getLogger(__name__)
 
 
-class _SearchEvaluator(Evaluator):
+class SearchEvaluator(Evaluator):
     """The evaluator of the one model a one-shot strategy submits: running it runs the search."""
 
     def __init__(self, strategy: 'OneShotStrategy'):
@@ -109,7 +109,7 @@ class OneShotStrategy(_NniOneShotStrategy):
         if not isinstance(model_space, RawFormatModelSpace):
             raise TypeError(f'{type(self).__name__} needs the raw model format (model_format=\'raw\'), got '
                             f'{type(model_space).__name__} (not supported)')
-        self._search_model = RawFormatModelSpace(model_space.model_space, _SearchEvaluator(self))
+        self._search_model = RawFormatModelSpace(model_space.model_space, SearchEvaluator(self))
         self._search_model.status = ModelStatus.Frozen
         return model_space
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 __all__ = ['EXPERIMENTS', 'run_tasks', 'machine_info', 'command_line', 'mean_se', 'compare_means',
-           'markdown_table', 'write_results']
+           'markdown_table', 'write_results', 'describe_machine']
 
 #: the repository's ``experiments/`` folder (configurations, launchers, ``results/``): the default
 #: place of the benchmarks' inputs and outputs when the package runs from a checkout
@@ -56,6 +56,18 @@ def machine_info() -> Dict[str, Any]:
     return {'platform': platform.platform(), 'processor': platform.processor() or platform.machine(),
             'cpu_count': os.cpu_count(), 'python': platform.python_version(), 'nni': nni_version,
             'torch': torch.__version__, 'numpy': np.__version__}
+
+
+def describe_machine(machine: Any, versions: Sequence[str] = ()) -> str:
+    """A report's machine line from a result's ``machine`` field: ``"x86_64, 2 cores"`` from a
+    :func:`machine_info` dict, then ``versions`` (keys of that dict, e.g. ``('python', 'torch')``);
+    a string (results written before the harness) is returned as it is."""
+    if isinstance(machine, str):
+        return machine
+    cores = machine.get('cpu_count', machine.get('cores'))
+    parts = [f'{machine.get("processor") or machine.get("platform")}, {cores} cores']
+    parts += [f'{key} {machine[key]}' for key in versions if machine.get(key) is not None]
+    return ', '.join(parts)
 
 
 def command_line(script: str, argv: Optional[Sequence[str]] = None) -> str:

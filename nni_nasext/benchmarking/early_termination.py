@@ -66,7 +66,6 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 REPO = EXPERIMENTS.parent
-sys.path.insert(0, str(REPO))
 
 METHODS = ('no early termination', 'median stopping', 'successive halving', 'curve extrapolation', 'LCRankNet',
            'LCRankNet (mean embedding)', 'LCRankNet (LSTM arch.)')

@@ -98,7 +98,7 @@ class Scorer:
         """``(scores, seconds)``: proxy -> signed score, proxy -> seconds for this network (building
         the network is not charged; ``snip`` and ``grad_norm`` share one forward/backward pass, whose
         time is charged to each, as each would need it alone)."""
-        from nni_nasext.evaluators.proxies import _loss_grads
+        from nni_nasext.evaluators.proxies import loss_grads
         scores, seconds = {}, {}
         model = self.space.freeze(cell) if set(self.proxies) - {'te_nas_linear_regions'} else None
         shared = {}
@@ -110,7 +110,7 @@ class Scorer:
             elif p in ('snip', 'grad_norm'):
                 if 'grads' not in shared:
                     x, y = self.evaluators[p].batch()
-                    shared['grads'] = _loss_grads(model, x, y, self.seed, True)
+                    shared['grads'] = loss_grads(model, x, y, self.seed, True)
                     shared['seconds'] = time.perf_counter() - t
                 weights, grads = shared['grads']
                 value = (sum(float((w * g).abs().sum()) for w, g in zip(weights, grads)) if p == 'snip'

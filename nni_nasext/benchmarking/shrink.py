@@ -83,12 +83,12 @@ def _chunks(x, y, bs=250):
 
 def load(args, seed: int):
     from nni_nasext.data_paths import data_roots
-    from nni_nasext.datasets import _mnist_family
-    images, labels, scale, _ = _mnist_family('fashion-mnist', data_roots(), train=True)
+    from nni_nasext.datasets import mnist_family
+    images, labels, scale, _ = mnist_family('fashion-mnist', data_roots(), train=True)
     perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     tr, he = perm[:args.train], perm[args.train:args.train + args.held]
     norm = lambda im: (im.float() * scale - MEAN) / STD   # noqa: E731
-    test_x, test_y, _, _ = _mnist_family('fashion-mnist', data_roots(), train=False)
+    test_x, test_y, _, _ = mnist_family('fashion-mnist', data_roots(), train=False)
     return ((norm(images[tr]), labels[tr].long()), (norm(images[he]), labels[he].long()),
             (norm(test_x[:args.val]), test_y[:args.val].long()))
 

@@ -149,7 +149,8 @@ def _reshaped(ds, size: Optional[int], channels: Optional[int]):
     return ImageDataset(x, ds.labels, 1.0)
 
 
-def _reset_parameters(model: nn.Module) -> None:
+def reset_all_parameters(model: nn.Module) -> None:
+    """Re-initialise every submodule that has ``reset_parameters`` (a fresh start for a trained model)."""
     for module in model.modules():
         if hasattr(module, 'reset_parameters') and callable(module.reset_parameters):
             module.reset_parameters()
@@ -386,7 +387,7 @@ class ImageClassification(ArgumentsEvaluator):
         train_loader, val_loader = self.dataloaders()
         pl.seed_everything(self.seed, workers=True, verbose=False)
         if self.reset_parameters:
-            _reset_parameters(model)
+            reset_all_parameters(model)
         module = _Classifier(model, self)
         with quiet_lightning():
             is_global_zero = _fit(module, self, train_loader, val_loader)
@@ -422,7 +423,7 @@ def _check_limit(limit, what: str) -> None:
 def _fit(module: '_Classifier', hp: 'ImageClassification', train_loader, val_loader) -> bool:
     """Train ``module.model`` with the recipe of ``hp`` under Lightning Fabric: the epoch loop of
     Lightning's ``Trainer`` (train, validate, step the cosine schedule) without its per-step hooks,
-    which cost tiny networks 5-15 % of their time (``experiments/bench_lightning_overhead.py``).
+    which cost tiny networks 5-15 % of their time (:mod:`nni_nasext.benchmarking.lightning_overhead`).
     Fills ``module.val_accuracies`` and ``module.epoch_seconds``; returns whether this process is
     the first (the one that reports to NNI)."""
     from lightning_fabric import Fabric

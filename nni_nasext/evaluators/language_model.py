@@ -45,7 +45,7 @@ import pytorch_lightning as pl
 
 from nni_nasext.data_paths import find_data
 from nni_nasext.evaluators.classification import (ArgumentsEvaluator, TrialFailed, interrupt_stays_interrupt,
-                                                  quiet_lightning, _reset_parameters)
+                                                  quiet_lightning, reset_all_parameters)
 from nni_nasext.fidelity import split_budget
 
 __all__ = ['LanguageModel', 'CORPORA', 'TrialFailed', 'load_corpus']
@@ -276,7 +276,7 @@ class LanguageModel(ArgumentsEvaluator):
         train_loader, val_loader = self.dataloaders()
         pl.seed_everything(self.seed, workers=True, verbose=False)
         if self.reset_parameters:
-            _reset_parameters(model)
+            reset_all_parameters(model)
         module = _LMModule(model, self)
         with quiet_lightning():
             trainer = pl.Trainer(

@@ -120,7 +120,7 @@ def _degenerate(message: str, value: float = float('nan')) -> float:
     return value
 
 
-def _loss_grads(model, inputs, targets, seed, reinit) -> List[torch.Tensor]:
+def loss_grads(model, inputs, targets, seed, reinit) -> List[torch.Tensor]:
     """Gradients of the batch cross-entropy w.r.t. the Conv2d/Linear weights of a copy."""
     net = scoring_copy(model, inputs.device, train=True)
     gen = _generator(seed)
@@ -235,7 +235,7 @@ def score_snip(model: nn.Module, inputs: torch.Tensor, targets=None, *, seed: in
     """SNIP (Lee et al. 2019; Abdelfattah et al. 2021): ``sum |θ ⊙ ∂L/∂θ|`` over the
     Conv2d/Linear weights, ``L`` the batch cross-entropy (train mode). Without ``targets`` the
     labels are drawn uniformly from ``seed``."""
-    weights, grads = _loss_grads(model, inputs, targets, seed, reinit)
+    weights, grads = loss_grads(model, inputs, targets, seed, reinit)
     score = sum(float((w * g).abs().sum()) for w, g in zip(weights, grads))
     return score if math.isfinite(score) else _degenerate('snip: non-finite gradient; score nan')
 
@@ -244,7 +244,7 @@ def score_grad_norm(model: nn.Module, inputs: torch.Tensor, targets=None, *, see
                     reinit: bool = False) -> float:
     """grad_norm (Abdelfattah et al. 2021): the sum over Conv2d/Linear weight tensors of the
     L2 norm of ``∂L/∂W`` (per-tensor norms summed, as in the zero-cost-proxies code)."""
-    _, grads = _loss_grads(model, inputs, targets, seed, reinit)
+    _, grads = loss_grads(model, inputs, targets, seed, reinit)
     score = sum(float(g.norm()) for g in grads)
     return score if math.isfinite(score) else _degenerate('grad_norm: non-finite gradient; score nan')
 

@@ -34,7 +34,7 @@ from nni_nasext.hardware.latency_predictor import measure_latency, time_ms
 
 from .base import captured_logs
 from .mixed import MixedCell, MixedLayerChoice, MixedRepeat, PartialChannels
-from .mixed_layers import _MixedLayer
+from .mixed_layers import MixedLayer
 from .supernet import Mix, Supernet, inherit
 
 __all__ = ['default_sample', 'expected_latency', 'measure_latency_table', 'measured_latency', 'table_latency',
@@ -77,7 +77,7 @@ def measure_latency_table(module, batch, *, batch_size: int = 1, repeats: int = 
     inputs: Dict[int, Any] = {}
     model_input: List[Any] = []
     hooks = [model.register_forward_pre_hook(lambda m, args, kw=None: model_input.append(args) if not model_input else None)]
-    watched = [m for m in model.modules() if isinstance(m, (MixedLayerChoice, PartialChannels, _MixedLayer, MixedRepeat))]
+    watched = [m for m in model.modules() if isinstance(m, (MixedLayerChoice, PartialChannels, MixedLayer, MixedRepeat))]
     for m in watched:
         hooks.append(m.register_forward_pre_hook(lambda mod, args: inputs.setdefault(id(mod), args)))
     was = model.training
@@ -119,7 +119,7 @@ def measure_latency_table(module, batch, *, batch_size: int = 1, repeats: int = 
                 cands = m.ops.candidates if isinstance(m, MixedLayerChoice) else m.candidates
                 for i, c in enumerate(cands):
                     table[key][i] += cost(c, args)
-            elif isinstance(m, _MixedLayer):
+            elif isinstance(m, MixedLayer):
                 for label in set(m.mutable_args.values()):
                     for i, v in enumerate(supernet.decisions[label].candidates):
                         supernet.set_sample({**base, label: v})
@@ -167,7 +167,7 @@ def _cost_at(supernet: Supernet, table, sample, modules) -> float:
             keys.add(m.label)
         elif isinstance(m, MixedCell):
             keys.update(m.decision_keys())
-        elif isinstance(m, _MixedLayer):
+        elif isinstance(m, MixedLayer):
             keys.update(m.mutable_args.values())
     return sum(_key_cost(supernet, table, k, sample) for k in keys)
 

@@ -47,7 +47,7 @@ def _bound(layer: ParametrizedModule, wrapped: type) -> Dict[str, Any]:
     return args
 
 
-class _MixedLayer(MixedModule):
+class MixedLayer(MixedModule):
     """Common part: the layer's arguments, which of them are choices, their values."""
 
     wrapped: type = nn.Module
@@ -131,7 +131,7 @@ def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
-class MixedConv2d(_MixedLayer):
+class MixedConv2d(MixedLayer):
     wrapped = nn.Conv2d
     weightable = ('out_channels', 'kernel_size')
     followers = ('in_channels',)
@@ -208,7 +208,7 @@ class MixedConv2d(_MixedLayer):
         return conv
 
 
-class MixedLinear(_MixedLayer):
+class MixedLinear(MixedLayer):
     wrapped = nn.Linear
     weightable = ('out_features',)
     followers = ('in_features',)
@@ -238,7 +238,7 @@ class MixedLinear(_MixedLayer):
         return lin
 
 
-class MixedBatchNorm(_MixedLayer):
+class MixedBatchNorm(MixedLayer):
     wrapped = nn.BatchNorm2d
     followers = ('num_features',)
 
@@ -280,7 +280,7 @@ class MixedBatchNorm3d(MixedBatchNorm):
     wrapped = nn.BatchNorm3d
 
 
-class MixedLayerNorm(_MixedLayer):
+class MixedLayerNorm(MixedLayer):
     wrapped = nn.LayerNorm
     followers = ('normalized_shape',)
 
@@ -302,7 +302,7 @@ class MixedLayerNorm(_MixedLayer):
         return new
 
 
-class MixedMultiheadAttention(_MixedLayer):
+class MixedMultiheadAttention(MixedLayer):
     wrapped = nn.MultiheadAttention
     followers = ('embed_dim',)
 

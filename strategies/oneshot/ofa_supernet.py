@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nni_nasext.search_spaces.mobile import (
-    OFA_DEPTHS, OFA_EXPANSIONS, OFA_KERNELS, OFA_STAGES, MBConv, OFASpace, _act, _build_ofa, make_divisible,
+    OFA_DEPTHS, OFA_EXPANSIONS, OFA_KERNELS, OFA_STAGES, MBConv, OFASpace, activation, build_ofa, make_divisible,
     ofa_canonical_sample, ofa_max_sample,
 )
 
@@ -88,7 +88,7 @@ class ElasticMBConv(nn.Module):
             self.se_expand = nn.Conv2d(squeeze, hidden, 1)
         self.project = nn.Conv2d(hidden, c_out, 1, bias=False)
         self.project_bn = nn.BatchNorm2d(c_out)
-        self.act = _act(act)
+        self.act = activation(act)
         self.kernel, self.expansion = _MAX_K, _MAX_E
 
     def hidden(self, expansion: int) -> int:
@@ -188,7 +188,7 @@ class OFASupernet(nn.Module):
         self.space = OFASpace(**self.space_args)   # validates the arguments; the space searched
         self.resolutions = list(self.space.resolutions)
         # the fixed parts (stem, first block, head, feature, classifier) as in the frozen network
-        largest = _build_ofa(ofa_max_sample(self.resolutions[-1]), num_classes, width_mult, in_channels, dropout)
+        largest = build_ofa(ofa_max_sample(self.resolutions[-1]), num_classes, width_mult, in_channels, dropout)
         self.stem, self.first = largest.stem, largest.blocks[0]
         self.head, self.feature, self.dropout, self.classifier = (largest.head, largest.feature, largest.dropout,
                                                                   largest.classifier)

@@ -56,3 +56,12 @@ def test_markdown_table_and_write_results(tmp_path):
     paths = write_results(tmp_path / 'new', 'stem', {'x': [1, 2]}, '# t')
     assert json.loads(paths['json'].read_text()) == {'x': [1, 2]}
     assert paths['md'].read_text() == '# t\n'
+
+
+def test_describe_machine_reads_machine_info_and_old_strings():
+    from nni_nasext.benchmarking import describe_machine, machine_info
+    info = machine_info()
+    line = describe_machine(info, ('torch',))
+    assert line.startswith(f'{info["processor"]}, {info["cpu_count"]} cores') and line.endswith(f'torch {info["torch"]}')
+    assert describe_machine('x86_64, 2 cores') == 'x86_64, 2 cores'
+    assert describe_machine({'processor': 'arm', 'cores': 4}) == 'arm, 4 cores'
