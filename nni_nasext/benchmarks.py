@@ -201,8 +201,10 @@ def read_torch_pickle(path) -> object:
         return pickle.loads(z.read(name))
 
 
+@functools.lru_cache(maxsize=None)
 def _index_maps():
-    """(cellstr -> index, index -> cellstr) from the 12-epoch table or the HELP index file."""
+    """(cellstr -> index, index -> cellstr) from the 12-epoch table or the HELP index file (read once;
+    the maps are shared: not to be changed)."""
     try:
         mapping = {cs: int(rec['arch']) for cs, rec in _mini_bench().items()}
     except DataNotFoundError as first:

@@ -305,9 +305,11 @@ def wait(port: int, timeout: float = 600., poll: float = 3., verbose: bool = Tru
             return trials
         if status in ('DONE', 'STOPPED', 'NO_MORE_TRIAL') and not any(
                 t['status'] in ('WAITING', 'RUNNING', 'UNKNOWN') for t in trials):
-            if reap and experiment_id:  # NNI may record a cancel before its kill lands: look once more
-                time.sleep(1.)
-                reap_ended_trials(experiment_id, trials)
+            if reap and experiment_id:  # NNI may record a cancel before its kill lands: look again
+                for _ in range(5):         # until a look finds nothing left (a busy machine is slow to show it)
+                    time.sleep(1.)
+                    if not reap_ended_trials(experiment_id, trials):
+                        break
             return trials
         if time.time() - start > timeout:
             raise TimeoutError(f'Experiment on port {port} still {status} after {timeout:.0f}s')

@@ -105,7 +105,7 @@ def test_the_manager_killed_then_resumed_loses_nothing(tmp_path, nb12):
     config = lookup_config(tmp_path, 10, prefix='sleep 1 && ')
     with experiment(config) as (exp_id, port):
         before = wait_until(lambda: finished_while_running(port, 3), 120, '3 trials and a running one')
-        manager = [p for p in nt.experiment_processes(exp_id) if '--experiment-id' in p.cmdline()]
+        manager = [p for p in nt.experiment_processes(exp_id) if '--experiment-id' in cmdline(p)]
         assert len(manager) == 1
         manager[0].kill()
         manager[0].wait(10)
@@ -126,12 +126,25 @@ def test_the_manager_killed_then_resumed_loses_nothing(tmp_path, nb12):
     assert rerun and int(rerun[-1]) >= 1   # the trial that was running is rerun (same id), not lost
 
 
+def cmdline(proc) -> list:
+    """A process's command line; [] for one that ended while it was looked at (a trial's)."""
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
+
+
+def is_tuner(proc) -> bool:
+    """NNI's tuner process: ``python -m nni --exp_params ...``."""
+    cmd = cmdline(proc)
+    return bool(cmd) and 'python' in cmd[0] and '--exp_params' in cmd
+
+
 def test_a_killed_tuner_is_resumed_by_the_supervision(tmp_path, nb12, capsys):
     config = lookup_config(tmp_path, 10, prefix='sleep 1 && ')
     with experiment(config) as (exp_id, port):
         before = wait_until(lambda: finished_while_running(port, 3), 120, '3 trials and a running one')
-        tuner = [p for p in nt.experiment_processes(exp_id)
-                 if p.name().startswith('python') and '--exp_params' in p.cmdline()]
+        tuner = [p for p in nt.experiment_processes(exp_id) if is_tuner(p)]
         assert len(tuner) == 1
         tuner[0].kill()
         trials = nt.supervise(exp_id, port, timeout=240, restarts=1, poll=1, verbose=False)
@@ -178,8 +191,10 @@ def test_a_hanging_trial_is_ended_by_max_trial_duration(tmp_path, nb12):
         deadline = time.time() + 15
         while hanging() and time.time() < deadline:
             time.sleep(0.5)
-        hung = hanging()
-    assert hung == []
+        hung = [(p.pid, p.ppid(), p.environ().get('NNI_TRIAL_JOB_ID'), p.environ().get('NNI_EXP_ID'))
+                for p in hanging()]
+    assert hung == [], f'left running (pid, ppid, trial, experiment {exp_id}): {hung}; trials: ' + \
+        str([(t['id'], t['status']) for t in trials])
     ended = [t for t in trials if t['status'] != 'SUCCEEDED']
     assert len(ended) == 1 and ended[0]['status'] in ('EARLY_STOPPED', 'USER_CANCELED')
     job = jobs[ended[0]['id']]
