@@ -65,3 +65,17 @@ def table_queries(monkeypatch):
 
     monkeypatch.setattr(NasBench201Table, 'query', query)
     return counts
+
+
+#: test modules whose tests run whole nnictl experiments or spawn process groups (DDP, SSH hosts):
+#: long and half idle (NNI's polling), so they start first and overlap with the short, busy tests
+LONG_MODULES = {'test_faults.py', 'test_remote.py', 'test_netguard.py', 'test_oneshot_ddp.py', 'test_ddp.py',
+                'test_oneshot_nni.py', 'test_kill_resume.py', 'test_nnictl_integration.py', 'test_nni_json.py'}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Long tests first (a stable reordering: the same order on every run), so that under
+    pytest-xdist no long test starts last and leaves the other workers idle."""
+    def long(item) -> bool:
+        return item.path.name in LONG_MODULES or 'nnictl' in item.name
+    items.sort(key=lambda item: not long(item))

@@ -138,3 +138,21 @@ def test_relative_links_point_to_files_that_exist():
             if not _docs_target_exists(rel, modules):
                 broken.append(f'{page.relative_to(REPO)}: {target}')
     assert not broken, 'broken links:\n' + '\n'.join(broken)
+
+
+def test_the_measurement_of_the_strategy_guide_runs(tmp_path, nb12):
+    """docs/write-your-own-strategy.md: its example class and its measurement script, with 2 seeds
+    and one process, print the table the page shows (the page's figures are for 20 seeds)."""
+    page = (REPO / 'docs' / 'write-your-own-strategy.md').read_text()
+    blocks = re.findall(r'```python\n(.*?)```', page, re.S)
+    cls = next(b for b in blocks if 'class LocalSearch' in b)
+    measure = next(b for b in blocks if 'run_tasks(' in b)
+    assert 'range(20)' in measure and 'jobs=2' in measure
+    script = tmp_path / 'measure.py'
+    script.write_text(cls + '\n' + measure.replace('range(20)', 'range(2)').replace('jobs=2', 'jobs=1'))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    assert lines[:2] == ['| method | accuracy (%) | s.e. |', '|---|---:|---:|']
+    assert [l.split(' | ')[0] for l in lines[2:4]] == ['| local search', '| regularized evolution']
+    assert "'a_better_by_more_than_se'" in lines[4]
