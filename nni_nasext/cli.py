@@ -102,7 +102,7 @@ def cmd_space(args) -> int:
 
 def cmd_register(args) -> int:
     from nni_nasext.nnictl_tools import register_tuners
-    register_tuners()
+    register_tuners(force=True)
     return 0
 
 

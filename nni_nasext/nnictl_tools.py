@@ -60,22 +60,42 @@ def assessor_meta() -> Dict[str, Any]:
                            for name, cls in ASSESSOR_CLASSES.items()]}
 
 
-def register_tuners(verbose: bool = True) -> List[str]:
+def register_tuners(verbose: bool = True, force: bool = False) -> List[str]:
     """Register every nasext tuner, then every nasext assessor (:func:`register_assessors`),
-    with ``nnictl algo register`` under its builtin name; returns the tuners' names."""
-    names = _register(tuner_meta(), 'tuners', verbose)
-    register_assessors(verbose)
+    with ``nnictl algo register`` under its builtin name; returns the tuners' names. Where NNI
+    already holds every one of them with the same class, nothing is run (``force``: register
+    anyway, as ``nasext register`` does)."""
+    names = _register(tuner_meta(), 'tuners', verbose, force)
+    register_assessors(verbose, force)
     return names
 
 
-def register_assessors(verbose: bool = True) -> List[str]:
+def register_assessors(verbose: bool = True, force: bool = False) -> List[str]:
     """Register every nasext assessor (NasextMedianStop, NasextCurveExtrapolation) with
-    ``nnictl algo register`` (algoType ``assessor``) under its builtin name."""
-    return _register(assessor_meta(), 'assessors', verbose)
+    ``nnictl algo register`` (algoType ``assessor``) under its builtin name (``force``: as
+    in :func:`register_tuners`)."""
+    return _register(assessor_meta(), 'assessors', verbose, force)
+
+
+def registered_already(meta: Dict[str, Any]) -> bool:
+    """Whether NNI's algorithm records hold every algorithm of ``meta`` as ``nnictl algo
+    register`` would write it (same class, type and validator; not one of NNI's builtins)."""
+    try:
+        from nni.tools.package_utils.config_manager import get_all_algo_meta
+        held = {a.name.lower(): a for a in get_all_algo_meta()}
+    except Exception:  # no such NNI, or an unreadable record: register again
+        return False
+    for algo in meta['algorithms']:
+        found = held.get(algo['builtinName'].lower())
+        if found is None or found.is_builtin or found.name != algo['builtinName'] or \
+                found.class_name != algo['className'] or found.algo_type != algo['algoType'] or \
+                found.validator_class_name != algo.get('classArgsValidator'):
+            return False
+    return True
 
 
 @contextlib.contextmanager
-def _register_lock():
+def registration_lock():
     """One ``nnictl algo register`` at a time on this machine: nnictl rewrites its
     ``registered_algorithms.yml`` in place, and a second register reading it half-written fails
     (``'NoneType' object has no attribute 'get'``), e.g. two ``nasext run`` started together."""
@@ -88,15 +108,19 @@ def _register_lock():
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _register(meta: Dict[str, Any], what: str, verbose: bool) -> List[str]:
+def _register(meta: Dict[str, Any], what: str, verbose: bool, force: bool = False) -> List[str]:
+    names = [a['builtinName'] for a in meta['algorithms']]
     with tempfile.NamedTemporaryFile('w', suffix='.yml', delete=False) as fh:
         yaml.safe_dump(meta, fh)
     try:
-        with _register_lock():
+        with registration_lock():
+            if not force and registered_already(meta):
+                if verbose:
+                    print(f'[nasext] {len(names)} {what} already registered with nnictl', flush=True)
+                return names
             out = run_nnictl('algo', 'register', '--meta', fh.name).stdout
     finally:
         os.unlink(fh.name)
-    names = [a['builtinName'] for a in meta['algorithms']]
     missing = [n for n in names if n.lower() not in out.lower()]
     if missing or 'error' in out.lower():
         raise RuntimeError(f'nnictl algo register did not register {missing or names}:\n{out}')

@@ -190,12 +190,30 @@ def test_successive_halving_over_optunas_tpe_under_nnictl(tmp_path):
     assert processes_mentioning(exp_id) == []
 
 
+def test_registering_again_runs_nnictl_only_where_a_record_differs(monkeypatch):
+    """``nasext run`` registers before each experiment: where NNI already holds every tuner and
+    assessor as it would write them, no nnictl process is started."""
+    from nni_nasext import nnictl_tools as nt
+    nt.register_tuners(verbose=False)
+    meta = nt.tuner_meta()
+    with nt.registration_lock():   # another test worker may be rewriting NNI's records
+        assert nt.registered_already(meta) and nt.registered_already(nt.assessor_meta())
+        assert not nt.registered_already({'algorithms': [dict(meta['algorithms'][0], className='elsewhere.Tuner')]})
+        assert not nt.registered_already({'algorithms': [dict(meta['algorithms'][0], algoType='assessor')]})
+        assert not nt.registered_already({'algorithms': [{'algoType': 'tuner', 'builtinName': 'TPE',  # NNI's own
+                                                          'className': 'nni.algorithms.hpo.tpe_tuner.TpeTuner'}]})
+    calls = []
+    monkeypatch.setattr(nt, 'run_nnictl', lambda *args, **kwargs: calls.append(args))
+    assert nt.register_tuners(verbose=False) == [a['builtinName'] for a in meta['algorithms']]
+    assert calls == []
+
+
 def test_registrations_at_the_same_time_all_succeed():
     """nnictl rewrites its algorithm records in place; registrations started together (two
     `nasext run`, or two test workers) are serialised so that none reads a half-written file."""
     import subprocess
     import sys
-    code = 'from nni_nasext import nnictl_tools as nt; nt.register_tuners(verbose=False)'
+    code = 'from nni_nasext import nnictl_tools as nt; nt.register_tuners(verbose=False, force=True)'
     procs = [subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True) for _ in range(4)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
