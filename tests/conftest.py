@@ -7,6 +7,11 @@ import torch
 
 warnings.filterwarnings('ignore', category=RuntimeWarning, module='nni')
 
+# a pytest worker runs autograd on several threads long before a benchmark test forks its
+# children, and PyTorch then refuses autograd in a forked child: the benchmarks' fresh processes
+# start from a fork server here (nni_nasext.benchmarking.oneshot_cost.fork_map)
+os.environ.setdefault('NASEXT_FORK_CONTEXT', 'forkserver')
+
 #: the tests folder (helpers such as budget_toy.py live here) and the repository
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

@@ -61,11 +61,13 @@ import argparse
 import datetime
 import json
 import logging
+import os
 import statistics
 import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Optional
 
 warnings.filterwarnings('ignore', category=RuntimeWarning)
 
@@ -387,14 +389,19 @@ def _child(fn, item, conn):
         conn.close()
 
 
-def fork_map(fn, items, jobs: int = 1, name=repr):
-    """``fn(item)`` for every item, each in a fresh forked process, at most ``jobs`` at once;
-    yields the results as they come. ``fn`` is not pickled (the child inherits it), so it may
-    live in a script loaded by path; the results are. A failed item raises ``RuntimeError``
-    with the child's traceback."""
+def fork_map(fn, items, jobs: int = 1, name=repr, context: Optional[str] = None):
+    """``fn(item)`` for every item, each in a fresh process, at most ``jobs`` at once; yields
+    the results as they come. A failed item raises ``RuntimeError`` with the child's traceback.
+
+    ``context`` is the ``multiprocessing`` start method: by default ``fork`` (the measured
+    figures were taken so: a child starts from the parent's memory), or what the environment
+    variable ``NASEXT_FORK_CONTEXT`` names. A process that has already run autograd on several
+    threads cannot fork (PyTorch refuses in the child), so a long-lived process that runs many
+    things before a benchmark, such as a pytest worker, sets ``NASEXT_FORK_CONTEXT=forkserver``
+    (``fn`` and the items are then pickled: ``fn`` must be a module-level function)."""
     import multiprocessing
     from multiprocessing.connection import wait
-    ctx = multiprocessing.get_context('fork')
+    ctx = multiprocessing.get_context(context or os.environ.get('NASEXT_FORK_CONTEXT', 'fork'))
     pending, running = list(items), {}
     try:
         while pending or running:
