@@ -25,6 +25,24 @@ def shared_data() -> Path:
     return Path(root.split(os.pathsep)[0])
 
 
+def computed_once(tmp_path_factory, name: str, compute):
+    """``compute()``, computed by the first pytest-xdist worker that asks and read back by the others
+    (pickled under the session's shared base temp dir, behind a file lock): a module-scoped fixture
+    is otherwise computed once per worker that runs one of the module's tests."""
+    import pickle
+    from filelock import FileLock
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        base = base.parent                       # shared by the workers of this session
+    path = base / f'computed-once-{name}.pkl'
+    with FileLock(str(path) + '.lock'):
+        if path.exists():
+            return pickle.loads(path.read_bytes())
+        value = compute()
+        path.write_bytes(pickle.dumps(value))
+        return value
+
+
 @pytest.fixture
 def nb12():
     """Skip unless the NB201 12-epoch table is reachable."""

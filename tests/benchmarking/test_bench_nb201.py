@@ -30,9 +30,10 @@ def bench():
 
 
 @pytest.fixture(scope='module')
-def small_run(bench):
+def small_run(bench, tmp_path_factory):
     _data_or_skip()
-    return bench.run_benchmark([0, 1], budget=1500.)
+    from conftest import computed_once
+    return computed_once(tmp_path_factory, 'nb201-small-run', lambda: bench.run_benchmark([0, 1], budget=1500.))
 
 
 def test_runs_have_the_protocol_shape(bench, small_run):
