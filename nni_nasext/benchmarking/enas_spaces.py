@@ -47,32 +47,13 @@ from pathlib import Path
 warnings.filterwarnings('ignore')
 
 import torch  # noqa: E402
-from torch.utils.data import DataLoader, Subset  # noqa: E402
 
 from nni_nasext.benchmarking import EXPERIMENTS, command_line, machine_info, mean_se, write_results  # noqa: E402
-from nni_nasext.evaluators.classification import ImageClassification  # noqa: E402
 from nni_nasext.search_spaces.cells import ENASMicroSpace  # noqa: E402
 from nni_nasext.search_spaces.enas_macro import EnasMacroSpace  # noqa: E402
 from nni_nasext.space_spec import SpaceSpec  # noqa: E402
 from nni_nasext.strategies.oneshot import search  # noqa: E402
-
-
-class SmallValClassification(ImageClassification):
-    """ImageClassification with the validation set cut to ``val_limit`` images (``limit`` only cuts
-    the training set; Fashion-MNIST keeps 12,000 validation images)."""
-
-    def __init__(self, *args, val_limit=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.val_limit = val_limit
-
-    def dataloaders(self):
-        fresh = self._loaders is None
-        train, val = super().dataloaders()
-        if fresh and self.val_limit and len(val.dataset) > self.val_limit:
-            idx = torch.randperm(len(val.dataset), generator=torch.Generator().manual_seed(self.seed))[:self.val_limit]
-            val = DataLoader(Subset(val.dataset, sorted(idx.tolist())), batch_size=val.batch_size, shuffle=False)
-            self._loaders = (train, val)
-        return self._loaders
+from nni_nasext.benchmarking.small_val import SmallValClassification  # noqa: E402
 
 
 def make_space(name: str, args):

@@ -63,10 +63,8 @@ warnings.filterwarnings('ignore')
 
 import torch  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
-from torch.utils.data import DataLoader, Subset  # noqa: E402
 
 from nni_nasext.benchmarking import EXPERIMENTS, command_line, machine_info, write_results  # noqa: E402
-from nni_nasext.evaluators.classification import ImageClassification  # noqa: E402
 from nni_nasext.hardware.latency_predictor import LatencyPredictor  # noqa: E402
 from nni_nasext.search_spaces.mobile import ProxylessSpace  # noqa: E402
 from nni_nasext.space_spec import SpaceSpec  # noqa: E402
@@ -74,24 +72,7 @@ from nni_nasext.strategies.oneshot import build_supernet, method_class, search  
 from nni_nasext.strategies.oneshot.base import derive_from_strengths  # noqa: E402
 from nni_nasext.strategies.oneshot.data import first_batch, recipe_for  # noqa: E402
 from nni_nasext.strategies.oneshot.latency import expected_latency, measure_latency_table, measured_latency  # noqa: E402
-
-
-class SmallValClassification(ImageClassification):
-    """ImageClassification with the validation set cut to ``val_limit`` images (``limit`` only cuts
-    the training set; Fashion-MNIST's 12,000 validation images would dominate a tiny search)."""
-
-    def __init__(self, *args, val_limit=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.val_limit = val_limit
-
-    def dataloaders(self):
-        fresh = self._loaders is None
-        train, val = super().dataloaders()
-        if fresh and self.val_limit and len(val.dataset) > self.val_limit:
-            idx = torch.randperm(len(val.dataset), generator=torch.Generator().manual_seed(self.seed))[:self.val_limit]
-            val = DataLoader(Subset(val.dataset, sorted(idx.tolist())), batch_size=val.batch_size, shuffle=False)
-            self._loaders = (train, val)
-        return self._loaders
+from nni_nasext.benchmarking.small_val import SmallValClassification  # noqa: E402
 
 
 def make_space(args):

@@ -65,3 +65,13 @@ def test_describe_machine_reads_machine_info_and_old_strings():
     assert line.startswith(f'{info["processor"]}, {info["cpu_count"]} cores') and line.endswith(f'torch {info["torch"]}')
     assert describe_machine('x86_64, 2 cores') == 'x86_64, 2 cores'
     assert describe_machine({'processor': 'arm', 'cores': 4}) == 'arm, 4 cores'
+
+
+def test_small_val_classification_cuts_the_validation_set_with_its_seed():
+    from nni_nasext.benchmarking.small_val import SmallValClassification
+    full = SmallValClassification('digits', max_epochs=1, seed=0)
+    a = SmallValClassification('digits', max_epochs=1, val_limit=50, seed=0)
+    b = SmallValClassification('digits', max_epochs=1, val_limit=50, seed=0)
+    (train_a, val_a), (_, val_b), (train_f, val_f) = a.dataloaders(), b.dataloaders(), full.dataloaders()
+    assert len(val_a.dataset) == 50 < len(val_f.dataset) and len(train_a.dataset) == len(train_f.dataset)
+    assert val_a.dataset.indices == val_b.dataset.indices and a.dataloaders()[1] is val_a   # seeded, kept
