@@ -14,6 +14,7 @@ import yaml
 from nni_nasext import nnictl_tools as nt
 from nni_nasext.search_spaces import QuickstartSpace
 from nni_nasext.space_spec import SpaceSpec
+from conftest import TESTS
 
 # (no skip: without an `nnictl` script on PATH, nnictl_tools runs `python -m nni.tools.nnictl.nnictl`)
 
@@ -29,13 +30,19 @@ def processes_mentioning(text):
     return found
 
 
-def write_config(tmp_path, trials, evaluator_args, concurrency=2, tuner=None):
+#: the light trial program of the tests whose claim is about a budgeted tuner (no training)
+BUDGET_TRIAL = f'python3 {TESTS / "budget_trial.py"}'
+
+
+def write_config(tmp_path, trials, evaluator_args, concurrency=2, tuner=None, command=None):
+    """An experiment of quickstart cells trained by our trial program with the classification
+    evaluator (``evaluator_args``), or run by ``command``."""
     (tmp_path / 'space.json').write_text(json.dumps(SpaceSpec.from_space(QuickstartSpace()).to_json()))
     config = {
         'experimentName': 'nasext-integration-test',
         'searchSpaceFile': 'space.json',
-        'trialCommand': 'python3 -m nni_nasext.trial_code --space quickstart --evaluator classification '
-                        f"--evaluator-args '{json.dumps(evaluator_args)}'",
+        'trialCommand': command or ('python3 -m nni_nasext.trial_code --space quickstart --evaluator classification '
+                                    f"--evaluator-args '{json.dumps(evaluator_args)}'"),
         'trialCodeDirectory': '.',
         'trialConcurrency': concurrency,
         'maxTrialNumber': trials,
@@ -146,11 +153,12 @@ def test_hyperband_budget_reaches_the_trials(tmp_path):
 
 
 def test_progressive_dynamic_hurdles_under_nnictl(tmp_path):
-    """PDH (So et al. 2019) as the tuner NasextPDH with the Lightning evaluator: every child
-    trains 1 epoch; once 2 children have finished the hurdle is their mean accuracy, and only the
-    children at or above it are trained again, for 2 epochs (one trial at a time, so the order is
-    fixed)."""
-    config = write_config(tmp_path, 6, {'dataset': 'digits', 'max_epochs': 5, 'limit_train_batches': 4},
+    """PDH (So et al. 2019) as the tuner NasextPDH: every child runs 1 epoch; once 2 children have
+    finished the hurdle is their mean value, and only the children at or above it run again, for 2
+    epochs (one trial at a time, so the order is fixed). The trials are tests/budget_trial.py (the
+    claim is the tuner's; the Lightning trial's epochs follow the budget in
+    test_hyperband_budget_reaches_the_trials)."""
+    config = write_config(tmp_path, 6, {}, command=BUDGET_TRIAL,
                           concurrency=1, tuner={'name': 'NasextPDH', 'classArgs': {
                               'budgets': [1, 2], 'population_size': 2, 'sample_size': 1, 'hurdle_every': 2,
                               'seed': 0}})
@@ -172,8 +180,9 @@ def test_progressive_dynamic_hurdles_under_nnictl(tmp_path):
 def test_successive_halving_over_optunas_tpe_under_nnictl(tmp_path):
     """Issue 15 under nnictl: the tuner NasextSuccessiveHalving takes a searcher (our `tpe`,
     Optuna's TPESampler) from the config's classArgs (the dispatcher imports Optuna and still
-    connects in time); one bracket: 2 cells for 1 epoch, the better for 2."""
-    config = write_config(tmp_path, 3, {'dataset': 'digits', 'max_epochs': 5, 'limit_train_batches': 4},
+    connects in time); one bracket: 2 cells for 1 epoch, the better for 2 (trials of
+    tests/budget_trial.py, whose values never tie)."""
+    config = write_config(tmp_path, 3, {}, command=BUDGET_TRIAL,
                           concurrency=1, tuner={'name': 'NasextSuccessiveHalving', 'classArgs': {
                               'budgets': [1, 2], 'eta': 2, 'searcher': 'tpe',
                               'searcher_args': {'num_startup': 2}, 'seed': 0}})
