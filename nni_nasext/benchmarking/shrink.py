@@ -145,11 +145,12 @@ def run_seed(args, seed: int, say) -> Dict[str, Any]:
     macs = macs_of(shape)
     lat0, macs0 = pred.predict(net), macs(net)
     smallest = uniform_shrink(net, 1e-9, divisor=4, min_channels=4)     # every block at 4 channels
-    for attempt in range(3):
+    for attempt in range(4):
         # per-operation timings taken while the machine is busy can put the smallest network above a
-        # budget close to 1 (quick: 0.99); time the operations again rather than fail the search
+        # budget close to 1 (quick: 0.99); time the operations again (up to 3 times) rather than fail
+        # the search (NetAdapt then says the budget is unreachable)
         floor = pred.predict(smallest) / lat0
-        if floor < min(args.latency_budgets):
+        if floor < min(args.latency_budgets) or attempt == 3:
             break
         say(f'seed {seed}: the smallest pruning is predicted at {floor:.1%} of the original, above a latency '
             f'budget: the operation table is noisy; timing the operations again ({attempt + 1}/3)')
