@@ -262,11 +262,15 @@ def test_nnictl_experiment_early_stops_a_trial(tmp_path):
     assert all(t['status'] in ('SUCCEEDED', 'EARLY_STOPPED', 'USER_CANCELED') for t in trials)
     for t in stopped:
         history = [float(v) for v in t['intermediates']]
-        assert t['final'] is None and 2 <= len(history) < epochs
-        # the rule held when it was stopped: best so far below the median of the running averages
+        assert len(history) >= 2
+        if t['final'] is None:
+            assert len(history) < epochs
+        else:   # the manager's kill landed after the trial's last epoch (seen once with four busy test
+            assert len(history) == epochs   # workers on two cores): the decision is checked below
+        # the rule held before the last epoch: best so far below the median of the running averages
         # of the trials that had completed before it started (one trial at a time)
         earlier = [u for u in trials if u['status'] == 'SUCCEEDED' and start[u['id']] < start[t['id']]]
         assert earlier and any(max(history[:s]) < statistics.median(
             [float(np.mean([float(v) for v in u['intermediates'][:s]])) for u in earlier])
-            for s in range(2, len(history) + 1))
+            for s in range(2, min(len(history), epochs - 1) + 1))
     assert processes_mentioning(exp_id) == []
