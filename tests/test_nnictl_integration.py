@@ -111,7 +111,11 @@ def test_failing_trials_are_failed_and_experiment_ends(tmp_path):
 
 
 def test_nnictl_resume_continues_the_search(tmp_path):
-    config = write_config(tmp_path, 4, {'dataset': 'digits', 'max_epochs': 1, 'limit_train_batches': 4},
+    """``nnictl resume`` of a stopped experiment: the tuner rebuilds its state from NNI's records and
+    the search goes on to its trial number. The claim is the tuner's and NNI's, so the trials are the
+    light tests/budget_trial.py (a Lightning trial killed and resumed mid-training:
+    tests/oneshot/test_oneshot_nni.py)."""
+    config = write_config(tmp_path, 4, {}, command=BUDGET_TRIAL,
                           concurrency=1, tuner={'name': 'NasextMetaQNN', 'classArgs': {'seed': 0}})
     nt.register_tuners(verbose=False)
     port = nt.free_port()
@@ -224,6 +228,6 @@ def test_registrations_at_the_same_time_all_succeed():
     import sys
     code = 'from nni_nasext import nnictl_tools as nt; nt.register_tuners(verbose=False, force=True)'
     procs = [subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True) for _ in range(4)]
+                              text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4, '\n'.join(outs)[-3000:]
+    assert [p.returncode for p in procs] == [0] * 2, '\n'.join(outs)[-3000:]

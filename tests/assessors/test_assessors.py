@@ -222,16 +222,16 @@ def test_replay_works_with_nni_builtins():
 # ----------------------------------------------------------------------------- a real nnictl experiment
 
 def test_nnictl_experiment_early_stops_a_trial(tmp_path):
-    """NasextRandom(seed=0) proposes 5 cells in a fixed order, each trained on digits for
-    10 epochs of 10 batches, one trial at a time; the 5th cell stays at chance level for its
-    first 2 epochs (0.1 where the earlier trials' running averages have a median above 0.2),
-    so NasextMedianStop(start_step=2) stops it at epoch 2 (killed by the manager at the
-    assessor's request)."""
+    """Five trials of tests/curve_trial.py, one at a time, each reporting 10 epochs: trials 0-3
+    rise from about 0.5, trial 4 stays at chance level (0.1, where the earlier trials' running
+    averages have a median above 0.5), so NasextMedianStop(start_step=2) stops it at epoch 2
+    (killed by the manager at the assessor's request) and no other."""
     from nni_nasext import nnictl_tools as nt
+    from conftest import TESTS
+    from curve_trial import BAD, EPOCHS as epochs
     from test_nnictl_integration import processes_mentioning, write_config
-    epochs = 10
-    config_path = write_config(tmp_path, 5, {'dataset': 'digits', 'max_epochs': epochs, 'limit_train_batches': 10},
-                               concurrency=1, tuner={'name': 'NasextRandom', 'classArgs': {'seed': 0}})
+    config_path = write_config(tmp_path, 5, {}, concurrency=1, command=f'python3 {TESTS / "curve_trial.py"}',
+                               tuner={'name': 'NasextRandom', 'classArgs': {'seed': 0}})
     config = yaml.safe_load(config_path.read_text())
     config['assessor'] = {'name': 'NasextMedianStop', 'classArgs': {'optimize_mode': 'maximize', 'start_step': 2}}
     config_path.write_text(yaml.safe_dump(config))
@@ -242,7 +242,9 @@ def test_nnictl_experiment_early_stops_a_trial(tmp_path):
         trials = nt.wait(port, timeout=300, poll=2, verbose=False)
         rest = nt.Rest(port)
         details = rest.get('/experiment')
-        start = {t['trialJobId']: t.get('startTime', 0) for t in rest.get('/trial-jobs')}
+        jobs = rest.get('/trial-jobs')
+        start = {t['trialJobId']: t.get('startTime', 0) for t in jobs}
+        seq = {t['trialJobId']: t.get('sequenceId') for t in jobs}
     finally:
         nt.stop(exp_id)
     deadline = time.time() + 30
@@ -257,7 +259,7 @@ def test_nnictl_experiment_early_stops_a_trial(tmp_path):
     log = (tmp_path / 'experiments' / exp_id / 'log' / 'nnimanager.log').read_text()
     killed = set(re.findall(r'cancelTrialJob: "(\w+)"', log))
     stopped = [t for t in trials if t['status'] in ('EARLY_STOPPED', 'USER_CANCELED')]
-    assert stopped, [(t['status'], t['intermediates']) for t in trials]
+    assert [seq[t['id']] for t in stopped] == [BAD], [(t['status'], t['intermediates']) for t in trials]
     assert {t['id'] for t in stopped} == killed
     assert all(t['status'] in ('SUCCEEDED', 'EARLY_STOPPED', 'USER_CANCELED') for t in trials)
     for t in stopped:

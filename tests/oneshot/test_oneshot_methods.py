@@ -90,7 +90,7 @@ OUR_SPACES = {
     # DARTS' cell space, reduced: 2 blocks, one normal cell and the two reduction cells
     'darts_cells': (lambda: CellSpace('darts', channels=4, num_cells=(1, 0, 0), in_channels=1, num_blocks=2), {}),
     'enas_macro': (lambda: EnasMacroSpace(num_layers=4, width=8, in_channels=1), {}),
-    'proxylessnas': (lambda: ProxylessSpace(num_classes=10, width_mult=0.25), {'image_size': 8, 'in_channels': 3, 'limit': 32}),
+    'proxylessnas': (lambda: ProxylessSpace(num_classes=10, width_mult=0.25), {'image_size': 8, 'in_channels': 3, 'limit': 16, 'batch_size': 4}),
 }
 
 
