@@ -98,6 +98,37 @@ def scoring_copy(model: nn.Module, device: torch.device, train: bool = True) -> 
     return net
 
 
+@contextlib.contextmanager
+def scoring_net(model: nn.Module, device: torch.device, train: bool = True, copy: bool = True):
+    """The network a proxy measures: :func:`scoring_copy`, or with ``copy=False`` the model itself,
+    set up the same way (every parameter trainable, no gradients, the given mode) and given back
+    on exit as it was (parameters, buffers, ``requires_grad``, gradients, modes). A caller that
+    measures many masks of one supernet (TE-NAS) saves a deep copy per measurement, which for a
+    supernet costs more than the measurement; the model must already be on ``device``."""
+    if copy:
+        yield scoring_copy(model, device, train)
+        return
+    # tensors are restored in place (a measurement changes values, not which tensors a module holds)
+    state = [(t, t.detach().clone()) for t in (*model.parameters(), *model.buffers())]
+    grads = [(p, p.requires_grad, p.grad) for p in model.parameters()]
+    modes = [(m, m.training) for m in model.modules()]
+    for p in model.parameters():
+        p.requires_grad_(True)
+        p.grad = None
+    model.train(train)
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for t, saved in state:
+                t.copy_(saved)
+        for p, requires, grad in grads:
+            p.requires_grad_(requires)
+            p.grad = grad
+        for m, training in modes:
+            m.training = training
+
+
 def _reset(net: nn.Module) -> None:
     """PyTorch's default initialisation of every module (under the current, seeded RNG)."""
     for m in net.modules():
@@ -383,13 +414,13 @@ def kaiming_init(net: nn.Module) -> None:
 
 
 def score_te_nas_ntk(model: nn.Module, inputs: torch.Tensor, targets=None, *, seed: int = 0,
-                     reinit: bool = True, per_output: bool = False) -> float:
+                     reinit: bool = True, per_output: bool = False, copy: bool = True) -> float:
     """TE-NAS NTK condition number ``λ_max / λ_min`` of :func:`empirical_ntk` (Chen et al.,
     ICLR 2021; *smaller is better*). The copy is re-initialised Kaiming-normal (fan-in) from
     ``seed`` unless ``reinit=False``, and runs in train mode as in the TE-NAS code. A singular
-    kernel gives ``inf`` with a warning."""
-    net = scoring_copy(model, inputs.device, train=True)
-    with seeded(seed, inputs.device):
+    kernel gives ``inf`` with a warning. ``copy=False``: measured in place and given back as it
+    was (:func:`scoring_net`)."""
+    with scoring_net(model, inputs.device, train=True, copy=copy) as net, seeded(seed, inputs.device):
         if reinit:
             kaiming_init(net)
         ntk = empirical_ntk(net, inputs, per_output=per_output)

@@ -54,12 +54,12 @@ __all__ = ['TENAS', 'linear_regions']
 
 @torch.no_grad()
 def linear_regions(model: nn.Module, example: torch.Tensor, *, samples: int = 500, channels: int = 1,
-                   seed: int = 0) -> float:
+                   seed: int = 0, copy: bool = True) -> float:
     """Distinct activation patterns of the ``nn.ReLU`` modules of ``model`` (first ``channels``
     channels of each) over ``samples`` Gaussian inputs shaped like one ``example``; eval mode,
-    Kaiming-normal weights from ``seed``; the model is not changed (a copy is measured)."""
-    from nni_nasext.evaluators.proxies import scoring_copy, kaiming_init, seeded
-    net = scoring_copy(model, example.device, train=False)
+    Kaiming-normal weights from ``seed``; the model is not changed (a copy is measured, or with
+    ``copy=False`` the model itself, given back as it was: :func:`~nni_nasext.evaluators.proxies.scoring_net`)."""
+    from nni_nasext.evaluators.proxies import scoring_net, kaiming_init, seeded
     codes: List[torch.Tensor] = []
 
     def hook(mod, args):
@@ -67,14 +67,17 @@ def linear_regions(model: nn.Module, example: torch.Tensor, *, samples: int = 50
         a = a[:, :channels] if a.dim() > 2 else a[..., :channels]
         codes.append(a.reshape(len(a), -1) > 0)
 
-    handles = [m.register_forward_pre_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)]
-    gen = torch.Generator().manual_seed(seed)
-    with seeded(seed, example.device):
-        kaiming_init(net)
-        x = torch.randn((samples,) + tuple(example.shape[1:]), generator=gen).to(example.device)
-        net(x)
-    for h in handles:
-        h.remove()
+    with scoring_net(model, example.device, train=False, copy=copy) as net:
+        handles = [m.register_forward_pre_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)]
+        gen = torch.Generator().manual_seed(seed)
+        try:
+            with seeded(seed, example.device):
+                kaiming_init(net)
+                x = torch.randn((samples,) + tuple(example.shape[1:]), generator=gen).to(example.device)
+                net(x)
+        finally:
+            for h in handles:
+                h.remove()
     if not codes:
         return 1.0
     return float(len(torch.unique(torch.cat(codes, dim=1), dim=0)))
@@ -132,11 +135,13 @@ class TENAS(OneShotModule):
             lr_model, channels = self.thin.model, 10 ** 9
         else:
             example, lr_model, channels = inputs[:1], model, self.lr_channels
+        # measured in place (given back as it was): a deep copy of the supernet per measurement
+        # cost twice the measurement itself (NB201, one cell)
         for r in range(self.repeats):
-            cond = score_te_nas_ntk(model, inputs, seed=self.seed + r)
+            cond = score_te_nas_ntk(model, inputs, seed=self.seed + r, copy=False)
             conds.append(cond if math.isfinite(cond) else math.inf)
             regions.append(linear_regions(lr_model, example, samples=self.lr_samples, channels=channels,
-                                          seed=self.seed + r))
+                                          seed=self.seed + r, copy=False))
         cond = math.inf if any(math.isinf(c) for c in conds) else float(np.mean(conds))
         return cond, float(np.mean(regions))
 

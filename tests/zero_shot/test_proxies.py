@@ -123,6 +123,30 @@ def test_deterministic_and_side_effect_free(name, digits_batch):
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_measuring_in_place_gives_the_copys_score_and_the_model_back(digits_batch):
+    """TE-NAS measures its supernet in place (``copy=False``): the same NTK condition number and
+    linear-region count as on a copy, and the model handed back as it was (values, modes,
+    ``requires_grad``, gradients)."""
+    from nni_nasext.strategies.zero_shot.te_nas import linear_regions
+    x, _ = digits_batch
+    torch.manual_seed(0)
+    model = QuickstartSpace().freeze(SAMPLE)
+    model.eval()
+    first = next(model.parameters())
+    first.requires_grad_(False)
+    last = list(model.parameters())[-1]
+    last.grad = torch.ones_like(last)
+    before = _snapshot(model)
+    copied = (score_te_nas_ntk(model, x[:4], seed=1), linear_regions(model, x[:1], samples=50, seed=1))
+    in_place = (score_te_nas_ntk(model, x[:4], seed=1, copy=False),
+                linear_regions(model, x[:1], samples=50, seed=1, copy=False))
+    assert in_place == copied
+    after = _snapshot(model)
+    assert all(torch.equal(before[0][k], after[0][k]) for k in before[0])
+    assert before[1] == after[1] and before[2] == after[2]
+    assert first.grad is None and torch.equal(last.grad, torch.ones_like(last))
+
+
 class _Scale(nn.Module):
     def __init__(self, c):
         super().__init__()
