@@ -16,6 +16,8 @@ e.g. :class:`RegularizedEvolutionTuner`, registered under a builtin name by ``na
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from typing import Any, Dict, Optional
 
 import nni
@@ -58,7 +60,17 @@ class SearcherTuner(Tuner):
         if not isinstance(repeat_finished, bool):
             raise ValueError(f'repeat_finished must be true or false, got {repeat_finished!r}')
         self.sign = 1. if optimize_mode == 'maximize' else -1.
-        self.searcher = registry.build('strategy', strategy, **strategy_args)
+        self._searcher = self._build_error = self._builder = None
+        if os.environ.get('SDK_PROCESS') == 'dispatcher' and strategy in registry.STRATEGIES:
+            # NNI 3.0's manager gives up on a dispatcher that has not connected 10 s after it was
+            # started, and the dispatcher creates its tuner before it connects: the strategy's
+            # module (torch, Optuna, ...) is imported while it connects, and the first command waits
+            # for it; a wrong argument fails that command (dispatcher.log has the traceback)
+            self._builder = threading.Thread(target=self._build, args=(strategy, strategy_args),
+                                             name='nasext-searcher', daemon=True)
+            self._builder.start()
+        else:
+            self._searcher = registry.build('strategy', strategy, **strategy_args)
         self.strategy_name = strategy
         self.repeat_finished = repeat_finished
         #: searcher-signed final value of every sample with a result (key: SpaceSpec.key)
@@ -74,6 +86,25 @@ class SearcherTuner(Tuner):
         self._pending: Dict[int, dict] = {}
         self._ended_without_result: Dict[int, Any] = {}
         self.codec: Optional[JsonSpace] = None
+
+    def _build(self, strategy: str, strategy_args: Dict[str, Any]) -> None:
+        try:
+            self._searcher = registry.build('strategy', strategy, **strategy_args)
+        except BaseException as err:  # raised where the searcher is first needed
+            self._build_error = err
+
+    @property
+    def searcher(self):
+        """The strategy's searcher (inside NNI's dispatcher: once its background build is done)."""
+        if self._searcher is None and self._builder is not None:
+            self._builder.join()
+            if self._build_error is not None:
+                raise self._build_error
+        return self._searcher
+
+    @searcher.setter
+    def searcher(self, value) -> None:
+        self._searcher = value
 
     def update_search_space(self, search_space: Dict[str, Any]) -> None:
         """Any NNI search-space JSON (:mod:`nni_nasext.nni_json`: nested choices, ``randint``,

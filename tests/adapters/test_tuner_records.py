@@ -147,3 +147,36 @@ def test_a_replay_joins_the_evolution_population_but_not_the_history():
     rea.tell(a, 1.0, replay=True)
     assert [o['sample'] for o in rea.population] == [b, a]   # the oldest left, the replayed child joined
     assert [o['sample'] for o in rea.history] == [a, b]
+
+
+def test_inside_nni_dispatcher_the_searcher_is_built_while_it_connects(monkeypatch):
+    """NNI 3.0's manager waits 10 s for the dispatcher to connect, and the dispatcher creates its
+    tuner first: there (SDK_PROCESS=dispatcher) the searcher is built in the background, the first
+    command waits for it, and the search is the one the same tuner makes elsewhere."""
+    space = {'a': {'_type': 'choice', '_value': list(range(6))}, 'b': {'_type': 'uniform', '_value': [0, 1]}}
+
+    def asked(tuner):
+        tuner.update_search_space(space)
+        out = []
+        for i in range(8):
+            out.append(tuner.generate_parameters(i))
+            tuner.receive_trial_result(i, out[-1], float(out[-1]['a']))
+        return out
+
+    eager = SearcherTuner('regularized_evolution', population_size=4, sample_size=2, seed=3)
+    assert eager._builder is None
+    monkeypatch.setenv('SDK_PROCESS', 'dispatcher')
+    background = SearcherTuner('regularized_evolution', population_size=4, sample_size=2, seed=3)
+    assert background._builder is not None
+    assert asked(background) == asked(eager)
+    # a wrong argument fails the first command, with the error the tuner gives elsewhere
+    wrong = SearcherTuner('reinforce', hidden_size=0)
+    with pytest.raises(ValueError) as err:
+        wrong.update_search_space(space)
+    monkeypatch.delenv('SDK_PROCESS')
+    with pytest.raises(ValueError) as same:
+        SearcherTuner('reinforce', hidden_size=0)
+    assert str(err.value) == str(same.value) and 'hidden_size' in str(err.value)
+    monkeypatch.setenv('SDK_PROCESS', 'dispatcher')
+    with pytest.raises(KeyError, match='regularised_evolution'):   # an unknown name fails at once
+        SearcherTuner('regularised_evolution')
