@@ -214,7 +214,7 @@ except urllib.error.HTTPError as err:
 
 def test_the_manager_is_loopback_only_and_exposed_only_with_the_token(tmp_path, other_host):
     from nni_nasext import nnictl_tools as nt
-    from test_nnictl_integration import processes_mentioning, write_config
+    from test_nnictl_integration import BUDGET_TRIAL, processes_mentioning, write_config
     host_ip, run_there = other_host
     # the probe can see this host: a listener on every interface is reachable from there
     control = socket.socket()
@@ -225,7 +225,8 @@ def test_the_manager_is_loopback_only_and_exposed_only_with_the_token(tmp_path, 
     finally:
         control.close()
     nt.register_tuners(verbose=False)
-    config = write_config(tmp_path, 1, {'dataset': 'digits', 'max_epochs': 1, 'limit_train_batches': 2}, concurrency=1)
+    # a light trial (tests/budget_trial.py) reports through NNI as a training one does
+    config = write_config(tmp_path, 1, {}, concurrency=1, command=BUDGET_TRIAL)
     port = nt.free_port()
     exp_id = nt.create(config, port)
     try:
