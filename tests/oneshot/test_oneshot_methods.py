@@ -52,7 +52,7 @@ def nni_regression():
 
 
 def ours(**kwargs):
-    return ImageClassification('digits', **{'max_epochs': 1, 'batch_size': 16, 'limit': 96, **kwargs})
+    return ImageClassification('digits', **{'max_epochs': 1, 'batch_size': 16, 'limit': 48, **kwargs})
 
 
 def _valid(space_factory, sample):
