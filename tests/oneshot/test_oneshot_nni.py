@@ -162,7 +162,8 @@ def test_oneshot_strategy_refuses_what_it_cannot_search():
 def _trial_cmd(out, method):
     return [sys.executable, '-m', 'nni_nasext.trial_code.oneshot', '--method', method, '--space', 'nasbench201',
             '--space-args', '{"num_cells": 1, "channels": 8, "in_channels": 1}', '--evaluator', 'classification',
-            '--evaluator-args', '{"dataset": "digits", "max_epochs": 3, "batch_size": 16}', '--output-dir', str(out)]
+            '--evaluator-args', '{"dataset": "digits", "max_epochs": 3, "batch_size": 16, "limit": 480}',
+            '--output-dir', str(out)]
 
 
 @pytest.mark.parametrize('method', ['gdas', 'spos'])
