@@ -19,6 +19,7 @@ from nni_nasext.search_spaces.nas_bench_graph import (
 from nni_nasext.space_spec import SpaceSpec
 
 from conftest import REPO
+from toy_cost import SMALL_MODELS
 
 nbg = pytest.importorskip('nas_bench_graph', reason='the nas-bench-graph package is not installed')
 
@@ -156,8 +157,8 @@ def _search(make, dataset, budget=25):
 @pytest.mark.parametrize('dataset', ['cora', 'proteins'])
 def test_our_strategies_search_the_table_through_nni_engine_deterministically(strategy, dataset):
     from nni_nasext.adapters import SearcherStrategy
-    args = {'neural_predictor': {'num_initial': 5, 'pool_size': 200}, 'pnas': {'beam_size': 4},
-            'tpe': {'num_startup': 5}}.get(strategy, {})
+    args = {'neural_predictor': {'num_initial': 5, 'pool_size': 200, **SMALL_MODELS['neural_predictor']},
+            'pnas': {'beam_size': 4, **SMALL_MODELS['pnas']}, 'tpe': {'num_startup': 5}}.get(strategy, {})
 
     def make():
         return SearcherStrategy(registry.build('strategy', strategy, seed=1, **args))
