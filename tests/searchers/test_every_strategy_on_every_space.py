@@ -17,7 +17,8 @@ SPACE_ARGS = {'nasbench101': {'stem_channels': 8, 'num_stacks': 1, 'cells_per_st
 STRATEGY_ARGS = {'hyperband': {'min_budget': 1, 'max_budget': 9}, 'successive_halving': {'min_budget': 1, 'max_budget': 9},
                  'bohb': {'min_budget': 1, 'max_budget': 9},
                  'neural_predictor': {'num_initial': 4, 'pool_size': 50, **SMALL_MODELS['neural_predictor']},
-                 'pnas': {'beam_size': 2, **SMALL_MODELS['pnas']}, 'tapas': SMALL_MODELS['tapas'], 'tpe': {'num_startup': 4}, 'zen_nas': {'population_size': 4},
+                 'pnas': {'beam_size': 2, **SMALL_MODELS['pnas']}, 'tapas': SMALL_MODELS['tapas'],
+                 'tpe': {'num_startup': 4}, 'zen_nas': {'population_size': 4},
                  'proxy_warm_start': {'proxy': 'params', 'num_scored': 5, 'top_k': 2, 'verbose': False}}
 #: transfer strategies whose metadata are the NB201 tables: they search the NB201 cell only
 NB201_ONLY = {'transfer_gp': {'target': 'cifar100', 'tune_on_sources': False},
