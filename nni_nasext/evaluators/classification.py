@@ -371,11 +371,11 @@ class ImageClassification(ArgumentsEvaluator):
 
     def _batchnorm_sync(self) -> dict:
         """The Trainer arguments that make a supernet's batch norm use the global batch under DDP:
-        :class:`~nni_nasext.evaluators.sync_batchnorm.GlobalBatchNormSync`, which keeps the modules
+        :class:`~nni_nasext.evaluators.layer_sync.GlobalBatchNormSync`, which keeps the modules
         the same objects (torch's ``SyncBatchNorm`` would replace them) and runs on any device."""
         if self.devices <= 1 or not self.sync_batchnorm:
             return {}
-        from nni_nasext.evaluators.sync_batchnorm import GlobalBatchNormSync
+        from nni_nasext.evaluators.layer_sync import GlobalBatchNormSync
         return {'plugins': [GlobalBatchNormSync()]}
 
     def evaluate(self, model: nn.Module) -> float:

@@ -12,9 +12,9 @@ torch's ``SyncBatchNorm`` does (Ioffe & Szegedy 2015 for the layer; the pooled s
 the parallel-variance combination of Chan, Golub & LeVeque 1979). Running statistics are updated
 as ``nn.BatchNorm`` does (momentum, unbiased variance of the global batch).
 
-:class:`GlobalBatchNormSync` is the Lightning ``LayerSync`` plugin that switches every plain
-``nn.BatchNorm1d/2d/3d`` of a model to it for a fit and back afterwards, by changing the class
-of the module in place (parameters, buffers and every reference to the module stay as they are:
+:class:`~nni_nasext.evaluators.layer_sync.GlobalBatchNormSync` (importable from here too) is the
+Lightning ``LayerSync`` plugin that switches every plain ``nn.BatchNorm1d/2d/3d`` of a model to it
+for a fit and back afterwards, by changing the class of the module in place (parameters, buffers and every reference to the module stay as they are:
 a one-shot supernet keeps its candidates). Subclasses of batch norm (NNI's mutable batch norm,
 a supernet's mixed batch norm) are left alone.
 """
@@ -25,8 +25,6 @@ from typing import Dict, Type
 import torch
 import torch.distributed as dist
 from torch import nn
-
-import pytorch_lightning as pl
 
 __all__ = ['GlobalBatchNorm', 'GlobalBatchNormSync', 'to_global', 'to_local']
 
@@ -108,14 +106,10 @@ def to_local(model: nn.Module) -> int:
     return _switch(model, _TO_LOCAL)
 
 
-class GlobalBatchNormSync(pl.plugins.LayerSync):
-    """Lightning plugin (``Trainer(plugins=[GlobalBatchNormSync()])``): batch norm over the global
-    batch while fitting with several processes, on CPU as on GPU."""
-
-    def apply(self, model: nn.Module) -> nn.Module:
-        to_global(model)
-        return model
-
-    def revert(self, model: nn.Module) -> nn.Module:
-        to_local(model)
-        return model
+def __getattr__(name: str):
+    # the Lightning plugin lives in .layer_sync: the layers themselves need torch only (a process
+    # of torch's own DDP does not pay for importing Lightning)
+    if name == 'GlobalBatchNormSync':
+        from nni_nasext.evaluators.layer_sync import GlobalBatchNormSync
+        return GlobalBatchNormSync
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -10,7 +10,7 @@ import yaml
 
 from nni_nasext import nnictl_tools as nt
 from nni_nasext.evaluators.classification import ImageClassification
-from conftest import REPO
+from conftest import REPO, computed_once
 
 ROOT = REPO
 SAMPLE = {'0_1': 'nor_conv_3x3', '0_2': 'nor_conv_1x1', '1_2': 'skip_connect', '0_3': 'avg_pool_3x3',
@@ -28,37 +28,46 @@ def test_ddp_arguments_are_checked_when_the_evaluator_is_built():
     assert ImageClassification('digits', devices=2).strategy == 'ddp'   # not Lightning's spawn-based pick
 
 
-def test_a_ddp_trial_trains_with_two_processes_and_reports_once(tmp_path):
+def _two_process_trial(out):
+    """Our trial program training with two processes, two whole epochs (23 steps each): its
+    output and result."""
+    out.mkdir(parents=True, exist_ok=True)
+    args = dict(ARGS, limit_train_batches=None)
     proc = subprocess.run([sys.executable, '-m', 'nni_nasext.trial_code', '--space', 'quickstart',
-                           '--evaluator', 'classification', '--evaluator-args', json.dumps(ARGS),
-                           '--sample', json.dumps(SAMPLE), '--output-dir', str(tmp_path)],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-3000:]
+                           '--evaluator', 'classification', '--evaluator-args', json.dumps(args),
+                           '--sample', json.dumps(SAMPLE), '--output-dir', str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=out)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    return output, json.loads((out / 'result.json').read_text())
+
+
+@pytest.fixture
+def two_process_trial(tmp_path_factory):
+    """Run once for the session (the first worker that asks runs it, the others read its output)."""
+    return computed_once(tmp_path_factory, 'ddp-two-process-trial',
+                         lambda: _two_process_trial(tmp_path_factory.mktemp('ddp-trial')))
+
+
+def test_a_ddp_trial_trains_with_two_processes_and_reports_once(two_process_trial):
+    out, result = two_process_trial
     assert 'GLOBAL_RANK: 1, MEMBER: 2/2' in out                     # a second process trained
     assert out.count('INFO nni: Intermediate result') == 2          # one per epoch, not one per process
     assert out.count('INFO nni: Final result') == 1
-    result = json.loads((tmp_path / 'result.json').read_text())
     assert result['sample'] == SAMPLE and 0 < result['value'] <= 1 and len(result['epoch_seconds']) == 2
 
 
-def _trial(tmp_path, args) -> dict:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([sys.executable, '-m', 'nni_nasext.trial_code', '--space', 'quickstart',
-                           '--evaluator', 'classification', '--evaluator-args', json.dumps(args),
-                           '--sample', json.dumps(SAMPLE), '--output-dir', str(tmp_path)],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    return json.loads((tmp_path / 'result.json').read_text())
-
-
-def test_two_processes_train_what_one_process_trains(tmp_path):
+def test_two_processes_train_what_one_process_trains(tmp_path, monkeypatch, two_process_trial):
     """Same global batches, gradients averaged over the processes, batch norm over the global
-    batch: the two-process run follows the one-process run up to float summation order, so their
-    validation accuracies (360 images) differ by at most a few images."""
-    args = dict(ARGS, limit_train_batches=None)   # 2 whole epochs of 23 steps
-    one = _trial(tmp_path / 'one', dict(args, devices=1))
-    two = _trial(tmp_path / 'two', args)
+    batch: the two-process run follows the one-process run (here, inside the test's process) up to
+    float summation order, so their validation accuracies (360 images) differ by at most a few images."""
+    from nni_nasext.trial_code.run import DDP_SAMPLE, main
+    monkeypatch.setenv(DDP_SAMPLE, '')   # the trial sets it for its further processes: unset again afterwards
+    args = dict(ARGS, limit_train_batches=None, devices=1)   # 2 whole epochs of 23 steps
+    assert main(['--space', 'quickstart', '--evaluator', 'classification', '--evaluator-args', json.dumps(args),
+                 '--sample', json.dumps(SAMPLE), '--output-dir', str(tmp_path)]) == 0
+    one = json.loads((tmp_path / 'result.json').read_text())
+    _, two = two_process_trial
     assert abs(one['value'] - two['value']) <= 3 / 360, (one['value'], two['value'])
     assert one['value'] > 0.6, one['value']   # it learned (chance: 0.1)
 

@@ -21,7 +21,8 @@ from nni_nasext import registry
 from nni_nasext.evaluators.classification import ImageClassification
 from nni_nasext.strategies.oneshot import search
 from nni_nasext.strategies.oneshot.data import EpochSampler, PairedBatches
-from conftest import REPO, TESTS
+import oneshot_ddp_script as ddp_script
+from conftest import REPO, TESTS, computed_once
 
 ROOT = REPO
 SCRIPT = TESTS / 'oneshot_ddp_script.py'
@@ -94,20 +95,52 @@ def test_spawned_ddp_is_refused():
 
 # ------------------------------------------------------------------------- two processes
 
-def _run(out: Path, devices: int, method: str, space: str, epochs: int, limit: int, evaluator_args=None, **method_args):
-    out.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(out), str(devices), method, space, str(epochs), str(limit),
-                           json.dumps(method_args), json.dumps(evaluator_args or {})],
-                          capture_output=True, text=True, timeout=300, cwd=out)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+#: the two-process searches of this module, run one after the other by one pair of processes
+#: (tests/oneshot_ddp_script.py): Lightning's DDP starts the second process at the first search
+TWO_PROCESS_RUNS = [
+    # no batch norm (CellNet) and full global batches: the only difference to one process is float sums
+    dict(name='cellnet', method='darts', space='cellnet', epochs=2, limit=6, method_args={'arch_lr': 0.05}),
+    # batch norm over the global batch (GlobalBatchNorm on CPU), and each process's half alone
+    dict(name='bnnet', method='darts', space='bnnet', epochs=2, limit=6, method_args={'arch_lr': 0.05}),
+    dict(name='bnnet_local', method='darts', space='bnnet', epochs=2, limit=6, method_args={'arch_lr': 0.05},
+         evaluator_args={'sync_batchnorm': False}),
+    *(dict(name=method, method=method, space='quickstart', epochs=1, limit=4, method_args=args)
+      for method, args in [('darts', {}), ('gdas', {}), ('enas', {}), ('spos', {'num_candidates': 4})]),
+]
+
+
+def _results(out: Path, devices: int):
     return [torch.load(out / f'parameters_rank{r}.pt') for r in range(devices)], \
         [json.loads((out / f'result_rank{r}.json').read_text()) for r in range(devices)]
 
 
-def test_darts_with_two_processes_follows_the_one_process_search(tmp_path):
-    # no batch norm (CellNet) and full global batches: the only difference is the order of float sums
-    (two0, two1), (r0, r1) = _run(tmp_path / 'two', 2, 'darts', 'cellnet', 2, 6, arch_lr=0.05)
-    (one,), (r,) = _run(tmp_path / 'one', 1, 'darts', 'cellnet', 2, 6, arch_lr=0.05)
+def _two_processes(out: Path):
+    out.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(out), '2', json.dumps(TWO_PROCESS_RUNS)],
+                          capture_output=True, text=True, timeout=600, cwd=out)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    return {r['name']: _results(out / r['name'], 2) for r in TWO_PROCESS_RUNS}
+
+
+@pytest.fixture
+def two(tmp_path_factory):
+    """{run name: ([parameters of rank 0, of rank 1], [result of rank 0, of rank 1])}: computed once
+    for the session (the first worker that asks runs the processes, the others read its results)."""
+    return computed_once(tmp_path_factory, 'oneshot-ddp-two-processes',
+                         lambda: _two_processes(tmp_path_factory.mktemp('ddp-two')))
+
+
+def _one_process(out: Path, name: str):
+    """The same search as TWO_PROCESS_RUNS' ``name`` with one process, inside this process."""
+    run = next(r for r in TWO_PROCESS_RUNS if r['name'] == name)
+    ddp_script.run(out, 1, run['method'], run['space'], run['epochs'], run['limit'], run.get('method_args'),
+                   run.get('evaluator_args'))
+    return _results(out, 1)
+
+
+def test_darts_with_two_processes_follows_the_one_process_search(tmp_path, two):
+    (two0, two1), (r0, r1) = two['cellnet']
+    (one,), (r,) = _one_process(tmp_path, 'cellnet')
     assert two0.shape[0] == one.shape[0] == 12                       # 2 epochs x 6 steps
     assert torch.equal(two0, two1)                                   # every step, every parameter, both processes
     moved = (one[-1] - one[0]).abs().max()
@@ -117,19 +150,19 @@ def test_darts_with_two_processes_follows_the_one_process_search(tmp_path):
     assert r0['val'] == pytest.approx(r['val'], abs=1e-6)
 
 
-def test_with_batch_norm_over_the_global_batch_too(tmp_path):
+def test_with_batch_norm_over_the_global_batch_too(tmp_path, two):
     # batch norm normalises with the statistics of the global batch on CPU (GlobalBatchNorm), so the two
     # runs agree again; normalising each process's half on its own (sync_batchnorm=False) does not
-    (one,), _ = _run(tmp_path / 'one', 1, 'darts', 'bnnet', 2, 6, arch_lr=0.05)
-    (two, _), _ = _run(tmp_path / 'two', 2, 'darts', 'bnnet', 2, 6, arch_lr=0.05)
-    (local, _), _ = _run(tmp_path / 'local', 2, 'darts', 'bnnet', 2, 6, {'sync_batchnorm': False}, arch_lr=0.05)
-    assert (two - one).abs().max() < 1e-5
+    (one,), _ = _one_process(tmp_path, 'bnnet')
+    (two_, _), _ = two['bnnet']
+    (local, _), _ = two['bnnet_local']
+    assert (two_ - one).abs().max() < 1e-5
     assert (local - one).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize('method,args', [('darts', {}), ('gdas', {}), ('enas', {}), ('spos', {'num_candidates': 4})])
-def test_methods_stay_equal_on_every_process_with_batch_norm(tmp_path, method, args):
-    (a, b), (r0, r1) = _run(tmp_path, 2, method, 'quickstart', 1, 4, **args)
+@pytest.mark.parametrize('method', ['darts', 'gdas', 'enas', 'spos'])
+def test_methods_stay_equal_on_every_process_with_batch_norm(method, two):
+    (a, b), (r0, r1) = two[method]
     assert a.shape[0] == 4 and torch.equal(a, b)
     assert (a[-1] - a[0]).abs().max() > 0                            # trained
     assert r0 == r1                                                  # the same architecture derived
