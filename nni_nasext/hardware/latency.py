@@ -103,15 +103,28 @@ def _count_macs(model, size: int) -> int:
     return int(count_flops(model, (1, 3, size, size)))
 
 
-@functools.lru_cache(maxsize=None)
-def _per_edge(dataset: str):
-    """(MACs of the skeleton with every edge ``none``, {op: MACs one edge of that op adds})."""
+def _count_per_edge(dataset: str):
+    """[MACs of the skeleton with every edge ``none``, {op: MACs one edge of that op adds}], counted
+    on networks built from the space (torch)."""
     from nni_nasext.search_spaces.nasbench201 import EDGE_LABELS, OPS, NasBench201Space
     size, classes = _INPUT[dataset]
     space = NasBench201Space(num_cells=5, channels=16, num_classes=classes)
     base = _count_macs(space.freeze({e: 'none' for e in EDGE_LABELS}), size)
     per = {op: (_count_macs(space.freeze({e: op for e in EDGE_LABELS}), size) - base) / len(EDGE_LABELS)
            for op in OPS}
+    return [base, per]
+
+
+@functools.lru_cache(maxsize=None)
+def _per_edge(dataset: str):
+    """(MACs of the skeleton with every edge ``none``, {op: MACs one edge of that op adds}): counted
+    once per machine and cached (:func:`~nni_nasext.benchmarks.cached_json`) while the code that
+    builds and counts the networks is unchanged, so that a lookup trial reporting FLOPs needs no torch."""
+    import importlib.util
+    from nni_nasext.benchmarks import cached_json
+    sources = [__file__] + [importlib.util.find_spec(f'nni_nasext.search_spaces.{m}').origin
+                            for m in ('nasbench201', 'nasbench_macro')]
+    base, per = cached_json(f'nb201_macs_{dataset}', sources, lambda: _count_per_edge(dataset))
     return base, per
 
 

@@ -32,15 +32,22 @@ def trial(tmp_path, sample, fast, evaluator_args='{"dataset": "cifar100", "epoch
 
 
 def test_the_fast_lookup_trial_matches_the_general_one_without_torch(tmp_path):
+    """With a device, the result also carries latency and FLOPs: the general trial (first) counts the
+    FLOPs of NB201's operations with torch and caches the counts; the fast trial reads them."""
     shared_data()
-    fast, fast_out = trial(tmp_path, CELL, True)
-    general, general_out = trial(tmp_path, CELL, False)
+    args = '{"dataset": "cifar100", "epochs": 200, "device": "fpga"}'
+    general, general_out = trial(tmp_path, CELL, False, args)
+    fast, fast_out = trial(tmp_path, CELL, True, args)
     assert fast.returncode == 0 and general.returncode == 0, fast.stderr + general.stderr
     assert 'TORCH False LIGHTNING False' in fast.stdout and 'TORCH True' in general.stdout
     a, b = (json.loads((o / 'result.json').read_text()) for o in (fast_out, general_out))
     a.pop('seconds'), b.pop('seconds')
     assert a == b and a['value'] == pytest.approx(benchmarks.NasBench201Table().query(CELL, 'cifar100', 200).accuracy)
     assert json.loads((fast_out / 'sample.json').read_text()) == CELL
+    final = next(json.loads(line.split('Final result: ', 1)[1].replace("'", '"')) for line in fast.stderr.splitlines()
+                 if 'Final result: ' in line)
+    assert final['flops'] > 0 and final['latency_ms'] > 0
+    assert (tmp_path / 'cache' / 'nb201_macs_cifar100.json').exists()
     # a multi-fidelity budget picks the schedule, as in the general path
     fast12, out12 = trial(tmp_path, {**CELL, 'nasext_budget': 12}, True)
     assert json.loads((out12 / 'result.json').read_text())['value'] == pytest.approx(
@@ -69,7 +76,7 @@ def test_the_table_cache_is_exact_and_follows_its_sources(tmp_path, monkeypatch)
     assert benchmarks.nb201_table('cifar10-valid', 12) == fresh          # floats survive JSON exactly
     blob = json.loads(cached_file.read_text())
     blob['stamp'][0][1] += 1                                          # the source file "changed"
-    blob['table'] = {k: [0, 0, 0, 0] for k in blob['table']}
+    blob['value']['table'] = {k: [0, 0, 0, 0] for k in blob['value']['table']}
     cached_file.write_text(json.dumps(blob))
     benchmarks.nb201_table.cache_clear()
     assert benchmarks.nb201_table('cifar10-valid', 12) == fresh          # recomputed, not the stale copy
