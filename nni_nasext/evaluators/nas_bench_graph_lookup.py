@@ -23,105 +23,20 @@ a search after N queries.
 """
 from __future__ import annotations
 
-import dataclasses
-import functools
-from typing import Any, Dict, Mapping, Sequence, Tuple, Union
+from typing import Any, Dict
 
 import nni
 from nni.mutable import Categorical
 from nni.nas.benchmark import BenchmarkEvaluator
 from nni.nas.benchmark.space import SlimBenchmarkSpace
 
+from nni_nasext.evaluators.nas_bench_graph_table import (  # noqa: F401 - re-exported
+    METRICS, GraphArch, GraphRecord, NasBenchGraphTable, bench_key, check_dataset, load_package, record_metrics)
 from nni_nasext.evaluators.nb201_lookup import SimulatedBudgetEngine
-from nni_nasext.search_spaces.nas_bench_graph import DATASETS, LABELS, NUM_NODES, ops_for, sample_to_arch
+from nni_nasext.nas_bench_graph_arch import LABELS, NUM_NODES, ops_for
 
 __all__ = ['GraphRecord', 'NasBenchGraphTable', 'NasBenchGraphLookup', 'simulate_graph_search', 'bench_key',
            'load_package', 'METRICS']
-
-METRICS = ('valid', 'test')
-_INSTALL = 'pip install nas-bench-graph (the NAS-Bench-Graph tables, Qin et al. 2022; PyPI package "nas-bench-graph")'
-
-GraphArch = Union[Mapping[str, Any], Tuple[Sequence[int], Sequence[str]]]
-
-
-@dataclasses.dataclass(frozen=True)
-class GraphRecord:
-    """One NAS-Bench-Graph row: ``valid`` / ``test`` in percent (ROC-AUC x 100 on proteins),
-    ``latency`` in seconds, ``params`` in millions, as the table stores them."""
-    key: int
-    valid: float
-    test: float
-    latency: float
-    params: float
-
-
-def load_package():
-    """The ``nas_bench_graph`` module, or an :class:`ImportError` that says how to install it."""
-    try:
-        import nas_bench_graph
-    except ImportError as err:
-        raise ImportError(f'NAS-Bench-Graph needs its package: {_INSTALL}') from err
-    return nas_bench_graph
-
-
-def _check_dataset(dataset: str) -> str:
-    if dataset not in DATASETS:
-        raise ValueError(f'Unknown NAS-Bench-Graph dataset {dataset!r}; expected one of {list(DATASETS)}')
-    return dataset
-
-
-@functools.lru_cache(maxsize=None)
-def _load_table(dataset: str) -> Dict[int, GraphRecord]:
-    raw = load_package().light_read(_check_dataset(dataset))
-    return {int(k): GraphRecord(int(k), 100 * float(v['valid_perf']), 100 * float(v['perf']), float(v['latency']),
-                                float(v['para']))
-            for k, v in raw.items()}
-
-
-def bench_key(arch: GraphArch, dataset: str = 'cora') -> int:
-    """A sample dict or ``(link, ops)`` -> the benchmark key (``Arch(link, ops).valid_hash()`` of the
-    package). Refuses a malformed architecture, operations the dataset has no data for, and the
-    all-``skip`` cell (not in the benchmark)."""
-    ops_allowed = ops_for(_check_dataset(dataset))
-    if isinstance(arch, Mapping):
-        link, ops = sample_to_arch(arch, ops_allowed)
-    else:
-        try:
-            link, ops = arch
-        except (TypeError, ValueError):
-            raise TypeError(f'A NAS-Bench-Graph architecture is a sample dict or (link, ops), got {arch!r}') from None
-        from nni_nasext.search_spaces.nas_bench_graph import arch_to_sample
-        link, ops = sample_to_arch(arch_to_sample(list(link), list(ops)), ops_allowed)
-    if all(o == 'skip' for o in ops):
-        raise ValueError('The all-skip cell is not in NAS-Bench-Graph (its network has no graph layer)')
-    return int(load_package().Arch(list(link), list(ops)).valid_hash())
-
-
-class NasBenchGraphTable:
-    """Query one dataset of NAS-Bench-Graph: ``query(arch) -> GraphRecord``."""
-
-    def __init__(self, dataset: str = 'cora'):
-        self.dataset = _check_dataset(dataset)
-
-    def query(self, arch: GraphArch) -> GraphRecord:
-        key = bench_key(arch, self.dataset)
-        table = _load_table(self.dataset)
-        if key not in table:
-            raise KeyError(f'NAS-Bench-Graph {self.dataset} has no record for key {key} ({arch!r})')
-        return table[key]
-
-    def best(self, by: str = 'valid') -> GraphRecord:
-        """The record with the highest ``by`` (``'valid'``: the paper's selection; ``'test'``: the
-        best test figure in the table). Ties go to the smaller key."""
-        if by not in METRICS:
-            raise ValueError(f'by must be one of {METRICS}, got {by!r}')
-        return max(sorted(_load_table(self.dataset).values(), key=lambda r: r.key), key=lambda r: getattr(r, by))
-
-    def records(self):
-        return _load_table(self.dataset).values()
-
-    def __len__(self) -> int:
-        return len(_load_table(self.dataset))
 
 
 class NasBenchGraphLookup(BenchmarkEvaluator):
@@ -141,7 +56,7 @@ class NasBenchGraphLookup(BenchmarkEvaluator):
 
     def __init__(self, dataset: str = 'cora', metric: str = 'valid'):
         super().__init__()
-        _check_dataset(dataset)
+        check_dataset(dataset)
         if metric not in METRICS:
             raise ValueError(f'metric must be one of {METRICS}, got {metric!r}')
         load_package()  # a clear error now, not at the first query
@@ -175,10 +90,8 @@ class NasBenchGraphLookup(BenchmarkEvaluator):
         return record
 
     def evaluate(self, sample: Dict[str, Any]) -> float:
-        record = self.query(sample)
-        value = getattr(record, self.metric)
-        nni.report_final_result({'default': value, 'valid': record.valid, 'test': record.test,
-                                 'latency_ms': 1e3 * record.latency, 'params': record.params})
+        value, final = record_metrics(self.query(sample), self.metric)
+        nni.report_final_result(final)
         return value
 
     def _execute(self, model) -> Any:
