@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 import pytorch_lightning as pl
 
@@ -72,21 +73,44 @@ def random_sample(supernet: Supernet, rng: np.random.RandomState) -> Dict[str, A
 @contextlib.contextmanager
 def bn_batch_statistics(model: nn.Module):
     """Evaluation mode, except batch norm, which normalises with the batch's statistics
-    without updating its running ones (how NB201's search networks are scored)."""
-    was = model.training
-    saved = {n: b.detach().clone() for n, b in model.named_buffers()}
-    model.eval()
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.train()
+    without updating its running ones (how NB201's search networks are scored). Afterwards every
+    module has its own mode back and every buffer its value.
+
+    Entered once per scored architecture, so it is kept cheap on supernets of a thousand modules:
+    torch's own batch norm (``_BatchNorm.forward``, NNI's mutable batch norm included) is put in
+    training mode with ``track_running_stats`` off, which normalises with the batch's statistics
+    and leaves every buffer untouched; only the buffers of other modules (a batch-norm subclass
+    with its own forward, anything else) are copied and put back. Where a module has its own
+    ``train()``, modes change through ``model.eval()`` / ``train()`` as before."""
+    modules = list(model.modules())
+    modes = [m.training for m in modules]
+    plain = [m for m in modules if isinstance(m, _BatchNorm) and type(m).forward is _BatchNorm.forward]
+    plain_ids = {id(m) for m in plain}
+    tracking = [m.track_running_stats for m in plain]
+    others = [b for m in modules if id(m) not in plain_ids for b in m.buffers(recurse=False)]
+    saved = [b.detach().clone() for b in others]
+    own_train = any(type(m).train is not nn.Module.train for m in modules)
+    if own_train:
+        model.eval()
+    for m in modules:
+        if isinstance(m, _BatchNorm):
+            m.training = True
+        elif not own_train:
+            m.training = False
+    for m in plain:
+        m.track_running_stats = False
     try:
         yield
     finally:
         with torch.no_grad():
-            for n, b in model.named_buffers():
-                if n in saved:
-                    b.copy_(saved[n])
-        model.train(was)
+            for b, value in zip(others, saved):
+                b.copy_(value)
+        for m, flag in zip(plain, tracking):
+            m.track_running_stats = flag
+        if own_train:
+            model.train(modes[0])
+        for m, mode in zip(modules, modes):
+            m.training = mode
 
 
 @contextlib.contextmanager

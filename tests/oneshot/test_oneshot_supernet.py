@@ -243,3 +243,60 @@ def test_cell_supernet_concatenates_every_node_and_freezes_to_the_chosen_cell():
     x = example_input('pair')
     sn.set_mixes(uniform(sn))
     assert sn.model(x).shape == (4, 10)
+
+
+def _reference_bn_batch_statistics(model, x):
+    """What scoring under batch statistics computes, spelled out: a copy of the model in
+    evaluation mode with its batch norms (torch's, NNI's, any subclass) in training mode."""
+    import copy
+    ref = copy.deepcopy(model).eval()
+    for m in ref.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train()
+    with torch.no_grad():
+        return ref(x)
+
+
+class _Counter(nn.Module):
+    """A module with a buffer it changes in every forward, and its own ``train()``."""
+    def __init__(self):
+        super().__init__()
+        self.register_buffer('calls', torch.zeros(()))
+        self.trained = []
+
+    def train(self, mode=True):
+        self.trained.append(mode)
+        return super().train(mode)
+
+    def forward(self, x):
+        self.calls += 1
+        return x
+
+
+@pytest.mark.parametrize('own_train', [False, True])
+def test_batch_statistics_scoring_changes_no_buffer_and_no_mode(own_train):
+    from nni.nas.nn.pytorch import MutableBatchNorm2d
+    from nni_nasext.evaluators.sync_batchnorm import GlobalBatchNorm2d
+    from nni_nasext.strategies.oneshot.base import bn_batch_statistics
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), MutableBatchNorm2d(4), GlobalBatchNorm2d(4),
+                          nn.BatchNorm2d(4, momentum=None), nn.Dropout(0.5), *([_Counter()] if own_train else []))
+    model.train()
+    model[3].eval()                      # a mixed state comes back as it was
+    x = torch.randn(6, 3, 7, 7) * 3 + 1
+    for _ in range(2):                   # running statistics away from their initial values
+        model(x)
+    before = {n: b.clone() for n, b in model.named_buffers()}
+    modes = [m.training for m in model.modules()]
+    expected = _reference_bn_batch_statistics(model, x + 1)
+    with bn_batch_statistics(model):
+        with torch.no_grad():
+            got = model(x + 1)
+        assert [m.training for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] == [True] * 4
+        assert not model.training and not model[6].training   # dropout off
+    assert torch.allclose(got, expected, atol=1e-6)
+    for n, b in model.named_buffers():
+        assert torch.equal(b, before[n]), n
+    assert [m.training for m in model.modules()] == modes
+    if own_train:
+        assert model[7].trained[-2:] == [False, True]      # its own train() was called, then restored
