@@ -1,5 +1,7 @@
 """Shrinking a network to a budget (strategies/oneshot/shrink.py): the hidden-channel pruning of inverted-residual
 blocks, the uniform baseline, NetAdapt and AMC. Costs are MACs (deterministic), never timings."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -260,3 +262,4 @@ def test_bench_quick_runs(tmp_path, monkeypatch):
     assert mod.main(['--quick', '--quiet']) == 0         # ~10 s on 2 cores
     text = (tmp_path / 'shrink_quick.md').read_text()
     assert 'NetAdapt' in text and 'AMC' in text and 'uniform' in text
+    assert not re.search(r'\bnan\b', text)   # every figure of the reading is there (with the quick budgets too)
