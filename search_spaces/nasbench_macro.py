@@ -39,25 +39,21 @@ moved to the end (:func:`canonical_key`) and copies its record to the other keys
 """
 from __future__ import annotations
 
-import itertools
-from typing import Dict, Iterator, List, Mapping, Sequence, Tuple
+from typing import List, Sequence
 
 import torch
 from torch import nn
 
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace
 
+from nni_nasext.nasbench_macro_arch import (  # noqa: F401 - re-exported
+    LABELS, NUM_LAYERS, OPS, STAGES, all_keys, canonical_key, key_to_sample, sample_to_key)
+
 __all__ = [
     'OPS', 'LABELS', 'STAGES', 'NUM_LAYERS', 'NasBenchMacroSpace', 'MacroIdentity', 'InvertedResidual',
     'key_to_sample', 'sample_to_key', 'canonical_key', 'all_keys', 'count_flops',
 ]
 
-#: Operation names, index = the digit of the benchmark key.
-OPS: List[str] = ['identity', 'mb_k3_e3', 'mb_k5_e6']
-#: Number of layers per stage; the first layer of each stage has stride 2 and doubles the width.
-STAGES: Tuple[int, ...] = (2, 3, 3)
-NUM_LAYERS: int = sum(STAGES)
-LABELS: List[str] = [f'layer{i}' for i in range(NUM_LAYERS)]
 #: (expansion ratio, kernel size) of the two MobileNetV2 blocks.
 _MB_CONFIG = {'mb_k3_e3': (3, 3), 'mb_k5_e6': (6, 5)}
 
@@ -139,53 +135,6 @@ class NasBenchMacroSpace(ModelSpace):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.head(self.layers(self.stem(x))))
-
-
-# ----------------------------------------------------------------------------- bijections
-
-def _check_key(key: str) -> str:
-    if not isinstance(key, str) or len(key) != NUM_LAYERS or any(c not in '012' for c in key):
-        raise ValueError(f'A NAS-Bench-Macro key is {NUM_LAYERS} digits in 0..2 (e.g. "02012100"), got {key!r}')
-    return key
-
-
-def key_to_sample(key: str) -> Dict[str, str]:
-    """``"02012100"`` -> ``{"layer0": "identity", "layer1": "mb_k5_e6", ...}``."""
-    _check_key(key)
-    return {label: OPS[int(c)] for label, c in zip(LABELS, key)}
-
-
-def sample_to_key(sample: Mapping[str, str]) -> str:
-    """Inverse of :func:`key_to_sample`. Refuses missing, extra or unknown entries."""
-    if not isinstance(sample, Mapping):
-        raise TypeError(f'A NAS-Bench-Macro sample is a dict label -> op, got {type(sample).__name__}')
-    missing = [label for label in LABELS if label not in sample]
-    extra = [k for k in sample if k not in LABELS]
-    if missing or extra:
-        raise ValueError(f'NAS-Bench-Macro sample needs labels {LABELS}: missing {missing}, unknown {extra}')
-    bad = {label: sample[label] for label in LABELS if sample[label] not in OPS}
-    if bad:
-        raise ValueError(f'NAS-Bench-Macro sample has unknown operations {bad}; expected one of {OPS}')
-    return ''.join(str(OPS.index(sample[label])) for label in LABELS)
-
-
-def canonical_key(key: str) -> str:
-    """The key of the network the benchmark actually trained for ``key``: in every stage, the
-    identities after the stage's first layer move to the stage's end (same function)."""
-    _check_key(key)
-    out, start = [], 0
-    for depth in STAGES:
-        stage = key[start:start + depth]
-        rest = [c for c in stage[1:] if c != '0']
-        out.append(stage[0] + ''.join(rest) + '0' * (depth - 1 - len(rest)))
-        start += depth
-    return ''.join(out)
-
-
-def all_keys() -> Iterator[str]:
-    """All 6,561 keys in lexicographic order ("00000000", "00000001", ...)."""
-    for codes in itertools.product('012', repeat=NUM_LAYERS):
-        yield ''.join(codes)
 
 
 def count_flops(model: nn.Module, input_size: Sequence[int] = (1, 3, 32, 32)) -> int:

@@ -18,97 +18,20 @@ The table carries no training time, so a query costs 1: ``total_cost`` counts qu
 """
 from __future__ import annotations
 
-import dataclasses
-import functools
-import json
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional
 
 import nni
 from nni.mutable import Categorical
 from nni.nas.benchmark import BenchmarkEvaluator
 from nni.nas.benchmark.space import SlimBenchmarkSpace
 
-from nni_nasext.data_paths import find_data
+from nni_nasext.evaluators.macro_table import (  # noqa: F401 - re-exported
+    MACRO_FILE, MacroArch, MacroRecord, NasBenchMacroTable, check_seed, clear_cache, record_metrics, to_key)
 from nni_nasext.evaluators.nb201_lookup import SimulatedBudgetEngine
-from nni_nasext.search_spaces.nasbench_macro import (
-    LABELS, NUM_LAYERS, OPS, canonical_key, key_to_sample, sample_to_key,
-)
+from nni_nasext.nasbench_macro_arch import LABELS, OPS
 
 __all__ = ['MACRO_FILE', 'MacroRecord', 'NasBenchMacroTable', 'NasBenchMacroLookup', 'simulate_macro_search',
            'to_key', 'clear_cache']
-
-MACRO_FILE = 'nas_bench_macro/nas-bench-macro_cifar10.json'
-_HINT = ('NAS-Bench-Macro is data/nas-bench-macro_cifar10.json of GitHub xiusu/NAS-Bench-Macro '
-         '(Apache-2.0); put it at <NASEXT_DATA>/' + MACRO_FILE + '.')
-
-MacroArch = Union[Mapping[str, str], str, Sequence[int]]
-
-
-@dataclasses.dataclass(frozen=True)
-class MacroRecord:
-    """One NAS-Bench-Macro row. Accuracies in percent (CIFAR-10 test set, best epoch of each of
-    3 seeds); ``params`` a plain count (not millions); ``flops`` multiply-accumulates for one
-    32x32 image (a plain count)."""
-    key: str
-    mean_acc: float
-    std: float
-    test_accs: Tuple[float, ...]
-    params: int
-    flops: int
-
-
-@functools.lru_cache(maxsize=None)
-def _load_table() -> Dict[str, MacroRecord]:
-    path = find_data(MACRO_FILE, 'NAS-Bench-Macro table (nas-bench-macro_cifar10.json)', _HINT)
-    with open(path) as fh:
-        raw = json.load(fh)
-    return {key: MacroRecord(key, float(v['mean_acc']), float(v['std']), tuple(float(a) for a in v['test_acc']),
-                             int(v['params']), int(v['flops']))
-            for key, v in raw.items()}
-
-
-def clear_cache() -> None:
-    """Forget the loaded table (for example after changing ``NASEXT_DATA``)."""
-    _load_table.cache_clear()
-
-
-def to_key(arch: MacroArch) -> str:
-    """Any NAS-Bench-Macro architecture form -> its 8-digit key: a sample dict
-    (``{"layer0": "identity", ...}``), a key (``"02012100"``) or 8 op indices."""
-    if isinstance(arch, Mapping):
-        return sample_to_key(arch)
-    if isinstance(arch, str):
-        key_to_sample(arch)  # validates
-        return arch
-    if isinstance(arch, Sequence):
-        if len(arch) != NUM_LAYERS or any(int(o) != o or not 0 <= int(o) < len(OPS) for o in arch):
-            raise ValueError(f'NAS-Bench-Macro needs {NUM_LAYERS} op indices in 0..{len(OPS) - 1}, got {arch}')
-        return ''.join(str(int(o)) for o in arch)
-    raise TypeError(f'Cannot read a NAS-Bench-Macro architecture from {type(arch).__name__}: {arch!r}')
-
-
-class NasBenchMacroTable:
-    """Query NAS-Bench-Macro: ``query(arch) -> MacroRecord``; ``best()`` is the top row."""
-
-    def query(self, arch: MacroArch) -> MacroRecord:
-        key = to_key(arch)
-        table = _load_table()
-        if key not in table:
-            raise KeyError(f'NAS-Bench-Macro table has no record for {key}')
-        return table[key]
-
-    def best(self) -> MacroRecord:
-        """The architecture with the highest mean test accuracy. Keys that differ only in where
-        a stage's non-first identities sit share one record; the canonical one (identities at
-        the stage's end, the network that was trained) is returned."""
-        table = _load_table()
-        return max((r for k, r in sorted(table.items()) if k == canonical_key(k)), key=lambda r: r.mean_acc)
-
-    def __len__(self) -> int:
-        return len(_load_table())
-
-    def keys(self):
-        return _load_table().keys()
 
 
 class NasBenchMacroLookup(BenchmarkEvaluator):
@@ -127,10 +50,7 @@ class NasBenchMacroLookup(BenchmarkEvaluator):
 
     def __init__(self, seed: Optional[int] = None):
         super().__init__()
-        if seed is not None and seed not in (0, 1, 2):
-            raise ValueError(f'NAS-Bench-Macro has 3 trainings per architecture: seed must be None, 0, 1 or 2, '
-                             f'got {seed!r}')
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.table = NasBenchMacroTable()
         self.total_cost = 0.
         self.num_queries = 0
@@ -157,12 +77,11 @@ class NasBenchMacroLookup(BenchmarkEvaluator):
         return record
 
     def accuracy(self, record: MacroRecord) -> float:
-        return record.mean_acc if self.seed is None else record.test_accs[self.seed]
+        return record_metrics(record, self.seed)[0]
 
     def evaluate(self, sample: Dict[str, Any]) -> float:
-        record = self.query(sample)
-        acc = self.accuracy(record)
-        nni.report_final_result({'default': acc, 'params': record.params / 1e6, 'flops': record.flops / 1e6})
+        acc, final = record_metrics(self.query(sample), self.seed)
+        nni.report_final_result(final)
         return acc
 
     def _execute(self, model) -> Any:

@@ -2,33 +2,23 @@
 Lightning; the derived-table cache is exact and follows its source files."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from nni_nasext import benchmarks
 
 from conftest import shared_data
+from trial_helpers import final_result, imported_no_torch, run_trial_program
 
 CELL = {'0_1': 'nor_conv_3x3', '0_2': 'nor_conv_3x3', '1_2': 'none', '0_3': 'nor_conv_1x1', '1_3': 'avg_pool_3x3',
         '2_3': 'nor_conv_3x3'}
 
 
 def trial(tmp_path, sample, fast, evaluator_args='{"dataset": "cifar100", "epochs": 200}', space='nasbench201',
-          extra=()):
-    out = tmp_path / ('fast' if fast else 'general')
+          name=None):
     env = dict(os.environ, NASEXT_CACHE=str(tmp_path / 'cache'))
-    env.pop('NASEXT_NO_FAST_LOOKUP', None)
-    if not fast:
-        env['NASEXT_NO_FAST_LOOKUP'] = '1'
-    code = ('import sys, runpy; sys.argv = ["x"] + sys.argv[1:]; from nni_nasext.trial_code.run import main; '
-            'rc = main(); print("TORCH", "torch" in sys.modules, "LIGHTNING", "pytorch_lightning" in sys.modules); '
-            'sys.exit(rc)')
-    proc = subprocess.run([sys.executable, '-c', code, '--space', space, '--evaluator', 'nb201', '--evaluator-args',
-                           evaluator_args, '--sample', json.dumps(sample), '--output-dir', str(out), *extra],
-                          env=env, capture_output=True, text=True, timeout=300)
-    return proc, out
+    out = tmp_path / (name or ('fast' if fast else 'general'))
+    return run_trial_program(out, space, 'nb201', sample, fast, evaluator_args, env=env)
 
 
 def test_the_fast_lookup_trial_matches_the_general_one_without_torch(tmp_path):
@@ -36,22 +26,19 @@ def test_the_fast_lookup_trial_matches_the_general_one_without_torch(tmp_path):
     FLOPs of NB201's operations with torch and caches the counts; the fast trial reads them."""
     shared_data()
     args = '{"dataset": "cifar100", "epochs": 200, "device": "fpga"}'
-    general, general_out = trial(tmp_path, CELL, False, args)
-    fast, fast_out = trial(tmp_path, CELL, True, args)
+    general, b = trial(tmp_path, CELL, False, args)
+    fast, a = trial(tmp_path, CELL, True, args)
     assert fast.returncode == 0 and general.returncode == 0, fast.stderr + general.stderr
-    assert 'TORCH False LIGHTNING False' in fast.stdout and 'TORCH True' in general.stdout
-    a, b = (json.loads((o / 'result.json').read_text()) for o in (fast_out, general_out))
+    assert imported_no_torch(fast) and 'TORCH True' in general.stdout
     a.pop('seconds'), b.pop('seconds')
     assert a == b and a['value'] == pytest.approx(benchmarks.NasBench201Table().query(CELL, 'cifar100', 200).accuracy)
-    assert json.loads((fast_out / 'sample.json').read_text()) == CELL
-    final = next(json.loads(line.split('Final result: ', 1)[1].replace("'", '"')) for line in fast.stderr.splitlines()
-                 if 'Final result: ' in line)
-    assert final['flops'] > 0 and final['latency_ms'] > 0
+    assert json.loads((tmp_path / 'fast' / 'sample.json').read_text()) == CELL
+    final = final_result(fast)
+    assert final == final_result(general) and final['flops'] > 0 and final['latency_ms'] > 0
     assert (tmp_path / 'cache' / 'nb201_macs_cifar100.json').exists()
     # a multi-fidelity budget picks the schedule, as in the general path
-    fast12, out12 = trial(tmp_path, {**CELL, 'nasext_budget': 12}, True)
-    assert json.loads((out12 / 'result.json').read_text())['value'] == pytest.approx(
-        benchmarks.NasBench201Table().query(CELL, 'cifar100', 12).accuracy)
+    _, result12 = trial(tmp_path, {**CELL, 'nasext_budget': 12}, True, name='fast12')
+    assert result12['value'] == pytest.approx(benchmarks.NasBench201Table().query(CELL, 'cifar100', 12).accuracy)
 
 
 @pytest.mark.parametrize('sample,evaluator_args,match', [

@@ -19,6 +19,7 @@ from nni_nasext.search_spaces.nas_bench_graph import (
 from nni_nasext.space_spec import SpaceSpec
 
 from conftest import REPO
+from trial_helpers import final_result, imported_no_torch, run_trial_program
 from toy_cost import SMALL_MODELS
 
 nbg = pytest.importorskip('nas_bench_graph', reason='the nas-bench-graph package is not installed')
@@ -147,38 +148,19 @@ def test_lookup_validates_the_datasets_space():
 
 
 def _trial(tmp_path, name, sample, fast, evaluator_args='{"dataset": "citeseer"}', space_args='{}'):
-    """Our trial program on a NAS-Bench-Graph lookup: (exit status, output, result.json or None)."""
-    import os
-    import subprocess
-    out = tmp_path / name
-    env = dict(os.environ)
-    env.pop('NASEXT_NO_FAST_LOOKUP', None)
-    if not fast:
-        env['NASEXT_NO_FAST_LOOKUP'] = '1'
-    code = ('import sys; sys.argv = ["x"] + sys.argv[1:]; from nni_nasext.trial_code.run import main; rc = main(); '
-            'print("TORCH", "torch" in sys.modules, "NNI_NAS", "nni.nas" in sys.modules); sys.exit(rc)')
-    proc = subprocess.run([sys.executable, '-c', code, '--space', 'nas_bench_graph', '--space-args', space_args,
-                           '--evaluator', 'nas_bench_graph', '--evaluator-args', evaluator_args,
-                           '--sample', json.dumps(sample), '--output-dir', str(out)],
-                          env=env, capture_output=True, text=True, timeout=300)
-    result = json.loads((out / 'result.json').read_text()) if (out / 'result.json').exists() else None
-    return proc.returncode, proc.stdout + proc.stderr, result
+    return run_trial_program(tmp_path / name, 'nas_bench_graph', 'nas_bench_graph', sample, fast, evaluator_args,
+                             space_args)
 
 
 def test_the_fast_lookup_trial_matches_the_general_one_without_torch(tmp_path):
     sample = arch_to_sample([0, 0, 1, 2], ['gat', 'sage', 'gcn', 'fc'])
-    fast, general = _trial(tmp_path, 'fast', sample, True), _trial(tmp_path, 'general', sample, False)
-    assert fast[0] == general[0] == 0, fast[1][-2000:] + general[1][-2000:]
-    assert 'TORCH False NNI_NAS False' in fast[1] and 'TORCH True' in general[1]
-    fast[2].pop('seconds'), general[2].pop('seconds')
-    assert fast[2] == general[2] and fast[2]['value'] == pytest.approx(NasBenchGraphTable('citeseer').query(sample).valid)
-
-    def final(output):   # NNI's log line of the final result (coloured on the general path)
-        import ast
-        import re
-        return ast.literal_eval(re.search(r'Final result: (\{[^}]*\})', output).group(1))
-    assert final(fast[1]) == final(general[1]) and set(final(fast[1])) == {'default', 'valid', 'test', 'latency_ms',
-                                                                          'params'}
+    (fast, a), (general, b) = _trial(tmp_path, 'fast', sample, True), _trial(tmp_path, 'general', sample, False)
+    assert fast.returncode == general.returncode == 0, fast.stderr[-2000:] + general.stderr[-2000:]
+    assert imported_no_torch(fast) and 'TORCH True' in general.stdout
+    a.pop('seconds'), b.pop('seconds')
+    assert a == b and a['value'] == pytest.approx(NasBenchGraphTable('citeseer').query(sample).valid)
+    assert final_result(fast) == final_result(general)
+    assert set(final_result(fast)) == {'default', 'valid', 'test', 'latency_ms', 'params'}
 
 
 @pytest.mark.parametrize('sample,evaluator_args,space_args,match', [
@@ -191,8 +173,8 @@ def test_the_fast_lookup_trial_matches_the_general_one_without_torch(tmp_path):
     ({**arch_to_sample([0, 0, 1, 2], ['gat'] * 4), 'nasext_budget': 3}, '{}', '{}', 'no fidelity'),
 ])
 def test_the_fast_lookup_trial_fails_clearly(tmp_path, sample, evaluator_args, space_args, match):
-    rc, output, result = _trial(tmp_path, 'bad', sample, True, evaluator_args, space_args)
-    assert rc == 1 and match in output and 'TRIAL FAILED' in output and result is None
+    proc, result = _trial(tmp_path, 'bad', sample, True, evaluator_args, space_args)
+    assert proc.returncode == 1 and match in proc.stderr and 'TRIAL FAILED' in proc.stderr and result is None
 
 
 def _search(make, dataset, budget=25):

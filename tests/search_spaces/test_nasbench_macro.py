@@ -192,3 +192,29 @@ def test_missing_table_names_where_it_looked(monkeypatch, tmp_path):
         assert str(tmp_path) in str(err.value) and 'NAS-Bench-Macro' in str(err.value)
     finally:
         macro_lookup.clear_cache()
+
+
+def test_the_fast_lookup_trial_matches_the_general_one_without_torch(macro_table, tmp_path):
+    from trial_helpers import final_result, imported_no_torch, run_trial_program
+    sample = key_to_sample('02012100')
+    fast, a = run_trial_program(tmp_path / 'fast', 'nasbench_macro', 'nasbench_macro', sample, True, '{"seed": 1}')
+    general, b = run_trial_program(tmp_path / 'general', 'nasbench_macro', 'nasbench_macro', sample, False,
+                                   '{"seed": 1}')
+    assert fast.returncode == general.returncode == 0, fast.stderr[-2000:] + general.stderr[-2000:]
+    assert imported_no_torch(fast) and 'TORCH True' in general.stdout
+    a.pop('seconds'), b.pop('seconds')
+    assert a == b and a['value'] == pytest.approx(macro_table['02012100']['test_acc'][1])
+    assert final_result(fast) == final_result(general) and set(final_result(fast)) == {'default', 'params', 'flops'}
+
+
+@pytest.mark.parametrize('sample,evaluator_args,match', [
+    ({**key_to_sample('02012100'), 'layer3': 'conv'}, '{}', 'unknown operations'),
+    ({k: v for k, v in key_to_sample('02012100').items() if k != 'layer7'}, '{}', 'missing'),
+    (key_to_sample('02012100'), '{"seed": 3}', 'seed must be'),
+    (key_to_sample('02012100'), '{"epochs": 3}', 'unexpected'),
+    ({**key_to_sample('02012100'), 'nasext_budget': 3}, '{}', 'no fidelity'),
+])
+def test_the_fast_lookup_trial_fails_clearly(macro_table, tmp_path, sample, evaluator_args, match):
+    from trial_helpers import run_trial_program
+    proc, result = run_trial_program(tmp_path, 'nasbench_macro', 'nasbench_macro', sample, True, evaluator_args)
+    assert proc.returncode == 1 and match in proc.stderr and 'TRIAL FAILED' in proc.stderr and result is None
