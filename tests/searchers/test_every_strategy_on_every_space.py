@@ -6,6 +6,7 @@ import pytest
 from nni_nasext import registry
 from nni_nasext.fidelity import split_budget
 from nni_nasext.space_spec import SpaceSpec
+from conftest import computed_once
 from toy_cost import SMALL_MODELS
 
 SPACE_ARGS = {'nasbench101': {'stem_channels': 8, 'num_stacks': 1, 'cells_per_stack': 1},
@@ -19,7 +20,7 @@ STRATEGY_ARGS = {'hyperband': {'min_budget': 1, 'max_budget': 9}, 'successive_ha
                  'neural_predictor': {'num_initial': 4, 'pool_size': 50, **SMALL_MODELS['neural_predictor']},
                  'pnas': {'beam_size': 2, **SMALL_MODELS['pnas']}, 'tapas': SMALL_MODELS['tapas'],
                  'tpe': {'num_startup': 4}, 'zen_nas': {'population_size': 4},
-                 'proxy_warm_start': {'proxy': 'params', 'num_scored': 5, 'top_k': 2, 'verbose': False}}
+                 'proxy_warm_start': {'proxy': 'params', 'num_scored': 3, 'top_k': 2, 'verbose': False}}
 #: transfer strategies whose metadata are the NB201 tables: they search the NB201 cell only
 NB201_ONLY = {'transfer_gp': {'target': 'cifar100', 'tune_on_sources': False},
               'xfernas': {'target': 'cifar100', 'num_cells': 200, 'epochs': 3},
@@ -35,9 +36,12 @@ GRAPH_ONLY = {'neural_predictor_gcn': {'num_initial': 4, 'pool_size': 50, 'epoch
 
 
 @pytest.fixture(scope='module')
-def specs():
-    return {name: SpaceSpec.from_space(registry.build('space', name, **SPACE_ARGS.get(name, {})))
-            for name in registry.SPACES}
+def specs(tmp_path_factory):
+    """The decisions of every registered space (building the spaces takes seconds: built by the first
+    pytest-xdist worker that asks, read back by the others)."""
+    return computed_once(tmp_path_factory, 'every-space-specs', lambda: {
+        name: SpaceSpec.from_space(registry.build('space', name, **SPACE_ARGS.get(name, {})))
+        for name in registry.SPACES})
 
 
 @pytest.mark.parametrize('strategy', sorted(registry.STRATEGIES))
