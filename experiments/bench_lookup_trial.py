@@ -1,4 +1,4 @@
-"""Wall time of one NAS-Bench-201 lookup trial, the general path against the fast one.
+"""Wall time of one lookup trial (NAS-Bench-201, -Graph, -Macro), the general path against the fast one.
 
 The benchmark lives in the package (:mod:`nni_nasext.benchmarking.lookup_trial`); this script runs it
 (its arguments: ``--help``; inputs and outputs under ``experiments/``, as before).
