@@ -155,70 +155,67 @@ def run_lookup_trial(args: argparse.Namespace) -> float:
     return float(value)
 
 
+def _evaluator_args(args: argparse.Namespace, evaluator: str, takes) -> Dict[str, Any]:
+    """The evaluator's JSON arguments, refused where the evaluator does not take one of them."""
+    evaluator_args = _json_arg(args.evaluator_args, '--evaluator-args')
+    unknown = set(evaluator_args) - set(takes)
+    if unknown:
+        raise TypeError(f'{evaluator} got unexpected arguments {sorted(unknown)} (it takes {", ".join(takes)})')
+    return evaluator_args
+
+
+def _single_fidelity_lookup(args: argparse.Namespace, validate: Callable, lookup: Callable) -> float:
+    """The rest of a lookup trial on a table of final figures, once the evaluator's arguments are
+    checked: the sample (no budget: the table has one fidelity), ``validate(sample)`` against the
+    space's decisions, then ``lookup(sample) -> (value, final result)``, reported and written as
+    the general path does."""
+    import nni
+    sample, budget = _lookup_sample(args)
+    if budget is not None:
+        raise ValueError(f'The searcher asked for budget {budget} but evaluator {args.evaluator!r} has no fidelity '
+                         '(its table has one: the final figures)')
+    validate(sample)
+    out = _open_output(args, sample, budget)
+    start = time.time()
+    value, final = lookup(sample)
+    nni.report_final_result(final)
+    _write_result(out, args, sample, value, budget, start)
+    return float(value)
+
+
 def run_graph_lookup_trial(args: argparse.Namespace) -> float:
     """:func:`run_trial` for NAS-Bench-Graph lookups (:func:`fast_lookup`): the sample is checked
     against the space's decisions for its dataset (:func:`~nni_nasext.nas_bench_graph_arch.sample_to_arch`),
     then looked up in the evaluator's dataset and reported as
     :class:`~nni_nasext.evaluators.nas_bench_graph_lookup.NasBenchGraphLookup` reports it."""
-    import nni
-
     from nni_nasext.evaluators.nas_bench_graph_table import (METRICS, NasBenchGraphTable, check_dataset,
                                                               load_package, record_metrics)
     from nni_nasext.nas_bench_graph_arch import ops_for, sample_to_arch
 
     space_ops = ops_for(_json_arg(args.space_args, '--space-args').get('dataset', 'cora'))
-    evaluator_args = _json_arg(args.evaluator_args, '--evaluator-args')
-    unknown = set(evaluator_args) - {'dataset', 'metric'}
-    if unknown:
-        raise TypeError(f'NasBenchGraphLookup got unexpected arguments {sorted(unknown)} (it takes dataset, metric)')
+    evaluator_args = _evaluator_args(args, 'NasBenchGraphLookup', ('dataset', 'metric'))
     dataset, metric = check_dataset(evaluator_args.get('dataset', 'cora')), evaluator_args.get('metric', 'valid')
     if metric not in METRICS:
         raise ValueError(f'metric must be one of {METRICS}, got {metric!r}')
     load_package()
-    sample, budget = _lookup_sample(args)
-    if budget is not None:
-        raise ValueError(f'The searcher asked for budget {budget} but evaluator {args.evaluator!r} has no fidelity '
-                         '(NAS-Bench-Graph has one: the final figures)')
-    sample_to_arch(sample, space_ops)   # the space's decisions: labels, earlier inputs, its dataset's operations
-    out = _open_output(args, sample, budget)
-    start = time.time()
-    value, final = record_metrics(NasBenchGraphTable(dataset).query(sample), metric)
-    nni.report_final_result(final)
-    _write_result(out, args, sample, value, budget, start)
-    return float(value)
+    return _single_fidelity_lookup(args, lambda sample: sample_to_arch(sample, space_ops),
+                                   lambda sample: record_metrics(NasBenchGraphTable(dataset).query(sample), metric))
 
 
 def run_macro_lookup_trial(args: argparse.Namespace) -> float:
     """:func:`run_trial` for NAS-Bench-Macro lookups (:func:`fast_lookup`): the sample is checked
     against the space's decisions (:func:`~nni_nasext.nasbench_macro_arch.sample_to_key`), then looked
     up and reported as :class:`~nni_nasext.evaluators.macro_lookup.NasBenchMacroLookup` reports it."""
-    import nni
-
     from nni_nasext.evaluators.macro_table import NasBenchMacroTable, check_seed, record_metrics
     from nni_nasext.nasbench_macro_arch import sample_to_key
 
-    evaluator_args = _json_arg(args.evaluator_args, '--evaluator-args')
-    unknown = set(evaluator_args) - {'seed'}
-    if unknown:
-        raise TypeError(f'NasBenchMacroLookup got unexpected arguments {sorted(unknown)} (it takes seed)')
-    seed = check_seed(evaluator_args.get('seed'))
-    sample, budget = _lookup_sample(args)
-    if budget is not None:
-        raise ValueError(f'The searcher asked for budget {budget} but evaluator {args.evaluator!r} has no fidelity '
-                         '(NAS-Bench-Macro has one: the final accuracies)')
-    sample_to_key(sample)   # the space's decisions: every layer, known operations
-    out = _open_output(args, sample, budget)
-    start = time.time()
-    value, final = record_metrics(NasBenchMacroTable().query(sample), seed)
-    nni.report_final_result(final)
-    _write_result(out, args, sample, value, budget, start)
-    return float(value)
+    seed = check_seed(_evaluator_args(args, 'NasBenchMacroLookup', ('seed',)).get('seed'))
+    return _single_fidelity_lookup(args, sample_to_key,
+                                   lambda sample: record_metrics(NasBenchMacroTable().query(sample), seed))
 
 
 #: the sample of a DDP trial, handed by its first process to the processes Lightning starts
 DDP_SAMPLE = 'NASEXT_DDP_SAMPLE'
-
-
 
 
 def run_trial(args: argparse.Namespace) -> float:
