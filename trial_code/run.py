@@ -120,11 +120,6 @@ def fast_lookup(args: argparse.Namespace) -> Optional[Callable[[argparse.Namespa
     return None
 
 
-def is_fast_lookup(args: argparse.Namespace) -> bool:
-    """Whether :func:`fast_lookup` answers this trial."""
-    return fast_lookup(args) is not None
-
-
 def _lookup_sample(args: argparse.Namespace):
     """(sample without budget, budget) of a lookup trial."""
     from nni_nasext.fidelity import split_budget
